@@ -1,0 +1,1 @@
+"""The edge thumbnail proxy: signed URLs, a pyvips pipeline, cache tiers, warm-up."""

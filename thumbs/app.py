@@ -1,0 +1,45 @@
+"""The one-port embedded app: library API under /api, the proxy, and the built picker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount
+
+from library_api.app import create_api
+from library_api.warm_client import HttpWarmClient
+from proxy.app import create_proxy
+from thumbs.component import Component
+from thumbs.frontend import frontend_component
+from thumbs.settings import Settings
+
+FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
+
+
+def create_app(settings: Settings, *, warm_consumer: bool | None = None) -> Starlette:
+    """Compose the proxy, the API and the frontend; each owns its routes and lifespan."""
+    proxy = create_proxy(settings, warm_consumer=settings.warm_consumer if warm_consumer is None else warm_consumer)
+    warm_client = HttpWarmClient(settings.warm_url, settings.warm_token) if settings.warm_url else proxy.warmer
+    api = create_api(settings, warm_client)
+    frontend = frontend_component(FRONTEND_DIST)
+    return compose([proxy.component, Component(routes=[Mount("/api", routes=list(api.component.routes))],
+                                                lifespan=api.component.lifespan,
+                                                exception_handlers=api.component.exception_handlers),
+                    frontend])
+
+
+def compose(components: Sequence[Component]) -> Starlette:
+    routes: list[BaseRoute] = [route for component in components for route in component.routes]
+    handlers = {key: handler for component in components for key, handler in component.exception_handlers.items()}
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for component in components:
+                await stack.enter_async_context(component.lifespan())
+            yield
+
+    return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)

@@ -1,0 +1,98 @@
+"""One configuration object, read once from ``THUMBS_*`` environment variables.
+
+Every component receives a :class:`Settings` instance; nothing else reads the
+environment. The README's configuration table mirrors the fields below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="THUMBS_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # Where things live
+    data_dir: Path = Field(Path("var"), description="Disk store, SQLite file, demo origin, logs.")
+    database_url: str = Field(
+        "", description="Default: SQLite under the data dir. `postgresql://…` uses asyncpg."
+    )
+    redis_url: str | None = Field(
+        None, description="Unset: in-process cache and warm queue (single process only)."
+    )
+    redis_prefix: str = Field("thumbs:", description="Prefix for every Redis key this service writes.")
+
+    # Serving
+    host: str = Field("127.0.0.1", description="Address `thumbs serve` binds.")
+    port: int = Field(8080, ge=1, le=65535, description="Port of `thumbs serve` / the stack's edge.")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
+    public_base_url: str = Field(
+        "", description="Base of thumbnail URLs (the edge or CDN). Default http://HOST:PORT."
+    )
+
+    # Signing
+    secret: str = Field("", description="HMAC key for thumbnail URLs. Required outside the demo.")
+    previous_secrets: CommaList = Field(
+        default_factory=list, description="Retired keys still accepted (comma-separated)."
+    )
+
+    # Origins and limits
+    allowed_sources: CommaList = Field(
+        default_factory=list, description="Origin hosts: `host`, `host:port` or `*.suffix` (comma-separated)."
+    )
+    allow_private_sources: bool = Field(
+        False, description="Allow origins on private/loopback addresses (the local demo needs it)."
+    )
+    max_source_bytes: int = Field(25_000_000, ge=1, description="Byte cap on an origin body, enforced while streaming.")
+    max_source_pixels: int = Field(50_000_000, ge=1, description="Pixel cap, checked from the header before decoding.")
+    fetch_connect_timeout: float = Field(3.0, gt=0, description="Seconds to connect to an origin.")
+    fetch_timeout: float = Field(10.0, gt=0, description="Seconds for a whole origin fetch.")
+    max_redirects: int = Field(3, ge=0, le=10, description="Redirects followed, each re-checked.")
+
+    # Tokens
+    admin_token: str = Field("", description="Bearer token for admin endpoints (backfill).")
+    warm_token: str = Field("", description="Bearer token for POST /warm.")
+
+    # Tiers and processing
+    memory_cache_bytes: int = Field(64 * 1024 * 1024, ge=0, description="In-process LRU size for thumbnails.")
+    redis_ttl: int = Field(7 * 24 * 3600, ge=1, description="Seconds a thumbnail stays in Redis.")
+    negative_ttl: int = Field(60, ge=0, description="Seconds a failed source is remembered.")
+    processing_threads: int = Field(0, ge=0, description="libvips worker threads (0: one per core).")
+    processing_queue: int = Field(64, ge=1, description="Waiting jobs before 503 + Retry-After.")
+    warm_consumer: bool = Field(True, description="`thumbs serve` also consumes the warm queue.")
+    warm_url: str = Field(
+        "", description="Where the API sends warm requests (another host's /warm). Empty: in-process."
+    )
+
+    # Demo
+    demo_images: int = Field(1200, ge=1, description="Images the demo origin generates.")
+    demo_origin_port: int = Field(8090, ge=1, le=65535, description="Port of the demo's stand-in origin.")
+    demo_origin_latency_ms: int = Field(0, ge=0, description="Artificial latency of the demo origin.")
+
+    @field_validator("previous_secrets", "allowed_sources", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'library.db').resolve()}"
+        if not self.public_base_url:
+            self.public_base_url = f"http://{self.host}:{self.port}"
+        self.public_base_url = self.public_base_url.rstrip("/")
+        return self
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "thumbs"
