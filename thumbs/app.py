@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
-from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Mount
-
 from library_api.app import create_api
 from library_api.warm_client import HttpWarmClient
 from proxy.app import create_proxy
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount
+
 from thumbs.component import Component
 from thumbs.frontend import frontend_component
 from thumbs.settings import Settings

@@ -96,3 +96,18 @@ class Settings(BaseSettings):
     @property
     def store_dir(self) -> Path:
         return self.data_dir / "thumbs"
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as THUMBS_* variables, for child processes."""
+        environment: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, list):
+                text = ",".join(value)
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            else:
+                text = str(value)
+            environment[f"THUMBS_{name.upper()}"] = text
+        return environment

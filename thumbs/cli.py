@@ -1,0 +1,155 @@
+"""The `thumbs` command: serve, url, migrate, backfill, worker, demo, stack."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated, Any, NoReturn
+
+import click
+import typer
+from pydantic import ValidationError
+
+from thumbs.settings import Settings
+
+app = typer.Typer(
+    help="Thumbnail proxy and image library API for the Playground picker.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class SettingsError(click.ClickException):
+    exit_code = 2
+
+
+def fail(message: str) -> NoReturn:
+    raise SettingsError(message)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read THUMBS_* once; a bad value is one clear line naming the variable, exit 2."""
+    try:
+        settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = "THUMBS_" + str(error["loc"][0]).upper() if error["loc"] else "THUMBS_*"
+        fail(f"bad setting {name}: {error['msg']}")
+    return settings
+
+
+def require_secret(settings: Settings) -> None:
+    if not settings.secret:
+        fail("THUMBS_SECRET is not set: thumbnail URLs cannot be signed (the demo makes one for you)")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind [THUMBS_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind [THUMBS_PORT].")] = None,
+    workers: Annotated[int | None, typer.Option(help="uvicorn worker processes [THUMBS_WORKERS].")] = None,
+    warm_consumer: Annotated[
+        bool | None, typer.Option(help="Also consume the warm queue [THUMBS_WARM_CONSUMER].")
+    ] = None,
+) -> None:
+    """Serve the picker, the library API and the thumbnail proxy on one port."""
+    from thumbs.server import run_server
+
+    settings = load_settings(host=host, port=port, workers=workers, warm_consumer=warm_consumer)
+    require_secret(settings)
+    run_server(settings)
+
+
+@app.command()
+def url(source: Annotated[str, typer.Argument(help="Origin URL of the full image.")]) -> None:
+    """Print the signed thumbnail URL for SOURCE (the same one the API returns)."""
+    from proxy.urls import thumbnail_url
+
+    settings = load_settings()
+    require_secret(settings)
+    if not source.startswith(("http://", "https://")):
+        fail(f"SOURCE must be an http(s) URL, got {source!r}")
+    typer.echo(thumbnail_url(source, settings.secret, settings.public_base_url))
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the library schema (safe to run twice)."""
+    from library_api.migrate import run_migrations
+
+    settings = load_settings()
+    run_migrations(settings)
+    typer.echo(f"schema is up to date ({settings.database_url.split('@')[-1]})")
+
+
+@app.command()
+def backfill(
+    batch_size: Annotated[int, typer.Option(min=1, max=500, help="Images per warm batch.")] = 50,
+) -> None:
+    """Generate thumbnails for every image that has none yet (resumable), with a progress bar."""
+    from thumbs.jobs import backfill_with_progress
+
+    settings = load_settings()
+    require_secret(settings)
+    asyncio.run(backfill_with_progress(settings, batch_size))
+
+
+@app.command()
+def worker() -> None:
+    """Consume the warm queue (needs THUMBS_REDIS_URL; without Redis the queue lives in `serve`)."""
+    from proxy.worker import run_worker
+
+    settings = load_settings()
+    require_secret(settings)
+    try:
+        asyncio.run(run_worker(settings))
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def demo(
+    images: Annotated[int | None, typer.Option(help="Demo images [THUMBS_DEMO_IMAGES].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to serve on [THUMBS_PORT].")] = None,
+    profile: Annotated[
+        str, typer.Option(help="realistic: 1-5 MB AI-sized images; small: quick, for tests.")
+    ] = "realistic",
+) -> None:
+    """Generate a stand-in origin, seed the library through the API and serve everything."""
+    from thumbs.demo import run_demo
+
+    if profile not in {"realistic", "small"}:
+        fail(f"--profile must be 'realistic' or 'small', got {profile!r}")
+    settings = load_settings(demo_images=images, port=port)
+    run_demo(settings, profile)
+
+
+@app.command()
+def stack(
+    workers: Annotated[int | None, typer.Option(help="uvicorn workers behind nginx.")] = None,
+) -> None:
+    """Run the production shape on this machine: nginx edge, app workers, warm worker."""
+    from thumbs.stack import run_stack
+
+    settings = load_settings(workers=workers)
+    require_secret(settings)
+    run_stack(settings)
+
+
+def main() -> None:
+    command = typer.main.get_command(app)
+    try:
+        command.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        # One line, naming what is wrong; no usage dump, no traceback.
+        click.echo(f"thumbs: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code if isinstance(exc, SettingsError) else 2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
