@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.support.demo_server import LiveServer, run_demo_server
 from tests.support.origin import Origin
 from tests.support.pg import create_database, drop_database
 from tests.support.servers import serve_in_thread
@@ -99,3 +100,10 @@ def make_settings(tmp_path: Path, origin: Origin) -> Callable[..., Settings]:
         return Settings(_env_file=None, **values)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The real product (`thumbs demo --profile small`) with 1,100 images, for end-to-end tests."""
+    with run_demo_server(tmp_path_factory.mktemp("live"), images=1100) as server:
+        yield server

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
 from thumbs.component import Component
+from thumbs.errors import DEFAULT_HANDLERS
 from thumbs.frontend import frontend_component
 from thumbs.settings import Settings
 
@@ -33,7 +34,9 @@ def create_app(settings: Settings, *, warm_consumer: bool | None = None) -> Star
 
 def compose(components: Sequence[Component]) -> Starlette:
     routes: list[BaseRoute] = [route for component in components for route in component.routes]
-    handlers = {key: handler for component in components for key, handler in component.exception_handlers.items()}
+    handlers = dict(DEFAULT_HANDLERS)
+    for component in components:
+        handlers.update(component.exception_handlers)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     demo_origin_port: int = Field(8090, ge=1, le=65535, description="Port of the demo's stand-in origin.")
     demo_origin_latency_ms: int = Field(0, ge=0, description="Artificial latency of the demo origin.")
 
+    # The production shape on one machine (`thumbs stack`)
+    stack_app_port: int = Field(0, ge=0, le=65535, description="Port of the app workers behind nginx (0: PORT+1).")
+    edge_cache_size: str = Field("2g", pattern=r"^[0-9]+[kmg]?$", description="nginx thumbnail cache size.")
+
     @field_validator("previous_secrets", "allowed_sources", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

@@ -1,0 +1,47 @@
+# The two commands a newcomer runs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FRONTEND_STAMP := frontend/node_modules/.installed
+FRONTEND_SOURCES := $(shell find frontend/src frontend/index.html frontend/vite.config.* frontend/tsconfig*.json -type f 2>/dev/null)
+
+.PHONY: demo test lint pytest frontend-test e2e build stack bench bench-quick soak clean
+
+demo: build ## Seed 1,000+ demo images and serve the picker on http://127.0.0.1:8080
+	$(BIN)/thumbs demo
+
+test: build lint frontend-test pytest ## ruff, the frontend's unit tests, then pytest (unit, integration, e2e)
+
+build: $(STAMP) frontend/dist/index.html
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+frontend/dist/index.html: $(FRONTEND_STAMP) $(FRONTEND_SOURCES)
+	cd frontend && npm run build --silent
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+frontend-test: $(FRONTEND_STAMP)
+	cd frontend && npm test --silent
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+e2e: build
+	$(BIN)/pytest -q -p no:cacheprovider tests/e2e
+
+stack: build ## The production shape: nginx edge + app workers (+ warm worker with Redis)
+	$(BIN)/thumbs stack
+
+clean:
+	rm -rf var frontend/dist

@@ -1,0 +1,178 @@
+"""`thumbs stack`: the production shape on one machine, without Docker.
+
+nginx (the edge, on THUMBS_PORT) in front of uvicorn workers running the app, plus a warm
+worker when Redis is configured. PostgreSQL and Redis are whatever the settings name.
+Config and logs go under the data dir; Ctrl-C stops everything this started.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from thumbs.settings import Settings
+
+console = Console()
+TEMPLATE = Path(__file__).resolve().parent.parent / "nginx" / "thumbs.conf.template"
+PLACEHOLDER = re.compile(r"\$\{(THUMBS_[A-Z_]+)\}")
+MAIN_CONFIG = """\
+{user}worker_processes auto;
+pid {run}/nginx.pid;
+error_log {logs}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    include {mime_types};
+    default_type application/octet-stream;
+    access_log {logs}/nginx-access.log;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 10000;
+    client_body_temp_path {run}/client_body;
+    proxy_temp_path {run}/proxy_temp;
+    fastcgi_temp_path {run}/fastcgi_temp;
+    uwsgi_temp_path {run}/uwsgi_temp;
+    scgi_temp_path {run}/scgi_temp;
+    include {run}/thumbs.conf;
+}}
+"""
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def find_nginx() -> str:
+    path = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
+    )
+    if not path:
+        raise StackError("nginx is not installed: run `apt-get update && apt-get install -y nginx`")
+    return path
+
+
+def render_template(template: str, values: dict[str, str]) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise StackError(f"nginx template needs {name}")
+        return values[name]
+
+    return PLACEHOLDER.sub(substitute, template)
+
+
+def app_port(settings: Settings) -> int:
+    return settings.stack_app_port or settings.port + 1
+
+
+def write_nginx_config(settings: Settings, directory: Path) -> Path:
+    """Render nginx/thumbs.conf.template plus a main config under ``directory``."""
+    run, logs = directory / "run", directory / "logs"
+    for path in (run, logs, directory / "cache"):
+        path.mkdir(parents=True, exist_ok=True)
+    upstream = f"127.0.0.1:{app_port(settings)}"
+    values = {
+        "THUMBS_EDGE_LISTEN": f"{settings.host}:{settings.port}",
+        "THUMBS_EDGE_CACHE_DIR": str((directory / "cache").resolve()),
+        "THUMBS_EDGE_CACHE_SIZE": settings.edge_cache_size,
+        "THUMBS_PROXY_UPSTREAM": upstream,
+        "THUMBS_API_UPSTREAM": upstream,
+    }
+    (run / "thumbs.conf").write_text(render_template(TEMPLATE.read_text(), values))
+    main = directory / "nginx.conf"
+    main.write_text(
+        MAIN_CONFIG.format(
+            # Workers must write the cache under the data dir, which root owns here.
+            user="user root;\n" if os.geteuid() == 0 else "",
+            run=run.resolve(),
+            logs=logs.resolve(),
+            mime_types="/etc/nginx/mime.types",
+        )
+    )
+    return main
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StackError(f"{process.args} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise StackError(f"{url} did not answer within {seconds:.0f} s")
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in reversed(processes):
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def run_stack(settings: Settings) -> None:
+    from library_api.migrate import run_migrations
+
+    try:
+        nginx = find_nginx()
+    except StackError as exc:
+        console.print(f"[red]thumbs stack:[/] {exc}")
+        sys.exit(2)
+    directory = settings.data_dir / "stack"
+    config = write_nginx_config(settings, directory)
+    subprocess.run([nginx, "-t", "-q", "-p", str(directory.resolve()), "-c", str(config.resolve())], check=True)
+    run_migrations(settings)
+    environment = {**os.environ, **settings.as_environment()}
+    thumbs = [sys.executable, "-m", "thumbs.cli"]
+    with_redis = bool(settings.redis_url)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        app = subprocess.Popen(
+            [*thumbs, "serve", "--host", "127.0.0.1", "--port", str(app_port(settings)),
+             "--workers", str(settings.workers), "--warm-consumer" if not with_redis else "--no-warm-consumer"],
+            env=environment,
+        )
+        processes.append(app)
+        wait_ready(f"http://127.0.0.1:{app_port(settings)}/healthz", app)
+        if with_redis:
+            processes.append(subprocess.Popen([*thumbs, "worker"], env=environment))
+        edge = subprocess.Popen(
+            [nginx, "-p", str(directory.resolve()), "-c", str(config.resolve()), "-g", "daemon off;"]
+        )
+        processes.append(edge)
+        wait_ready(f"http://{settings.host}:{settings.port}/healthz", edge)
+        console.print(
+            f"\n[bold green]thumbs stack[/] is serving on http://{settings.host}:{settings.port}/ "
+            f"(nginx → {settings.workers} app worker(s) on :{app_port(settings)}"
+            f"{', warm worker' if with_redis else ''})\n"
+            f"  config and logs: {directory}\n"
+            "Press Ctrl-C to stop."
+        )
+        while all(process.poll() is None for process in processes):
+            time.sleep(0.5)
+        failed = next(process for process in processes if process.poll() is not None)
+        console.print(f"[red]thumbs stack:[/] {failed.args[0]} exited with {failed.returncode}; stopping")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
+    except StackError as exc:
+        console.print(f"[red]thumbs stack:[/] {exc}")
+        sys.exit(1)
+    finally:
+        stop(processes)
