@@ -6,7 +6,6 @@ import asyncio
 import sys
 from typing import Annotated, Any, NoReturn
 
-import click
 import typer
 from pydantic import ValidationError
 
@@ -20,8 +19,8 @@ app = typer.Typer(
 )
 
 
-class SettingsError(click.ClickException):
-    exit_code = 2
+class SettingsError(Exception):
+    """A missing or bad setting or argument: one line, exit 2."""
 
 
 def fail(message: str) -> NoReturn:
@@ -141,14 +140,16 @@ def main() -> None:
     command = typer.main.get_command(app)
     try:
         command.main(standalone_mode=False)
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
-    except click.ClickException as exc:
-        # One line, naming what is wrong; no usage dump, no traceback.
-        click.echo(f"thumbs: error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code if isinstance(exc, SettingsError) else 2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except SettingsError as exc:
+        typer.echo(f"thumbs: error: {exc}", err=True)
+        sys.exit(2)
+    except typer.TyperException as exc:
+        # One line naming what is wrong (a bad flag, a missing argument); no usage dump, no traceback.
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        typer.echo(f"thumbs: error: {message}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
