@@ -1,0 +1,115 @@
+"""Through the real nginx edge (the stack's generated config): cache MISS then HIT, one upstream hit per burst."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from proxy.urls import thumbnail_path
+from tests.conftest import require_binary
+from tests.support.origin import Origin
+from tests.support.servers import free_port, serve_in_thread
+from thumbs.app import create_app
+from thumbs.demo_images import demo_image
+from thumbs.settings import Settings
+from thumbs.stack import write_nginx_config
+
+pytestmark = pytest.mark.nginx
+
+
+class CountingApp:
+    """Counts the requests that get past the edge, by path."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app, self.hits = app, Counter[str]()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.hits[scope["path"]] += 1
+        await self.app(scope, receive, send)
+
+
+class Edge:
+    def __init__(self, base_url: str, app: CountingApp, settings: Settings) -> None:
+        self.base_url, self.app, self.settings = base_url, app, settings
+
+    def path_for(self, source: str) -> str:
+        return thumbnail_path(source, self.settings.secret)
+
+
+@pytest.fixture
+def edge(make_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[Edge]:
+    nginx = require_binary("nginx")
+    edge_port, app_port = free_port(), free_port()
+    settings = make_settings(port=edge_port, stack_app_port=app_port, public_base_url=f"http://127.0.0.1:{edge_port}")
+    app = CountingApp(create_app(settings))
+    directory = tmp_path / "stack"
+    config = write_nginx_config(settings, directory)
+    with serve_in_thread(app, port=app_port):
+        process = subprocess.Popen(
+            [nginx, "-p", str(directory), "-c", str(config), "-g", "daemon off;"], stderr=subprocess.PIPE
+        )
+        try:
+            base_url = f"http://127.0.0.1:{edge_port}"
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    httpx.get(base_url + "/healthz", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise RuntimeError("nginx did not start") from None
+                    time.sleep(0.1)
+            yield Edge(base_url, app, settings)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def test_first_request_misses_then_hits(edge: Edge, origin: Origin) -> None:
+    source = origin.add("/edge/first.jpg", demo_image(1, "small").data, content_type="image/png")
+    path = edge.path_for(source)
+    first = httpx.get(edge.base_url + path)
+    second = httpx.get(edge.base_url + path)
+    assert first.status_code == 200 and second.status_code == 200
+    assert first.headers["x-cache-status"] == "MISS"
+    assert second.headers["x-cache-status"] == "HIT"
+    assert second.content == first.content and second.headers["content-type"] == "image/jpeg"
+    assert edge.app.hits[path] == 1
+
+
+def test_twenty_simultaneous_requests_reach_the_proxy_once(edge: Edge, origin: Origin) -> None:
+    source = origin.add("/edge/burst.jpg", demo_image(2, "small").data, content_type="image/png", delay=0.3)
+    path = edge.path_for(source)
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=edge.base_url, timeout=30) as client:
+            return await asyncio.gather(*(client.get(path) for _ in range(20)))
+
+    responses = asyncio.run(burst())
+    assert [r.status_code for r in responses] == [200] * 20
+    assert len({r.content for r in responses}) == 1
+    assert edge.app.hits[path] == 1
+    assert origin.hits["/edge/burst.jpg"] == 1
+
+
+def test_api_is_passed_through_uncached(edge: Edge) -> None:
+    response = httpx.get(edge.base_url + "/api/library/images", params={"limit": 1})
+    assert response.status_code == 200
+    assert response.headers["x-cache-status"] == "BYPASS"
+    assert "images" in response.json()
+
+
+def test_bad_signature_is_json_403_through_the_edge(edge: Edge) -> None:
+    response = httpx.get(edge.base_url + "/t/" + "A" * 43 + "/thumb/aHR0cDovL3guY29tL2EucG5n.jpg")
+    assert response.status_code == 403
+    assert response.json()["error"]
+    assert "x-cache-status" in response.headers
