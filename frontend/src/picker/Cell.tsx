@@ -1,0 +1,90 @@
+import { useLayoutEffect, useRef, type MouseEvent } from "react";
+import type { CellComponentProps } from "react-window";
+import { imageLabel } from "./labels";
+import type { PageStatus } from "./pageLoader";
+import { Thumb } from "./Thumb";
+import type { LibraryImage } from "./types";
+
+export interface CellData {
+  items: readonly (LibraryImage | undefined)[];
+  itemCount: number;
+  columnCount: number;
+  cellSize: number;
+  pages: ReadonlyMap<number, PageStatus>;
+  pageSize: number;
+  activeIndex: number;
+  /** Selected images by full URL. */
+  selected: ReadonlyMap<string, LibraryImage>;
+  /** Item indices [start, stop) of the first screen, loaded eagerly with high priority. */
+  eagerStart: number;
+  eagerStop: number;
+  onCellClick: (index: number, e: MouseEvent<HTMLElement>) => void;
+}
+
+const ROOT_SELECTOR = "[data-picker-root]";
+
+/**
+ * One grid cell. Module-level on purpose: react-window memoizes cells by component identity, and
+ * an inline component would remount every cell on each render.
+ */
+export function PickerCell(props: CellComponentProps<CellData>) {
+  const { columnIndex, rowIndex, style, ariaAttributes, items, itemCount, columnCount } = props;
+  const index = rowIndex * columnCount + columnIndex;
+  const active = index === props.activeIndex;
+  const ref = useRef<HTMLDivElement>(null);
+
+  // Roving focus: the active cell takes focus if focus is anywhere in the picker (i.e. the user is
+  // navigating). If it is scrolled out of the DOM while focused, focus parks on the picker root so
+  // keys keep working, and it comes back here when the cell renders again.
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (!active || !el) return;
+    const root = el.closest<HTMLElement>(ROOT_SELECTOR);
+    if (root && root.contains(document.activeElement) && document.activeElement !== el) {
+      el.focus({ preventScroll: true });
+    }
+    return () => {
+      if (root && document.activeElement === el) root.focus({ preventScroll: true });
+    };
+  }, [active]);
+
+  if (index >= itemCount) return null; // ragged last row
+  const image = items[index];
+  const common = {
+    ...ariaAttributes,
+    ref,
+    style,
+    className: "tp-cell",
+    "data-index": index,
+    tabIndex: active ? 0 : -1,
+    onClick: (e: MouseEvent<HTMLElement>) => props.onCellClick(index, e),
+  };
+
+  if (!image) {
+    const status = props.pages.get(Math.floor(index / props.pageSize));
+    const failed = status?.state === "failed";
+    const retrying = status?.state === "retrying";
+    return (
+      <div {...common} aria-busy={!failed} aria-label={failed ? "Failed to load" : "Loading"}>
+        <div className={failed || retrying ? "tp-tile tp-tile-error" : "tp-tile tp-skeleton"}>
+          {failed ? "Failed to load" : retrying ? "Retrying…" : null}
+        </div>
+      </div>
+    );
+  }
+
+  const selected = props.selected.has(image.url);
+  return (
+    <div {...common} aria-selected={selected} aria-label={imageLabel(image)} data-selected={selected || undefined}>
+      <div className="tp-tile" style={image.color ? { backgroundColor: image.color } : undefined}>
+        <Thumb
+          key={image.id}
+          image={image}
+          size={Math.round(props.cellSize)}
+          eager={index >= props.eagerStart && index < props.eagerStop}
+        />
+        {selected && <span className="tp-check" aria-hidden="true">✓</span>}
+      </div>
+    </div>
+  );
+}

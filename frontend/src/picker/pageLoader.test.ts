@@ -1,0 +1,214 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { defaultBackoff, PageError, PageLoader, type PageResult } from "./pageLoader";
+
+type Call = { page: number; signal: AbortSignal; resolve: (r: PageResult<number>) => void; reject: (e: unknown) => void };
+
+/** A fetchPage whose answers the test controls, recording every call. */
+function controlledFetch() {
+  const calls: Call[] = [];
+  const fetchPage = vi.fn(
+    (page: number, _size: number, signal: AbortSignal) =>
+      new Promise<PageResult<number>>((resolve, reject) => calls.push({ page, signal, resolve, reject })),
+  );
+  return { calls, fetchPage };
+}
+
+const TOTAL = 230;
+const pageOf = (page: number, size = 50): PageResult<number> => {
+  const items: number[] = [];
+  for (let i = page * size; i < Math.min(TOTAL, (page + 1) * size); i++) items.push(i);
+  return { items, total: TOTAL };
+};
+const flush = () => new Promise<void>((r) => queueMicrotask(r)).then(() => undefined);
+
+describe("PageLoader", () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it("requests exactly the pages that overlap a range", () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensureRange(40, 160);
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 2, 3]);
+  });
+
+  it("never requests a page twice while it is in flight or loaded", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensureRange(0, 99);
+    loader.ensureRange(0, 99);
+    loader.ensureRange(20, 60);
+    expect(calls.map((c) => c.page)).toEqual([0, 1]);
+    calls[0]!.resolve(pageOf(0));
+    calls[1]!.resolve(pageOf(1));
+    await flush();
+    loader.ensureRange(0, 120);
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 2]);
+    expect(fetchPage).toHaveBeenCalledTimes(3);
+  });
+
+  it("fills a sparse item array at the page's offset and learns the total", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    const seen: number[] = [];
+    loader.subscribe(() => seen.push(loader.getSnapshot().items.length));
+    loader.ensurePage(3);
+    calls[0]!.resolve(pageOf(3));
+    await flush();
+    const snap = loader.getSnapshot();
+    expect(snap.total).toBe(TOTAL);
+    expect(snap.items.length).toBe(TOTAL);
+    expect(snap.items[150]).toBe(150);
+    expect(snap.items[199]).toBe(199);
+    expect(snap.items[149]).toBeUndefined();
+    expect(snap.items[200]).toBeUndefined();
+    expect(snap.pages.get(3)).toEqual({ state: "loaded" });
+    expect(seen.length).toBeGreaterThanOrEqual(2); // loading, then loaded
+  });
+
+  it("does not request pages past the known total", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensurePage(0);
+    calls[0]!.resolve(pageOf(0));
+    await flush();
+    loader.ensureRange(0, 10_000);
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 2, 3, 4]); // 230 items -> pages 0..4
+  });
+
+  it("retries a failed page with growing backoff, then succeeds", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, backoffMs: (a) => 100 * 2 ** (a - 1) });
+    loader.ensurePage(1);
+    calls[0]!.reject(new Error("network down"));
+    await flush();
+    expect(loader.getSnapshot().pages.get(1)).toMatchObject({ state: "retrying", attempt: 1, error: "network down" });
+    loader.ensurePage(1); // a retry is pending: asking again must not start another request
+    expect(calls).toHaveLength(1);
+    vi.advanceTimersByTime(99);
+    expect(calls).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    expect(calls).toHaveLength(2);
+    calls[1]!.reject(new PageError("HTTP 503", true));
+    await flush();
+    vi.advanceTimersByTime(199);
+    expect(calls).toHaveLength(2);
+    vi.advanceTimersByTime(1);
+    expect(calls).toHaveLength(3);
+    calls[2]!.resolve(pageOf(1));
+    await flush();
+    expect(loader.getSnapshot().pages.get(1)).toEqual({ state: "loaded" });
+    expect(loader.getSnapshot().items[50]).toBe(50);
+  });
+
+  it("marks a page failed after maxAttempts instead of loading forever, until retry()", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, maxAttempts: 3, backoffMs: () => 10 });
+    loader.ensurePage(0);
+    for (let i = 0; i < 3; i++) {
+      calls[i]!.reject(new PageError("HTTP 500", true));
+      await flush();
+      vi.advanceTimersByTime(10);
+    }
+    expect(calls).toHaveLength(3);
+    expect(loader.getSnapshot().pages.get(0)).toMatchObject({ state: "failed", attempt: 3, error: "HTTP 500" });
+    vi.advanceTimersByTime(60_000);
+    loader.ensureRange(0, 49); // scrolling over it again does not hammer the API
+    expect(calls).toHaveLength(3);
+    loader.retry();
+    expect(calls).toHaveLength(4);
+    expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loading", attempt: 1 });
+  });
+
+  it("fails at once on a non-retryable error", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, backoffMs: () => 10 });
+    loader.ensurePage(0);
+    calls[0]!.reject(new PageError("HTTP 400: bad limit", false));
+    await flush();
+    vi.advanceTimersByTime(1000);
+    expect(calls).toHaveLength(1);
+    expect(loader.getSnapshot().pages.get(0)).toMatchObject({ state: "failed", error: "HTTP 400: bad limit" });
+  });
+
+  it("retry(page) only retries that failed page", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, maxAttempts: 1 });
+    loader.ensureRange(0, 149);
+    calls.forEach((c) => c.reject(new Error("x")));
+    await flush();
+    loader.retry(2);
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 2, 2]);
+  });
+
+  it("stop() aborts in-flight pages and makes them requestable again", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensureRange(0, 99);
+    loader.stop();
+    expect(calls.every((c) => c.signal.aborted)).toBe(true);
+    calls[0]!.resolve(pageOf(0)); // a late answer is ignored
+    await flush();
+    expect(loader.getSnapshot().items[0]).toBeUndefined();
+    loader.ensurePage(0); // stopped: no requests
+    expect(calls).toHaveLength(2);
+    loader.start();
+    loader.ensurePage(0);
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 0]);
+  });
+
+  it("stop() cancels pending retries", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, backoffMs: () => 100 });
+    loader.ensurePage(0);
+    calls[0]!.reject(new Error("x"));
+    await flush();
+    loader.stop();
+    vi.advanceTimersByTime(1000);
+    expect(calls).toHaveLength(1);
+  });
+
+  it("reset() forgets loaded data", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensurePage(0);
+    calls[0]!.resolve({ items: [], total: 0 });
+    await flush();
+    expect(loader.getSnapshot().total).toBe(0);
+    loader.reset();
+    expect(loader.getSnapshot().total).toBeNull();
+    loader.ensurePage(0);
+    expect(calls).toHaveLength(2);
+  });
+
+  it("scrolling page by page through the whole library fetches each page once", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    for (let top = 0; top < TOTAL; top += 7) {
+      loader.ensureRange(Math.max(0, top - 20), top + 60);
+      while (calls.some((c) => !("done" in c))) {
+        for (const c of calls) {
+          if (!("done" in c)) {
+            Object.assign(c, { done: true });
+            c.resolve(pageOf(c.page));
+          }
+        }
+        await flush();
+      }
+    }
+    const pages = calls.map((c) => c.page);
+    expect(pages).toEqual([0, 1, 2, 3, 4]);
+    expect(loader.getSnapshot().items.filter((x) => x !== undefined)).toHaveLength(TOTAL);
+  });
+});
+
+describe("defaultBackoff", () => {
+  it("doubles from 500 ms and caps at 8 s, with bounded jitter", () => {
+    expect(defaultBackoff(1, () => 0.5)).toBe(500);
+    expect(defaultBackoff(2, () => 0.5)).toBe(1000);
+    expect(defaultBackoff(3, () => 0.5)).toBe(2000);
+    expect(defaultBackoff(10, () => 0.5)).toBe(8000);
+    expect(defaultBackoff(1, () => 0)).toBe(400);
+    expect(defaultBackoff(1, () => 1)).toBe(600);
+  });
+});

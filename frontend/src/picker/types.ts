@@ -1,0 +1,24 @@
+/** One image as returned by GET /api/library/images. */
+export interface LibraryImage {
+  id: number;
+  /** Full original; handed to the caller on select, never shown in the grid unless the thumbnail is missing. */
+  url: string;
+  /** Signed proxy URL of a small JPEG, or null for legacy images without one. */
+  thumbnail_url: string | null;
+  created_at: string;
+  width: number | null;
+  height: number | null;
+  /** Placeholder colour ("#rrggbb") painted until the thumbnail arrives. */
+  color: string | null;
+  pipeline_id: string | null;
+  step: string | null;
+  thumbnail_status?: string;
+}
+
+export interface LibraryPage {
+  images: LibraryImage[];
+  total: number;
+  limit: number;
+  offset: number;
+  next_cursor?: string | null;
+}
