@@ -1,0 +1,141 @@
+"""Assembling the proxy: its objects, routes and lifespan, as a component or an app alone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from proxy.errors import MethodNotAllowed, NotFound, ProxyError, handle_proxy_error
+from proxy.fetch import OriginFetcher, policy_from
+from proxy.handlers import ALL_METHODS, ProxyEndpoints
+from proxy.health import HealthCheck
+from proxy.metrics import ProxyMetrics
+from proxy.negative import NegativeCache
+from proxy.pipeline import configure_libvips
+from proxy.processing import ProcessingPool
+from proxy.service import ThumbnailService
+from proxy.singleflight import Leases
+from proxy.storage import DiskStore
+from proxy.tiers import MemoryLRU, RedisTier
+from proxy.warm import Warmer
+from proxy.warm_queue import MemoryWarmQueue, RedisWarmQueue, WarmQueue
+from thumbs.component import Component
+from thumbs.settings import Settings
+
+log = logging.getLogger("thumbs.proxy")
+
+
+@dataclass
+class Proxy:
+    component: Component
+    warmer: Warmer
+    service: ThumbnailService
+    metrics: ProxyMetrics
+
+
+def create_proxy(settings: Settings, *, warm_consumer: bool) -> Proxy:
+    configure_libvips()
+    metrics = ProxyMetrics()
+    policy = policy_from(settings.allowed_sources, settings.allow_private_sources)
+    fetcher = OriginFetcher(
+        policy,
+        max_bytes=settings.max_source_bytes,
+        connect_timeout=settings.fetch_connect_timeout,
+        total_timeout=settings.fetch_timeout,
+        max_redirects=settings.max_redirects,
+    )
+    pool = ProcessingPool(settings.processing_threads, settings.processing_queue)
+    store = DiskStore(settings.store_dir)
+    redis_tier: RedisTier | None = None
+    leases: Leases | None = None
+    lease_client: Redis | None = None
+    queue: WarmQueue
+    if settings.redis_url:
+        redis_tier = RedisTier(settings.redis_url, settings.redis_prefix, settings.redis_ttl)
+        lease_client = Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        leases = Leases(lease_client, settings.redis_prefix)
+        queue = RedisWarmQueue(settings.redis_url, settings.redis_prefix)
+    else:
+        queue = MemoryWarmQueue()
+    service = ThumbnailService(
+        fetcher=fetcher,
+        pool=pool,
+        memory=MemoryLRU(settings.memory_cache_bytes),
+        redis=redis_tier,
+        leases=leases,
+        store=store,
+        negative=NegativeCache(settings.negative_ttl, redis_tier),
+        metrics=metrics,
+        max_pixels=settings.max_source_pixels,
+        wait_limit=settings.fetch_timeout * 2 + 30,
+    )
+    secrets = [settings.secret, *settings.previous_secrets]
+    warmer = Warmer(service, policy, secrets, queue, concurrency=pool.threads)
+    metrics.pool_in_flight.set_function(lambda: pool.in_flight)
+    metrics.pool_saturation.set_function(lambda: pool.saturation)
+    endpoints = ProxyEndpoints(
+        service, warmer, HealthCheck(pool, store, redis_tier), metrics, secrets, settings.warm_token
+    )
+    routes = [
+        Route("/t/{path:path}", endpoints.thumbnail, methods=ALL_METHODS, name="thumbnail"),
+        Route("/warm", endpoints.warm, methods=ALL_METHODS, name="warm"),
+        Route("/healthz", endpoints.health, methods=ALL_METHODS, name="healthz"),
+        Route("/metrics", endpoints.metrics_page, methods=ALL_METHODS, name="metrics"),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        pool.start()
+        consumer: asyncio.Task[None] | None = None
+        if warm_consumer:
+            consumer = asyncio.create_task(warmer.consume(), name="thumbs-warm-consumer")
+        try:
+            yield
+        finally:
+            if consumer is not None:
+                consumer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await consumer
+            await queue.close()
+            await fetcher.close()
+            if redis_tier is not None:
+                await redis_tier.close()
+            if lease_client is not None:
+                await lease_client.aclose()
+            pool.close()
+
+    component = Component(routes=routes, lifespan=lifespan, exception_handlers={ProxyError: handle_proxy_error})
+    return Proxy(component=component, warmer=warmer, service=service, metrics=metrics)
+
+
+def create_proxy_app(settings: Settings, *, warm_consumer: bool = True) -> Starlette:
+    """The proxy alone, as its own ASGI app (tests, or a proxy-only deployment)."""
+    proxy = create_proxy(settings, warm_consumer=warm_consumer)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with proxy.component.lifespan():
+            yield
+
+    return Starlette(
+        routes=list(proxy.component.routes),
+        lifespan=lifespan,
+        exception_handlers={**proxy.component.exception_handlers, 404: _json_http_error, 405: _json_http_error},
+    )
+
+
+async def _json_http_error(request: Request, exc: Exception) -> Response:
+    """Paths outside the proxy's routes, when it runs alone, still answer in the JSON contract."""
+    if isinstance(exc, HTTPException) and exc.status_code == 405:
+        return MethodNotAllowed("method not allowed").response()
+    return NotFound(f"no route for {request.url.path}").response()

@@ -1,0 +1,152 @@
+"""HTTP endpoints of the proxy, bound to the objects they use (never to app.state)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from proxy.errors import BadRequest, BadSignature, Forbidden, MethodNotAllowed, NotFound, ProxyError, TooLarge
+from proxy.health import HealthCheck
+from proxy.metrics import ProxyMetrics
+from proxy.service import ThumbnailService
+from proxy.urls import BadSignature as SignatureMismatch
+from proxy.urls import BadThumbnailURL, parse_thumbnail_path
+from proxy.warm import MAX_SOURCES_PER_CALL, Warmer
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+CACHE_FOREVER = "public, max-age=31536000, immutable"
+MAX_WARM_BODY = 1_000_000
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == etag:
+            return True
+    return False
+
+
+class ProxyEndpoints:
+    def __init__(
+        self,
+        service: ThumbnailService,
+        warmer: Warmer,
+        health: HealthCheck,
+        metrics: ProxyMetrics,
+        secrets: Sequence[str],
+        warm_token: str,
+    ) -> None:
+        self.service = service
+        self.warmer = warmer
+        self.health_check = health
+        self.metrics = metrics
+        self.secrets = [secret for secret in secrets if secret]
+        self.warm_token = warm_token
+
+    async def thumbnail(self, request: Request) -> Response:
+        tier = "none"
+        try:
+            if request.method not in ("GET", "HEAD"):
+                raise MethodNotAllowed("thumbnails answer GET and HEAD", headers={"Allow": "GET, HEAD"})
+            try:
+                thumb_request = parse_thumbnail_path(request.url.path, self.secrets)
+            except SignatureMismatch as exc:
+                raise BadSignature(str(exc)) from None
+            except BadThumbnailURL as exc:
+                raise NotFound(f"not a thumbnail URL: {exc}") from None
+            found = await self.service.get(thumb_request)
+        except ProxyError as error:
+            self.metrics.requests.labels(str(error.status), tier).inc()
+            return error.response()
+        thumbnail, tier = found.thumbnail, found.tier
+        headers = {
+            "Cache-Control": CACHE_FOREVER,
+            "ETag": thumbnail.etag,
+            "X-Thumb-Tier": tier,
+            "X-Content-Type-Options": "nosniff",
+        }
+        if_none_match = request.headers.get("if-none-match")
+        if if_none_match and _etag_matches(if_none_match, thumbnail.etag):
+            self.metrics.requests.labels("304", tier).inc()
+            return Response(status_code=304, headers=headers)
+        self.metrics.requests.labels("200", tier).inc()
+        if request.method == "HEAD":
+            headers["Content-Length"] = str(len(thumbnail.data))
+            return Response(b"", media_type="image/jpeg", headers=headers)
+        return Response(thumbnail.data, media_type="image/jpeg", headers=headers)
+
+    async def warm(self, request: Request) -> Response:
+        try:
+            if request.method != "POST":
+                raise MethodNotAllowed("POST a JSON list of sources", headers={"Allow": "POST"})
+            self._authorize(request)
+            sources, wait = await self._warm_body(request)
+            outcomes = await self.warmer.warm(sources, wait=wait)
+        except ProxyError as error:
+            return error.response()
+        if wait:
+            results = [
+                {"source": o.source, "ok": o.ok, "error": o.error, "detail": o.detail,
+                 "width": o.width, "height": o.height, "color": o.color}
+                for o in outcomes
+            ]
+            return JSONResponse({"results": results}, status_code=200)
+        accepted = [{"source": o.source, "key": o.detail} for o in outcomes if o.ok]
+        refused = [{"source": o.source, "error": o.error, "detail": o.detail} for o in outcomes if not o.ok]
+        return JSONResponse({"accepted": accepted, "refused": refused}, status_code=202)
+
+    def _authorize(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        if not header:
+            raise ProxyError("a bearer token is required", status=401, code="unauthorized",
+                             headers={"WWW-Authenticate": "Bearer"})
+        scheme, _, token = header.partition(" ")
+        if not self.warm_token or scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), self.warm_token.encode()
+        ):
+            raise Forbidden("the warm token is not valid")
+
+    async def _warm_body(self, request: Request) -> tuple[list[str], bool]:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_WARM_BODY:
+            raise TooLarge("the request body is too large")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_WARM_BODY:
+                raise TooLarge("the request body is too large")
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise BadRequest("the body is not JSON") from None
+        if isinstance(payload, list):
+            payload = {"sources": payload}
+        if not isinstance(payload, dict) or not isinstance(payload.get("sources"), list):
+            raise BadRequest('expected {"sources": [...], "wait": false}')
+        sources = payload["sources"]
+        if not all(isinstance(source, str) for source in sources):
+            raise BadRequest("every source must be a string")
+        if len(sources) > MAX_SOURCES_PER_CALL:
+            raise TooLarge(f"at most {MAX_SOURCES_PER_CALL} sources per call")
+        wait = payload.get("wait", False)
+        if not isinstance(wait, bool):
+            raise BadRequest('"wait" must be true or false')
+        return sources, wait
+
+    async def health(self, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return MethodNotAllowed("GET /healthz", headers={"Allow": "GET, HEAD"}).response()
+        report = await self.health_check.run()
+        return JSONResponse(report, status_code=200 if report["status"] != "down" else 503,
+                            headers={"Cache-Control": "no-store"})
+
+    async def metrics_page(self, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return MethodNotAllowed("GET /metrics", headers={"Allow": "GET, HEAD"}).response()
+        self.metrics.queue_depth.set(await self.warmer.queue.depth())
+        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8",
+                        headers={"Cache-Control": "no-store"})

@@ -1,0 +1,54 @@
+"""Prometheus metrics, one registry per proxy instance (never the global one)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ProxyMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "thumbs_proxy_requests", "Thumbnail answers by status and tier.", ["status", "tier"], registry=r
+        )
+        self.generation_seconds = Histogram(
+            "thumbs_proxy_generation_seconds", "Time to decode, resize and encode one thumbnail.",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.fetch_seconds = Histogram(
+            "thumbs_proxy_origin_fetch_seconds", "Time to download one source.", buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.fetched_bytes = Counter("thumbs_proxy_origin_fetched_bytes", "Source bytes downloaded.", registry=r)
+        self.coalesced = Counter(
+            "thumbs_proxy_coalesced_waits", "Requests that waited for another's generation.", ["scope"],
+            registry=r,
+        )
+        self.failures = Counter(
+            "thumbs_proxy_generation_failures", "Failed generations by error code.", ["error"], registry=r
+        )
+        self.queue_depth = Gauge("thumbs_proxy_warm_queue_depth", "Warm requests waiting.", registry=r)
+        self.pool_in_flight = Gauge(
+            "thumbs_proxy_pool_in_flight", "libvips jobs running or waiting.", registry=r
+        )
+        self.pool_saturation = Gauge(
+            "thumbs_proxy_pool_saturation", "Share of pool capacity (threads + queue) in use.", registry=r
+        )
+        self.pool_rejections = Counter(
+            "thumbs_proxy_pool_rejections", "Jobs refused with 503 because the pool was full.", registry=r
+        )
+
+    def bind_gauges(
+        self, queue_depth: Callable[[], float], in_flight: Callable[[], float], saturation: Callable[[], float]
+    ) -> None:
+        self.queue_depth.set_function(queue_depth)
+        self.pool_in_flight.set_function(in_flight)
+        self.pool_saturation.set_function(saturation)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

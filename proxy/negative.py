@@ -1,0 +1,69 @@
+"""Remembered failures, so a broken or hostile source cannot be hammered.
+
+A failure that belongs to the source (413, 415, 422, 502, 504) is remembered for
+``negative_ttl`` seconds in process and, when configured, in Redis for the other workers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+import orjson
+
+from proxy.errors import NEGATIVE_CACHEABLE, ProxyError
+from proxy.tiers import RedisTier
+
+MAX_REMEMBERED = 10_000
+
+
+class NegativeCache:
+    def __init__(self, ttl: int, redis: RedisTier | None) -> None:
+        self.ttl = ttl
+        self.redis = redis
+        self._local: OrderedDict[str, tuple[float, ProxyError]] = OrderedDict()
+
+    def get_local(self, key: str) -> ProxyError | None:
+        item = self._local.get(key)
+        if item is None:
+            return None
+        expires, error = item
+        if time.monotonic() >= expires:
+            del self._local[key]
+            return None
+        return error
+
+    async def get(self, key: str) -> ProxyError | None:
+        error = self.get_local(key)
+        if error is None and self.redis is not None and self.ttl:
+            error = decode(await self.redis.get_raw("neg:" + key))
+            if error is not None:
+                self._remember(key, error)
+        return error
+
+    async def put(self, key: str, error: ProxyError) -> None:
+        if not self.ttl or error.status not in NEGATIVE_CACHEABLE:
+            return
+        self._remember(key, error)
+        if self.redis is not None:
+            await self.redis.set_raw("neg:" + key, encode(error), self.ttl)
+
+    def _remember(self, key: str, error: ProxyError) -> None:
+        self._local[key] = (time.monotonic() + self.ttl, error)
+        self._local.move_to_end(key)
+        while len(self._local) > MAX_REMEMBERED:
+            self._local.popitem(last=False)
+
+
+def encode(error: ProxyError) -> bytes:
+    return orjson.dumps({"status": error.status, "error": error.code, "detail": error.detail})
+
+
+def decode(raw: bytes | None) -> ProxyError | None:
+    if not raw:
+        return None
+    try:
+        item = orjson.loads(raw)
+        return ProxyError(str(item["detail"]), status=int(item["status"]), code=str(item["error"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None

@@ -1,0 +1,66 @@
+"""A bounded pool for libvips work: threads sized to the cores, a fixed-length queue.
+
+pyvips releases the GIL, so threads give real parallelism. When every thread is busy and
+the queue is full the caller gets :class:`Overloaded` (503 + Retry-After) at once instead
+of memory growing with waiting source images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from proxy.errors import Overloaded
+
+T = TypeVar("T")
+
+
+class ProcessingPool:
+    def __init__(self, threads: int, queue: int) -> None:
+        self.threads = threads or os.cpu_count() or 1
+        self.capacity = self.threads + queue
+        self.in_flight = 0  # running + waiting; touched only on the event loop
+        self.rejected = 0
+        self._executor: ThreadPoolExecutor | None = None
+
+    def start(self) -> None:
+        self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="vips")
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    @property
+    def saturation(self) -> float:
+        return self.in_flight / self.capacity
+
+    async def run(self, function: Callable[..., T], *args: object) -> T:
+        if self._executor is None:
+            raise RuntimeError("processing pool is not started")
+        if self.in_flight >= self.capacity:
+            self.rejected += 1
+            raise Overloaded()
+        self.in_flight += 1
+        loop = asyncio.get_running_loop()
+        # The slot is freed when the thread finishes, not when the caller stops waiting, so
+        # cancelled requests cannot make the pool look emptier than it is.
+        try:
+            future = self._executor.submit(function, *args)
+        except RuntimeError:
+            self.in_flight -= 1
+            raise Overloaded("the processing pool is shutting down") from None
+        future.add_done_callback(lambda _: self._release_from_thread(loop))
+        return await asyncio.wrap_future(future)
+
+    def _release_from_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            loop.call_soon_threadsafe(self._release)
+        except RuntimeError:  # the loop closed during shutdown; nothing left to count
+            pass
+
+    def _release(self) -> None:
+        self.in_flight -= 1

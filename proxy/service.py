@@ -1,0 +1,225 @@
+"""Finding or making one thumbnail: memory -> Redis -> disk -> generate, single-flighted.
+
+A hit in a lower tier fills the tiers above it. Generation (fetch, then the pipeline in the
+processing pool) runs once per key per process, and once per key across processes when
+Redis is configured; its failures go to the negative cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+
+from proxy.errors import Overloaded, ProxyError, Undecodable
+from proxy.fetch import OriginFetcher
+from proxy.metrics import ProxyMetrics
+from proxy.negative import NegativeCache
+from proxy.pipeline import render
+from proxy.processing import ProcessingPool
+from proxy.singleflight import Flights, Leases
+from proxy.storage import Store
+from proxy.thumbnail import CorruptEntry, Thumbnail
+from proxy.tiers import MemoryLRU, RedisTier
+from proxy.urls import ThumbnailRequest
+
+log = logging.getLogger("thumbs.proxy")
+
+MEMORY, REDIS, DISK, GENERATED = "memory", "redis", "disk", "generated"
+
+
+@dataclass(frozen=True)
+class Found:
+    thumbnail: Thumbnail
+    tier: str
+
+
+class ThumbnailService:
+    def __init__(
+        self,
+        *,
+        fetcher: OriginFetcher,
+        pool: ProcessingPool,
+        memory: MemoryLRU,
+        redis: RedisTier | None,
+        leases: Leases | None,
+        store: Store,
+        negative: NegativeCache,
+        metrics: ProxyMetrics,
+        max_pixels: int,
+        wait_limit: float,
+    ) -> None:
+        self.fetcher = fetcher
+        self.pool = pool
+        self.memory = memory
+        self.redis = redis
+        self.leases = leases
+        self.store = store
+        self.negative = negative
+        self.metrics = metrics
+        self.max_pixels = max_pixels
+        self.wait_limit = wait_limit
+        self.flights: Flights[Found] = Flights()
+
+    async def get(self, request: ThumbnailRequest) -> Found:
+        key = request.cache_key
+        entry = self.memory.get(key)
+        if entry is not None:
+            return Found(entry, MEMORY)
+        error = self.negative.get_local(key)
+        if error is not None:
+            raise error
+        found, joined = await self.flights.run(key, lambda: self._resolve(request))
+        if joined:
+            self.metrics.coalesced.labels("process").inc()
+        return found
+
+    async def _resolve(self, request: ThumbnailRequest) -> Found:
+        key = request.cache_key
+        found = await self._lower_tiers(key)
+        if found is not None:
+            return found
+        error = await self.negative.get(key)
+        if error is not None:
+            raise error
+        return await self._coordinated(request)
+
+    async def _lower_tiers(self, key: str) -> Found | None:
+        if self.redis is not None:
+            entry = await self.redis.get(key)
+            if entry is not None:
+                self.memory.put(key, entry)
+                return Found(entry, REDIS)
+        entry = await self._from_disk(key)
+        if entry is not None:
+            self.memory.put(key, entry)
+            if self.redis is not None:
+                await self.redis.put(key, entry)
+            return Found(entry, DISK)
+        return None
+
+    async def _from_disk(self, key: str) -> Thumbnail | None:
+        try:
+            blob = await self.store.get(key)
+            return Thumbnail.unpack(blob) if blob is not None else None
+        except (OSError, CorruptEntry) as exc:
+            log.warning("disk entry %s unreadable (%s); regenerating", key, exc)
+            return None
+
+    async def _coordinated(self, request: ThumbnailRequest) -> Found:
+        """Generate under a cross-process lease, or wait for whoever holds it."""
+        key = request.cache_key
+        if self.leases is None or self.redis is None:
+            return Found(await self._generate(request), GENERATED)
+        deadline = time.monotonic() + self.wait_limit
+        counted = False
+        while True:
+            try:
+                lease = await self.leases.acquire(key) if self.redis.available else None
+                if lease is None and not self.redis.available:
+                    raise RedisError("redis tier is resting")
+            except (RedisError, OSError) as exc:
+                self.redis.mark_failed(exc)
+                return Found(await self._generate(request), GENERATED)
+            if lease is not None:
+                keeper = asyncio.create_task(lease.keep_alive())
+                try:
+                    # Someone may have finished between our miss and the lease.
+                    found = await self._lower_tiers(key)
+                    return found or Found(await self._generate(request), GENERATED)
+                finally:
+                    keeper.cancel()
+                    with contextlib.suppress(RedisError, OSError):
+                        await lease.release()
+            if not counted:
+                self.metrics.coalesced.labels("cluster").inc()
+                counted = True
+            found = await self._wait_for_holder(key, deadline)
+            if found is not None:
+                return found
+            # The lease vanished without a result: its holder died. Take over.
+
+    async def _wait_for_holder(self, key: str, deadline: float) -> Found | None:
+        assert self.leases is not None and self.redis is not None
+        delay = 0.02
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+            found = await self._lower_tiers(key)
+            if found is not None:
+                return found
+            error = await self.negative.get(key)
+            if error is not None:
+                raise error
+            try:
+                if not await self.leases.held(key):
+                    return None
+            except (RedisError, OSError) as exc:
+                self.redis.mark_failed(exc)
+                return None
+        raise Overloaded("timed out waiting for another worker to make this thumbnail", retry_after=2)
+
+    async def _generate(self, request: ThumbnailRequest) -> Thumbnail:
+        key = request.cache_key
+        started = time.perf_counter()
+        try:
+            source = await self.fetcher.fetch(request.source)
+            fetched = time.perf_counter()
+            self.metrics.fetch_seconds.observe(fetched - started)
+            self.metrics.fetched_bytes.inc(len(source))
+            rendered = await self.pool.run(render, source, request.variant, self.max_pixels)
+        except ProxyError as error:
+            self.metrics.failures.labels(error.code).inc()
+            if isinstance(error, Overloaded):
+                self.metrics.pool_rejections.inc()
+            await self.negative.put(key, error)
+            raise
+        except Exception as exc:  # a libvips or pipeline surprise is this image's problem, not a 500
+            log.exception("unexpected failure generating %s", request.source)
+            error = Undecodable(f"the image could not be processed ({type(exc).__name__})")
+            self.metrics.failures.labels(error.code).inc()
+            await self.negative.put(key, error)
+            raise error from exc
+        done = time.perf_counter()
+        self.metrics.generation_seconds.observe(done - fetched)
+        thumbnail = Thumbnail.create(rendered.data, rendered.width, rendered.height, rendered.color)
+        await self._keep(key, thumbnail)
+        log.info(
+            "generated thumbnail",
+            extra={
+                "source_host": _host(request.source),
+                "fetch_ms": round((fetched - started) * 1000, 1),
+                "render_ms": round((done - fetched) * 1000, 1),
+                "source_bytes": len(source),
+                "source_size": f"{rendered.width}x{rendered.height}",
+                "output_size": f"{rendered.output_width}x{rendered.output_height}",
+                "output_bytes": len(rendered.data),
+                "key": key,
+            },
+        )
+        return thumbnail
+
+    async def _keep(self, key: str, thumbnail: Thumbnail) -> None:
+        """Disk first (the durable copy), then Redis and memory."""
+        try:
+            await self.store.put(key, thumbnail.pack())
+        except OSError as exc:
+            log.error("could not store thumbnail %s: %s", key, exc)
+        if self.redis is not None:
+            await self.redis.put(key, thumbnail)
+        self.memory.put(key, thumbnail)
+
+    async def ensure_stored(self, request: ThumbnailRequest) -> Thumbnail:
+        """Make sure the thumbnail is in the disk store (warm-up); returns it."""
+        found = await self.get(request)
+        if found.tier in (MEMORY, REDIS) and not await self.store.exists(request.cache_key):
+            await self.store.put(request.cache_key, found.thumbnail.pack())
+        return found.thumbnail
+
+
+def _host(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]

@@ -1,0 +1,73 @@
+"""Where finished thumbnails live for good: a small Store interface and a disk implementation.
+
+Keys are the content addresses from :func:`proxy.urls.cache_key` (hex SHA-256 of pipeline
+version, variant and source). An S3-compatible store is one more class with these three
+methods; the handler only sees :class:`Store`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+
+class Store(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def put(self, key: str, data: bytes) -> None: ...
+
+    async def exists(self, key: str) -> bool: ...
+
+
+class DiskStore:
+    """``root/ab/cd/abcd….bin``: sharded by key prefix, written atomically.
+
+    A write goes to a temp file in the same directory, is flushed to disk, then renamed
+    over the final name, so a crash never leaves a half file under a real key.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, key: str) -> Path:
+        if len(key) < 5 or not all(c.isalnum() or c in "._-" for c in key):
+            raise ValueError(f"not a store key: {key!r}")
+        return self.root / key[0:2] / key[2:4] / key
+
+    async def get(self, key: str) -> bytes | None:
+        return await asyncio.to_thread(self._read, self.path(key))
+
+    async def put(self, key: str, data: bytes) -> None:
+        await asyncio.to_thread(self._write, self.path(key), data)
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self.path(key).is_file)
+
+    def check_writable(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.root, prefix=".health-"):
+            pass
+
+    @staticmethod
+    def _read(path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,125 @@
+"""The cache tiers above the disk store: an in-process LRU bounded by bytes, and Redis.
+
+The Redis tier goes through aiocache. Redis being down or slow never fails a request: every
+call has a short timeout, errors count as misses, and after a failure the tier rests for a
+moment instead of paying a timeout on every request. ``available`` feeds /healthz.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+from aiocache import RedisCache
+from aiocache.serializers import NullSerializer
+from redis.asyncio.connection import parse_url
+
+from proxy.thumbnail import CorruptEntry, Thumbnail
+
+log = logging.getLogger("thumbs.proxy")
+
+
+class MemoryLRU:
+    """Least-recently-used thumbnails, at most ``capacity`` bytes of JPEG data."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.size = 0
+        self._entries: OrderedDict[str, Thumbnail] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> Thumbnail | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: str, entry: Thumbnail) -> None:
+        cost = len(entry.data)
+        if cost > self.capacity:
+            return
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.size -= len(old.data)
+        self._entries[key] = entry
+        self.size += cost
+        while self.size > self.capacity:
+            _, evicted = self._entries.popitem(last=False)
+            self.size -= len(evicted.data)
+
+
+class RedisTier:
+    """Thumbnails (and negative entries) in Redis under ``{prefix}thumb:`` with a TTL."""
+
+    def __init__(self, url: str, prefix: str, ttl: int, *, timeout: float = 0.5, rest: float = 2.0) -> None:
+        options: dict[str, Any] = dict(parse_url(url))
+        self.cache = RedisCache(
+            serializer=NullSerializer(),
+            namespace=f"{prefix}thumb",  # aiocache adds the ":"
+            endpoint=options.get("host", "127.0.0.1"),
+            port=options.get("port", 6379),
+            db=options.get("db", 0),
+            password=options.get("password"),
+            timeout=timeout,
+            create_connection_timeout=timeout,
+        )
+        self.ttl = ttl
+        self.rest = rest
+        self._resting_until = 0.0
+        self.last_error: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self._resting_until
+
+    async def close(self) -> None:
+        await self.cache.close()
+
+    async def get(self, key: str) -> Thumbnail | None:
+        blob = await self._call("get", key)
+        if not blob:
+            return None
+        try:
+            return Thumbnail.unpack(blob)
+        except CorruptEntry:
+            log.warning("corrupt redis entry %s ignored", key)
+            return None
+
+    async def put(self, key: str, entry: Thumbnail) -> None:
+        await self._call("set", key, entry.pack(), ttl=self.ttl)
+
+    async def get_raw(self, key: str) -> bytes | None:
+        value = await self._call("get", key)
+        return value if isinstance(value, bytes) else None
+
+    async def set_raw(self, key: str, value: bytes, ttl: int) -> None:
+        await self._call("set", key, value, ttl=ttl)
+
+    async def ping(self) -> bool:
+        try:
+            await self.cache.exists("health")
+        except Exception as exc:
+            self.mark_failed(exc)
+            return False
+        self._resting_until = 0.0
+        self.last_error = None
+        return True
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        if not self.available:
+            return None
+        try:
+            return await getattr(self.cache, method)(*args, **kwargs)
+        except Exception as exc:  # any Redis failure is a miss, never a failed request
+            self.mark_failed(exc)
+            return None
+
+    def mark_failed(self, exc: Exception) -> None:
+        if self.available:
+            log.warning("redis tier unavailable: %s", exc)
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self._resting_until = time.monotonic() + self.rest

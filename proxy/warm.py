@@ -1,0 +1,115 @@
+"""Warm-up: validate sources, queue them, and make their thumbnails ahead of the first view.
+
+The :class:`Warmer` is the in-process :class:`~proxy.warm_types.WarmClient`. With
+``wait=True`` it generates through the same single-flight path as a page view and reports
+source size and colour; without it, it queues. The queue is in-process, or a Redis Stream
+with a consumer group when Redis is configured (see :mod:`proxy.warm_queue`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from proxy.errors import BadSignature, Overloaded, ProxyError
+from proxy.fetch import SourcePolicy
+from proxy.service import ThumbnailService
+from proxy.urls import BadSignature as SignatureMismatch
+from proxy.urls import BadThumbnailURL, ThumbnailRequest, parse_thumbnail_path
+from proxy.variants import DEFAULT_VARIANT
+from proxy.warm_queue import WarmQueue
+from proxy.warm_types import WarmOutcome
+
+log = logging.getLogger("thumbs.proxy")
+
+MAX_SOURCES_PER_CALL = 500
+# Overloaded pools are retried this many times, with a short pause, when a caller waits.
+OVERLOAD_RETRIES = 20
+
+
+class Warmer:
+    def __init__(
+        self,
+        service: ThumbnailService,
+        policy: SourcePolicy,
+        secrets: Sequence[str],
+        queue: WarmQueue,
+        concurrency: int,
+    ) -> None:
+        self.service = service
+        self.policy = policy
+        self.secrets = [secret for secret in secrets if secret]
+        self.queue = queue
+        self.concurrency = max(1, concurrency)
+
+    def resolve(self, source: str) -> ThumbnailRequest:
+        """The thumbnail a source (origin URL, thumbnail URL or path) stands for, or why not."""
+        path = source if source.startswith("/") else urlsplit(source).path
+        if path.startswith("/t/"):
+            try:
+                return parse_thumbnail_path(path, self.secrets)
+            except SignatureMismatch:
+                raise BadSignature("the thumbnail URL's signature does not match") from None
+            except BadThumbnailURL:
+                if source.startswith("/"):
+                    raise ProxyError("not a thumbnail path", status=404, code="not_found") from None
+        self.policy.check_url(source)
+        return ThumbnailRequest(source=source, variant=DEFAULT_VARIANT)
+
+    async def warm(self, sources: Sequence[str], *, wait: bool) -> list[WarmOutcome]:
+        if len(sources) > MAX_SOURCES_PER_CALL:
+            raise ProxyError(f"at most {MAX_SOURCES_PER_CALL} sources per call", status=413, code="too_large")
+        if wait:
+            limit = asyncio.Semaphore(self.concurrency)
+
+            async def one(source: str) -> WarmOutcome:
+                async with limit:
+                    return await self.make(source)
+
+            return list(await asyncio.gather(*(one(source) for source in sources)))
+        outcomes: list[WarmOutcome] = []
+        accepted: list[tuple[str, str]] = []
+        for source in sources:
+            try:
+                request = self.resolve(source)
+            except ProxyError as error:
+                outcomes.append(WarmOutcome(source, False, error.code, error.detail))
+                continue
+            accepted.append((source, request.source))
+            # For accepted sources the detail carries the cache key (the 202 body's "key").
+            outcomes.append(WarmOutcome(source, True, None, request.cache_key))
+        try:
+            await self.queue.put([origin for _, origin in accepted])
+        except ProxyError as error:
+            refused = {source for source, _ in accepted}
+            outcomes = [
+                WarmOutcome(o.source, False, error.code, error.detail) if o.source in refused else o
+                for o in outcomes
+            ]
+        return outcomes
+
+    async def make(self, source: str) -> WarmOutcome:
+        """Generate (or find) one thumbnail and make sure it is in the disk store."""
+        try:
+            request = self.resolve(source)
+            for attempt in range(OVERLOAD_RETRIES + 1):
+                try:
+                    thumbnail = await self.service.ensure_stored(request)
+                    break
+                except Overloaded:
+                    if attempt == OVERLOAD_RETRIES:
+                        raise
+                    await asyncio.sleep(0.1 * (attempt + 1))
+        except ProxyError as error:
+            return WarmOutcome(source, False, error.code, error.detail)
+        return WarmOutcome(source, True, None, None, thumbnail.width, thumbnail.height, thumbnail.color)
+
+    async def consume(self) -> None:
+        """Work through the queue until cancelled."""
+        await self.queue.consume(self._handle_queued, self.concurrency)
+
+    async def _handle_queued(self, source: str) -> None:
+        request = ThumbnailRequest(source=source, variant=DEFAULT_VARIANT)
+        await self.service.ensure_stored(request)
