@@ -111,7 +111,8 @@ def decode_reduced(data: bytes, variant: Variant) -> pyvips.Image:
         size="down",
         no_rotate=True,
         export_profile="srgb",
-        fail_on="truncated",
+        # The loader's own option: thumbnail's ``fail_on`` does not reach the JPEG loader.
+        option_string="fail_on=truncated",
     )
 
 
