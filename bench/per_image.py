@@ -1,0 +1,105 @@
+"""Section 1: per-image cost in-process. Our pipeline vs Pillow (draft + thumbnail) vs plain pyvips.
+
+Each method gets the source bytes already in memory and returns a 200 px JPEG at quality 65;
+one thread each (libvips concurrency 1, as the proxy configures it: its parallelism comes
+from running images side by side). SSIM is measured on luma against a reference made by
+decoding the whole source and resizing it with Lanczos in one step (Pillow, reducing_gap off)
+to the candidate's exact size.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyvips
+from PIL import Image
+
+from bench.context import Context
+from bench.ssim import ssim
+from bench.stats import summary_ms
+from proxy.pipeline import configure_libvips, render
+from proxy.variants import THUMB
+
+BOX, QUALITY = THUMB.max_side, THUMB.quality
+MAX_PIXELS = 50_000_000
+
+
+def ours(data: bytes) -> bytes:
+    return render(data, THUMB, MAX_PIXELS).data
+
+
+def pillow(data: bytes) -> bytes:
+    image = Image.open(io.BytesIO(data))
+    image.draft("RGB", (BOX, BOX))  # JPEG only: DCT scaling, decodes at 1/2..1/8 size
+    image = image.convert("RGB")
+    image.thumbnail((BOX, BOX))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=QUALITY, optimize=True)
+    return out.getvalue()
+
+
+def plain_pyvips(data: bytes) -> bytes:
+    return pyvips.Image.thumbnail_buffer(data, BOX, height=BOX).jpegsave_buffer(Q=QUALITY)
+
+
+METHODS: dict[str, Callable[[bytes], bytes]] = {"ours": ours, "pillow": pillow, "pyvips": plain_pyvips}
+
+
+@dataclass
+class Reference:
+    """The source decoded once at full size; resized on demand to each candidate's size."""
+
+    full: Image.Image
+
+    def at(self, size: tuple[int, int]) -> np.ndarray:
+        return np.asarray(self.full.resize(size, Image.Resampling.LANCZOS, reducing_gap=None))
+
+
+def decode_rgb(jpeg: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+
+
+def run(ctx: Context) -> dict[str, object]:
+    configure_libvips(1)
+    repeats = int(ctx.scaled(5, 2))
+    rows: list[dict[str, object]] = []
+    for image in ctx.corpus:
+        data = image.path.read_bytes()
+        reference = Reference(Image.open(io.BytesIO(data)).convert("RGB"))
+        for name, method in METHODS.items():
+            output = method(data)  # warm-up, and the output we score
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                method(data)
+                times.append(time.perf_counter() - started)
+            decoded = decode_rgb(output)
+            score = ssim(decoded, reference.at((decoded.shape[1], decoded.shape[0])))
+            rows.append({
+                "image": image.name, "kind": image.kind, "method": name, "source_bytes": len(data),
+                "times_s": [round(t, 5) for t in times], "output_bytes": len(output),
+                "output_size": [decoded.shape[1], decoded.shape[0]], "ssim": round(score, 4),
+            })
+    return {"repeats": repeats, "box": BOX, "quality": QUALITY, "rows": rows, "summary": summarize(rows)}
+
+
+def summarize(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Per (kind, method): time percentiles over every repeat of every image, bytes, SSIM."""
+    groups: dict[tuple[str, str], list[dict[str, object]]] = {}
+    for row in rows:
+        groups.setdefault((str(row["kind"]), str(row["method"])), []).append(row)
+    summary = []
+    for (kind, method), members in groups.items():
+        times = [t for row in members for t in row["times_s"]]  # type: ignore[attr-defined]
+        sizes = [int(row["output_bytes"]) for row in members]  # type: ignore[call-overload]
+        scores = [float(row["ssim"]) for row in members]  # type: ignore[arg-type]
+        summary.append({
+            "kind": kind, "method": method, **summary_ms(times),
+            "bytes_median": int(np.median(sizes)), "bytes_max": max(sizes),
+            "ssim_mean": round(float(np.mean(scores)), 4), "images": len(members),
+        })
+    return summary
