@@ -58,7 +58,7 @@ class RedisTier:
     def __init__(self, url: str, prefix: str, ttl: int, *, timeout: float = 0.5, rest: float = 2.0) -> None:
         options: dict[str, Any] = dict(parse_url(url))
         self.cache = RedisCache(
-            serializer=NullSerializer(),
+            serializer=NullSerializer(encoding=None),  # raw bytes in, raw bytes out
             namespace=f"{prefix}thumb",  # aiocache adds the ":"
             endpoint=options.get("host", "127.0.0.1"),
             port=options.get("port", 6379),
