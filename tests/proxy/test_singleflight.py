@@ -1,0 +1,118 @@
+"""One origin fetch per missing thumbnail: within a process, across processes, after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import redis.asyncio as aioredis
+
+from proxy.urls import cache_key, thumbnail_path
+from proxy.variants import THUMB
+from tests.proxy.conftest import running
+from tests.support import images
+from tests.support.origin import Origin
+from tests.support.servers import free_port
+from thumbs.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_concurrent_requests_in_one_process_fetch_once(make_settings: Callable[..., Settings],
+                                                             origin: Origin, unique) -> None:
+    source = origin.add(unique("a.jpg"), images.jpeg(images.photo(800, 600)), delay=0.3)
+    async with running(make_settings()) as proxy:
+        responses = await asyncio.gather(*(proxy.thumb(source) for _ in range(25)))
+        assert {r.status_code for r in responses} == {200}
+        assert len({r.content for r in responses}) == 1
+        assert proxy.proxy.service.flights.coalesced == 24
+    assert origin.hits[unique("a.jpg")] == 1
+
+
+async def test_concurrent_failures_are_shared_too(make_settings: Callable[..., Settings], origin: Origin,
+                                                  unique) -> None:
+    source = origin.add(unique("bad.jpg"), images.HTML, delay=0.3)
+    async with running(make_settings()) as proxy:
+        responses = await asyncio.gather(*(proxy.thumb(source) for _ in range(10)))
+    assert {r.status_code for r in responses} == {415}
+    assert origin.hits[unique("bad.jpg")] == 1
+
+
+async def test_waiter_takes_over_when_the_lease_holder_dies(redis_settings: Callable[..., Settings],
+                                                            origin: Origin, unique) -> None:
+    settings = redis_settings()
+    source = origin.add(unique("orphan.jpg"), images.jpeg(images.photo(300, 200)))
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        # A holder that took the lease and died: nobody renews it, it expires in 400 ms.
+        lock = f"{settings.redis_prefix}lock:{cache_key(source, THUMB)}"
+        assert await client.set(lock, "dead-holder", nx=True, px=400)
+        async with running(settings) as proxy:
+            response = await proxy.thumb(source)
+            assert response.status_code == 200
+            assert response.headers["x-thumb-tier"] == "generated"
+        assert await client.exists(lock) == 0  # released by the new holder
+    finally:
+        await client.aclose()
+    assert origin.hits[unique("orphan.jpg")] == 1
+
+
+@contextmanager
+def proxy_process(settings: Settings, data_dir: Path) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "THUMBS_DATA_DIR": str(data_dir),
+        "THUMBS_SECRET": settings.secret,
+        "THUMBS_ALLOWED_SOURCES": ",".join(settings.allowed_sources),
+        "THUMBS_ALLOW_PRIVATE_SOURCES": "true",
+        "THUMBS_REDIS_URL": settings.redis_url or "",
+        "THUMBS_REDIS_PREFIX": settings.redis_prefix,
+        "THUMBS_PUBLIC_BASE_URL": "http://thumbs.test",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "tests.proxy.app_factory:create",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("proxy process did not start")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_two_processes_fetch_once(redis_settings: Callable[..., Settings], origin: Origin, unique,
+                                        tmp_path: Path) -> None:
+    settings = redis_settings()
+    # The origin is slow, so both processes are certainly asking at the same time.
+    source = origin.add(unique("shared.jpg"), images.jpeg(images.photo(800, 600)), delay=1.0)
+    path = thumbnail_path(source, settings.secret)
+    with proxy_process(settings, tmp_path / "host-a") as first, proxy_process(settings, tmp_path / "host-b") as second:
+        async with httpx.AsyncClient(timeout=30) as client:
+            requests = [client.get(base + path) for base in (first, second) for _ in range(5)]
+            responses = await asyncio.gather(*requests)
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.content for r in responses}) == 1
+    tiers = [r.headers["x-thumb-tier"] for r in responses]
+    assert set(tiers) == {"generated", "redis"}  # host B got host A's result through Redis
+    assert origin.hits[unique("shared.jpg")] == 1
