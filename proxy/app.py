@@ -60,13 +60,15 @@ def create_proxy(settings: Settings, *, warm_consumer: bool) -> Proxy:
     leases: Leases | None = None
     lease_client: Redis | None = None
     queue: WarmQueue
+    # Retry a failed warm only once its negative-cache entry has expired, or the retry is void.
+    retry_backoff = max(1.0, float(settings.negative_ttl))
     if settings.redis_url:
         redis_tier = RedisTier(settings.redis_url, settings.redis_prefix, settings.redis_ttl)
         lease_client = Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
         leases = Leases(lease_client, settings.redis_prefix)
-        queue = RedisWarmQueue(settings.redis_url, settings.redis_prefix)
+        queue = RedisWarmQueue(settings.redis_url, settings.redis_prefix, backoff=retry_backoff)
     else:
-        queue = MemoryWarmQueue()
+        queue = MemoryWarmQueue(backoff=retry_backoff)
     service = ThumbnailService(
         fetcher=fetcher,
         pool=pool,
