@@ -51,7 +51,9 @@ def unique() -> Callable[[str], str]:
 
 
 @pytest.fixture
-def redis_settings(make_settings: Callable[..., Settings], redis_url: str, redis_prefix: str) -> Callable[..., Settings]:
+def redis_settings(
+    make_settings: Callable[..., Settings], redis_url: str, redis_prefix: str
+) -> Callable[..., Settings]:
     """Settings with the shared Redis under a prefix private to this test."""
 
     def make(**overrides: Any) -> Settings:

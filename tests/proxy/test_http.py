@@ -79,7 +79,8 @@ async def test_url_is_deterministic(origin: Origin) -> None:
 
 
 async def test_unknown_paths_and_methods_are_json(proxy: Running) -> None:
-    for path in ("/t/", "/t/abc", "/t/a/b/c/d", "/t/" + "A" * 43 + "/huge/abc.jpg", "/t/" + "A" * 43 + "/thumb/abc.png"):
+    signature = "A" * 43
+    for path in ("/t/", "/t/abc", "/t/a/b/c/d", f"/t/{signature}/huge/abc.jpg", f"/t/{signature}/thumb/abc.png"):
         response = await proxy.client.get(path)
         assert response.status_code == 404, path
         assert response.json()["error"] == "not_found"
@@ -148,7 +149,9 @@ async def test_disk_tier_after_restart(make_settings: Callable[..., Settings], o
     assert origin.hits[unique("e.jpg")] == 1
 
 
-async def test_corrupt_disk_entry_is_regenerated(make_settings: Callable[..., Settings], origin: Origin, unique) -> None:
+async def test_corrupt_disk_entry_is_regenerated(
+    make_settings: Callable[..., Settings], origin: Origin, unique
+) -> None:
     settings = make_settings()
     source = origin.add(unique("f.jpg"), images.jpeg(images.photo(300, 200)))
     async with running(settings) as proxy:

@@ -19,8 +19,8 @@ from thumbs.settings import Settings
 AUTH = {"Authorization": "Bearer warm-token"}
 
 
-async def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_until(predicate: Callable[[], object], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         result = predicate()
         if asyncio.iscoroutine(result):
