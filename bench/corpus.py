@@ -30,11 +30,13 @@ KINDS = {
     "ai1024_png": Kind("ai1024_png", 1024, 1024, "png", False),
     "webp": Kind("webp", 1536, 1024, "webp", True),
     "large_png": Kind("large_png", 4096, 4096, "png", False),
+    # The size of the photo in imgproxy's published benchmark (7360x4912 JPEG).
+    "huge_jpeg": Kind("huge_jpeg", 7360, 4912, "jpg", True),
 }
 # Images per kind in the full and the quick run.
 COUNTS = {
-    "full": {"photo4k_jpeg": 8, "ai1024_png": 8, "webp": 4, "large_png": 2},
-    "quick": {"photo4k_jpeg": 3, "ai1024_png": 3, "webp": 2, "large_png": 1},
+    "full": {"photo4k_jpeg": 8, "ai1024_png": 8, "webp": 4, "large_png": 2, "huge_jpeg": 1},
+    "quick": {"photo4k_jpeg": 3, "ai1024_png": 3, "webp": 2, "large_png": 1, "huge_jpeg": 1},
 }
 
 
