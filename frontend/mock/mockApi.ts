@@ -1,6 +1,6 @@
 /**
  * Dev-only mock of GET /api/library/images and its images, as a Vite dev-server middleware.
- * `apply: "serve"` keeps it out of `vite build`; nothing in src/ imports it.
+ * `apply: "serve"` keeps it out of `vite build` (it also serves `vite preview`); nothing in src/ imports it.
  *
  * Env knobs: MOCK_TOTAL (default 1234), MOCK_LATENCY ms for JSON (default 80), MOCK_IMG_LATENCY ms
  * (default 60), MOCK_FAIL_RATE 0..1 of 503 answers for pages > 0 (default 0).
@@ -89,6 +89,10 @@ export function mockLibraryApi(): Plugin {
     name: "thumbs-mock-library-api",
     apply: "serve",
     configureServer(server) {
+      server.middlewares.use((req, res, next) => void handle(req, res, next));
+    },
+    // `npm run preview` serves the production bundle against the same mock.
+    configurePreviewServer(server) {
       server.middlewares.use((req, res, next) => void handle(req, res, next));
     },
   };

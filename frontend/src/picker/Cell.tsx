@@ -33,9 +33,8 @@ export function PickerCell(props: CellComponentProps<CellData>) {
   const active = index === props.activeIndex;
   const ref = useRef<HTMLDivElement>(null);
 
-  // Roving focus: the active cell takes focus if focus is anywhere in the picker (i.e. the user is
-  // navigating). If it is scrolled out of the DOM while focused, focus parks on the picker root so
-  // keys keep working, and it comes back here when the cell renders again.
+  // Roving focus: the active cell takes focus if focus is anywhere in the picker (the user is
+  // navigating). The cell may only mount after the grid scrolls to it, hence an effect, not the key handler.
   useLayoutEffect(() => {
     const el = ref.current;
     if (!active || !el) return;
@@ -43,10 +42,17 @@ export function PickerCell(props: CellComponentProps<CellData>) {
     if (root && root.contains(document.activeElement) && document.activeElement !== el) {
       el.focus({ preventScroll: true });
     }
-    return () => {
-      if (root && document.activeElement === el) root.focus({ preventScroll: true });
-    };
   }, [active]);
+  // A focused cell scrolled out of the DOM would drop focus to <body>; park it on the picker root so
+  // keys keep working. Only on unmount: while the element stays attached, React would restore focus
+  // to it after the commit anyway.
+  useLayoutEffect(() => {
+    const el = ref.current;
+    return () => {
+      const root = el?.closest<HTMLElement>(ROOT_SELECTOR);
+      if (el && root && document.activeElement === el) root.focus({ preventScroll: true });
+    };
+  }, []);
 
   if (index >= itemCount) return null; // ragged last row
   const image = items[index];

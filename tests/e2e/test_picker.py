@@ -1,0 +1,525 @@
+"""End-to-end tests of the picker in headless Chromium against the real server (1,000+ images).
+
+Each test asserts facts a user or the network would see: which URLs were requested, what the DOM
+holds, where focus is, what the demo page reports as selected.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlparse
+
+import pytest
+from playwright.sync_api import Browser, Page, Request, Route, expect
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "docs" / "screenshot.png"
+API_PATH = "/api/library/images"
+VIEWPORT = {"width": 1280, "height": 800}
+DOM_IMG_BUDGET = 100
+
+# Installed before the app runs: the most <img> elements ever in the DOM, and the class each <img>
+# had when it was inserted (to tell a skeleton flash from an instant re-show).
+TRACKER = """
+window.__maxImgs = 0;
+window.__inserted = [];
+new MutationObserver((records) => {
+  window.__maxImgs = Math.max(window.__maxImgs, document.getElementsByTagName('img').length);
+  for (const r of records) for (const n of r.addedNodes) {
+    if (n.nodeType !== 1) continue;
+    const imgs = n.tagName === 'IMG' ? [n] : n.querySelectorAll('img');
+    for (const img of imgs) window.__inserted.push({src: img.getAttribute('src'), cls: img.className});
+  }
+}).observe(document, {childList: true, subtree: true});
+"""
+
+JS_GRID_STATE = """() => {
+  const grid = document.querySelector('[role=grid]');
+  const g = grid.getBoundingClientRect();
+  const cells = [...grid.querySelectorAll('[role=gridcell][data-index]')];
+  const visible = cells.filter((c) => { const r = c.getBoundingClientRect(); return r.bottom > g.top + 0.5 && r.top < g.bottom - 0.5; });
+  const idx = visible.map((c) => Number(c.dataset.index));
+  const firstRow = grid.querySelector('[role=row]');
+  const cell = cells[0] ? cells[0].getBoundingClientRect() : {height: 0};
+  return {
+    top: idx.length ? Math.min(...idx) : -1,
+    bottom: idx.length ? Math.max(...idx) : -1,
+    columns: firstRow ? firstRow.children.length : 0,
+    cellHeight: cell.height,
+    gridHeight: grid.clientHeight,
+    scrollTop: grid.scrollTop,
+    scrollHeight: grid.scrollHeight,
+    imgs: document.getElementsByTagName('img').length,
+  };
+}"""
+
+JS_FOCUS = """() => {
+  const el = document.activeElement;
+  const grid = document.querySelector('[role=grid]');
+  if (!el || !el.dataset || el.dataset.index === undefined) return null;
+  const r = el.getBoundingClientRect(), g = grid.getBoundingClientRect();
+  const cs = getComputedStyle(el);
+  return {index: Number(el.dataset.index), inView: r.top >= g.top - 1 && r.bottom <= g.bottom + 1,
+          outline: cs.outlineStyle + ' ' + cs.outlineWidth, selected: el.getAttribute('aria-selected')};
+}"""
+
+
+class Session:
+    """One page of the demo with everything it requested recorded."""
+
+    def __init__(self, page: Page, base_url: str) -> None:
+        self.page = page
+        self.base_url = base_url
+        self.requests: list[Request] = []
+        self.failed: list[tuple[str, str]] = []
+        self.api_responses: list[Any] = []
+        page.on("request", lambda r: self.requests.append(r))
+        page.on("requestfailed", lambda r: self.failed.append((r.url, r.failure or "")))
+        page.on("response", lambda r: self.api_responses.append(r) if API_PATH in r.url else None)
+
+    def open(self, query: str = "") -> None:
+        self.page.goto(f"{self.base_url}/{query}")
+
+    def wait_for_thumbnails(self, count: int = 12, timeout: float = 15_000) -> float:
+        start = time.monotonic()
+        self.page.wait_for_function(
+            f"document.querySelectorAll('img.tp-loaded').length >= {count}", timeout=timeout
+        )
+        return time.monotonic() - start
+
+    def grid(self) -> dict[str, Any]:
+        return self.page.evaluate(JS_GRID_STATE)
+
+    def focus(self) -> dict[str, Any] | None:
+        return self.page.evaluate(JS_FOCUS)
+
+    def api_offsets(self) -> list[int]:
+        offsets = []
+        for request in self.requests:
+            if urlparse(request.url).path == API_PATH:
+                offsets.append(int(parse_qs(urlparse(request.url).query).get("offset", ["0"])[0]))
+        return offsets
+
+    def images_by_index(self) -> dict[int, dict[str, Any]]:
+        """Every image the page received from the API, by its position in the library."""
+        found: dict[int, dict[str, Any]] = {}
+        for response in self.api_responses:
+            if response.status != 200:
+                continue
+            body = response.json()
+            for i, image in enumerate(body["images"]):
+                found[body["offset"] + i] = image
+        return found
+
+    def total(self) -> int:
+        return next(r.json()["total"] for r in self.api_responses if r.status == 200)
+
+    def absolute(self, url: str) -> str:
+        return urljoin(self.base_url + "/", url)
+
+    def image_requests(self) -> list[str]:
+        return [r.url for r in self.requests if r.resource_type == "image"]
+
+    def scroll_to(self, top: float) -> None:
+        self.page.evaluate("(t) => { document.querySelector('[role=grid]').scrollTop = t; }", top)
+        self.settle()
+
+    def settle(self) -> None:
+        """Two animation frames: the scroll event, then React's commit."""
+        self.page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+    def wait_focus(self, index: int, timeout: float = 5000) -> dict[str, Any]:
+        """Focus lands on a cell once it has rendered, which can take a scroll event and a commit."""
+        self.page.wait_for_function(
+            f"() => document.activeElement && document.activeElement.dataset.index === '{index}'", timeout=timeout
+        )
+        self.settle()
+        focus = self.focus()
+        assert focus is not None
+        return focus
+
+    def cell(self, index: int):
+        return self.page.locator(f'[role=gridcell][data-index="{index}"]')
+
+
+@pytest.fixture
+def session(browser: Browser, base_url: str) -> Iterator[Session]:
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.add_init_script(TRACKER)
+    try:
+        yield Session(page, base_url)
+    finally:
+        context.close()
+
+
+def first_api_page(session: Session, limit: int = 50) -> dict[str, Any]:
+    response = session.page.request.get(f"{session.base_url}{API_PATH}?limit={limit}&offset=0")
+    assert response.ok, response.status
+    return response.json()
+
+
+def test_first_screen_shows_proxy_thumbnails_only(session: Session) -> None:
+    session.open()
+    elapsed = session.wait_for_thumbnails(12)
+    print(f"first 12 thumbnails loaded {elapsed:.3f} s after navigation returned")
+    images = session.images_by_index()
+    assert session.total() >= 1000
+    state = session.grid()
+    assert state["columns"] >= 4, state  # 1280 px wide: several columns
+
+    # Every image the page downloaded is a thumbnail from the API (full URLs only as the fallback
+    # for a missing or failed thumbnail).
+    failed = {url for url, _ in session.failed} | {
+        r.url for r in session.api_responses if r.status >= 400
+    }
+    thumbs = {session.absolute(i["thumbnail_url"]) for i in images.values() if i["thumbnail_url"]}
+    fallbacks = {
+        session.absolute(i["url"])
+        for i in images.values()
+        if not i["thumbnail_url"] or session.absolute(i["thumbnail_url"]) in failed
+    }
+    requested = session.image_requests()
+    assert requested, "no image was requested"
+    assert set(requested) <= thumbs | fallbacks, set(requested) - thumbs - fallbacks
+    full_urls = {session.absolute(i["url"]) for i in images.values()} - fallbacks
+    assert not set(requested) & full_urls
+
+    # The first screen is eager with high priority, async decoding, explicit size, the image's colour behind it.
+    first = session.page.locator('[role=gridcell][data-index="0"] img')
+    expect(first).to_have_attribute("loading", "eager")
+    expect(first).to_have_attribute("fetchpriority", "high")
+    expect(first).to_have_attribute("decoding", "async")
+    assert int(first.get_attribute("width") or 0) > 0 and int(first.get_attribute("height") or 0) > 0
+    colour = images[0]["color"]
+    if colour:
+        tile_bg = session.page.evaluate(
+            "() => getComputedStyle(document.querySelector('[data-index=\"0\"] .tp-tile')).backgroundColor"
+        )
+        r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+        assert tile_bg == f"rgb({r}, {g}, {b})"
+    # Cells are labelled from metadata, inside ARIA grid roles.
+    label = session.cell(0).get_attribute("aria-label") or ""
+    assert f"Image {images[0]['id']}" in label
+    expect(session.page.locator("[role=grid]")).to_have_attribute("aria-rowcount", re.compile(r"^\d+$"))
+
+    # Further down, images load lazily.
+    session.scroll_to(state["cellHeight"] * 20)
+    lazy = session.page.locator("[role=gridcell] img[loading=lazy]")
+    expect(lazy.first).to_be_attached()
+
+
+def test_scrolling_to_the_end_loads_every_page_once_with_a_bounded_dom(session: Session) -> None:
+    session.open()
+    session.wait_for_thumbnails(12)
+    total = session.total()
+    limit = session.api_responses[0].json()["limit"]
+    state = session.grid()
+    step = state["gridHeight"] * 0.9
+    deadline = time.monotonic() + 60
+    while state["scrollTop"] + state["gridHeight"] < state["scrollHeight"] - 1:
+        assert time.monotonic() < deadline, "never reached the end"
+        session.scroll_to(state["scrollTop"] + step)
+        session.page.wait_for_timeout(30)
+        state = session.grid()
+        assert state["imgs"] <= DOM_IMG_BUDGET, state
+
+    # The last image is on screen and every cell of the last screen gets filled.
+    expect(session.cell(total - 1)).to_be_visible()
+    expect(session.page.locator(".tp-skeleton")).to_have_count(0, timeout=10_000)
+    session.page.wait_for_function(
+        "document.querySelectorAll('[role=gridcell] img.tp-loaded, .tp-broken').length >= "
+        "document.querySelectorAll('[role=gridcell][aria-selected]').length"
+    )
+    offsets = session.api_offsets()
+    counts = Counter(offsets)
+    assert [o for o, c in counts.items() if c > 1] == [], f"pages fetched twice: {counts}"
+    assert set(offsets) == set(range(0, total, limit)), sorted(set(range(0, total, limit)) - set(offsets))
+    assert len(offsets) == math.ceil(total / limit)
+    max_imgs = session.page.evaluate("window.__maxImgs")
+    print(f"{total} images, {len(offsets)} API pages, at most {max_imgs} <img> in the DOM")
+    assert 0 < max_imgs <= DOM_IMG_BUDGET
+
+
+def test_click_selects_and_returns_the_full_url(session: Session) -> None:
+    session.open()
+    session.wait_for_thumbnails(12)
+    images = session.images_by_index()
+    target = images[2]
+    full = session.absolute(target["url"])
+    assert full not in session.image_requests()  # nothing full-size before the choice
+
+    session.cell(2).click()
+    output = session.page.get_by_test_id("selected-url")
+    expect(output).to_have_text(target["url"], timeout=1000)
+    expect(session.cell(2)).to_have_attribute("aria-selected", "true")
+    expect(session.cell(0)).to_have_attribute("aria-selected", "false")
+    preview = session.page.get_by_test_id("preview")
+    expect(preview).to_have_attribute("src", target["url"])
+    session.page.wait_for_function(
+        "() => { const p = document.querySelector('[data-testid=preview]'); return p && p.complete && p.naturalWidth > 0; }"
+    )
+
+    # Single select: choosing another image replaces the choice.
+    session.cell(3).click()
+    expect(output).to_have_text(images[3]["url"])
+    expect(session.cell(2)).to_have_attribute("aria-selected", "false")
+
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    session.page.screenshot(path=str(SCREENSHOT))
+    assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_multiple_select_is_opt_in(session: Session) -> None:
+    session.open("?multiple=1")
+    session.wait_for_thumbnails(12)
+    images = session.images_by_index()
+    expect(session.page.locator("[role=grid]")).to_have_attribute("aria-multiselectable", "true")
+    for i in (1, 4, 5):
+        session.cell(i).click()
+    session.cell(4).click()  # toggles off
+    expect(session.page.get_by_test_id("selected-list").locator("li")).to_have_text(
+        [images[1]["url"], images[5]["url"]]
+    )
+    expect(session.cell(4)).to_have_attribute("aria-selected", "false")
+    expect(session.cell(5)).to_have_attribute("aria-selected", "true")
+
+
+def test_keyboard_navigation(session: Session) -> None:
+    session.open()
+    session.wait_for_thumbnails(12)
+    images = session.images_by_index()
+    total = session.total()
+    cols = session.grid()["columns"]
+    keyboard = session.page.keyboard
+
+    session.cell(0).focus()
+    assert (session.focus() or {})["index"] == 0
+    steps = [
+        ("ArrowRight", 1),
+        ("ArrowDown", 1 + cols),
+        ("ArrowLeft", cols),
+        ("ArrowUp", 0),
+        ("End", cols - 1),
+        ("Home", 0),
+    ]
+    for key, expected in steps:
+        keyboard.press(key)
+        focus = session.focus()
+        assert focus and focus["index"] == expected, (key, focus)
+    assert focus["outline"].startswith("solid"), focus  # visible focus ring
+
+    keyboard.press("PageDown")
+    session.page.wait_for_function("document.activeElement && Number(document.activeElement.dataset.index) > 0")
+    session.settle()
+    focus = session.focus()
+    assert focus and focus["index"] % cols == 0 and focus["index"] >= 2 * cols and focus["inView"], focus
+
+    keyboard.press("Control+End")
+    focus = session.wait_focus(total - 1)
+    assert focus["inView"], focus
+
+    keyboard.press("Control+Home")
+    focus = session.wait_focus(0)
+    assert focus["inView"], focus
+    assert session.grid()["scrollTop"] == 0
+
+    # Walking down past the screen scrolls the focused cell into view.
+    for _ in range(8):
+        keyboard.press("ArrowDown")
+    focus = session.wait_focus(8 * cols)
+    assert focus["inView"], focus
+    assert session.grid()["scrollTop"] > 0
+
+    keyboard.press("ArrowRight")
+    keyboard.press(" ")
+    expect(session.page.get_by_test_id("selected-url")).to_have_text(images[8 * cols + 1]["url"])
+    expect(session.cell(8 * cols + 1)).to_have_attribute("aria-selected", "true")
+    keyboard.press("ArrowRight")
+    keyboard.press("Enter")
+    expect(session.page.get_by_test_id("selected-url")).to_have_text(images[8 * cols + 2]["url"])
+
+
+def test_thumbnail_failure_falls_back_to_the_full_image_then_to_an_error_tile(session: Session) -> None:
+    data = first_api_page(session)
+    first, second = data["images"][0], data["images"][1]
+    assert first["thumbnail_url"] and second["thumbnail_url"], "the demo's first images should have thumbnails"
+    broken = {
+        session.absolute(first["thumbnail_url"]),
+        session.absolute(second["thumbnail_url"]),
+        session.absolute(second["url"]),
+    }
+    session.page.route(lambda url: url in broken, lambda route: route.fulfill(status=404, body="gone"))
+    session.open()
+    session.wait_for_thumbnails(6)
+
+    img0 = session.page.locator('[role=gridcell][data-index="0"] img')
+    expect(img0).to_have_attribute("src", first["url"])
+    expect(img0).to_have_class(re.compile(r"\btp-loaded\b"))
+    # Constrained by CSS to the cell, like a thumbnail.
+    box, cell = img0.bounding_box(), session.cell(0).bounding_box()
+    assert box and cell and box["width"] <= cell["width"] and box["height"] <= cell["height"]
+
+    expect(session.page.locator('[role=gridcell][data-index="1"] .tp-broken')).to_be_visible()
+    expect(session.page.locator('[role=gridcell][data-index="1"] img')).to_have_count(0)
+    expect(session.page.locator('[role=gridcell][data-index="2"] img')).to_have_attribute(
+        "src", data["images"][2]["thumbnail_url"]
+    )
+
+
+def test_api_failure_shows_an_error_with_retry(session: Session) -> None:
+    attempts: list[str] = []
+
+    def fail(route: Route) -> None:
+        attempts.append(route.request.url)
+        route.fulfill(
+            status=503,
+            content_type="application/json",
+            body=json.dumps({"error": "unavailable", "detail": "library database is down"}),
+        )
+
+    session.page.route(f"**{API_PATH}*", fail)
+    session.open()
+    alert = session.page.get_by_role("alert")
+    expect(alert).to_contain_text("Couldn't load your image library", timeout=15_000)
+    expect(alert).to_contain_text("library database is down")
+    assert 2 <= len(attempts) <= 4, attempts  # retried with backoff, then gave up (no endless skeleton)
+    expect(session.page.locator("img")).to_have_count(0)
+
+    session.page.unroute(f"**{API_PATH}*")
+    alert.get_by_role("button", name="Try again").click()
+    session.wait_for_thumbnails(12)
+    expect(session.page.get_by_role("alert")).to_have_count(0)
+
+
+def test_a_failing_page_is_shown_as_failed_and_can_be_retried(session: Session) -> None:
+    attempts: list[str] = []
+
+    def fail_second_page(route: Route) -> None:
+        if parse_qs(urlparse(route.request.url).query).get("offset") == ["50"]:
+            attempts.append(route.request.url)
+            route.fulfill(status=500, content_type="application/json", body='{"error": "boom"}')
+        else:
+            route.continue_()
+
+    session.page.route(f"**{API_PATH}*", fail_second_page)
+    session.open()
+    session.wait_for_thumbnails(12)
+    cols = session.grid()["columns"]
+    session.scroll_to(session.grid()["cellHeight"] * (55 // cols))
+    expect(session.cell(55)).to_contain_text("Failed to load", timeout=15_000)
+    bar = session.page.get_by_role("alert")
+    expect(bar).to_contain_text("could not be loaded")
+    assert 2 <= len(attempts) <= 4, attempts
+    n = len(attempts)
+    session.page.wait_for_timeout(1500)
+    assert len(attempts) == n  # failed means stop asking until the user retries
+
+    session.page.unroute(f"**{API_PATH}*")
+    bar.get_by_role("button", name="Retry").click()
+    expect(session.page.locator('[role=gridcell][data-index="55"] img')).to_be_attached()
+    expect(session.page.get_by_role("alert")).to_have_count(0)
+
+
+def test_empty_library_shows_a_message(session: Session) -> None:
+    empty = {"images": [], "total": 0, "limit": 50, "offset": 0, "next_cursor": None}
+    session.page.route(
+        f"**{API_PATH}*", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(empty))
+    )
+    session.open()
+    status = session.page.get_by_role("status").filter(has_text="Your library is empty")
+    expect(status).to_be_visible()
+    expect(status.get_by_role("button", name="Refresh")).to_be_visible()
+    expect(session.page.locator("[role=gridcell]")).to_have_count(0)
+
+
+def test_offscreen_downloads_are_aborted(session: Session) -> None:
+    # Phase 1: thumbnails that never answer, then scrolled away: their requests must be cancelled.
+    held: list[Route] = []
+    session.page.route(re.compile(r".*"), lambda route: held.append(route) if route.request.resource_type == "image" else route.continue_())
+    session.open()
+    session.page.wait_for_function("document.querySelectorAll('[role=gridcell] img').length >= 12")
+    session.page.wait_for_timeout(300)
+    pending = {r.request.url for r in held}
+    assert len(pending) >= 6, len(pending)
+    session.scroll_to(session.grid()["cellHeight"] * 60)
+    session.page.wait_for_timeout(500)
+    aborted = {url for url, why in session.failed if url in pending and "ABORTED" in why.upper()}
+    assert len(aborted) >= 6, (len(pending), session.failed[:5])
+    assert session.page.evaluate(
+        "(urls) => [...document.images].filter((i) => urls.includes(i.src)).length", sorted(pending)
+    ) == 0
+    session.page.unroute(re.compile(r".*"))
+
+
+def test_scrolled_back_thumbnails_appear_without_a_skeleton(session: Session) -> None:
+    session.open()
+    session.wait_for_thumbnails(12)
+    session.page.wait_for_function(
+        "() => [...document.querySelectorAll('[role=gridcell] img')].every((i) => i.classList.contains('tp-loaded'))"
+    )
+    top_srcs = session.page.evaluate("() => [...document.querySelectorAll('[role=gridcell] img')].map((i) => i.getAttribute('src'))")
+    height = session.grid()["cellHeight"]
+    session.scroll_to(height * 40)
+    session.page.wait_for_timeout(200)
+    session.page.evaluate("() => { window.__inserted = []; }")
+    session.scroll_to(0)
+    inserted = session.page.evaluate("window.__inserted")
+    back = [i for i in inserted if i["src"] in top_srcs]
+    assert len(back) >= 12, inserted[:5]
+    assert all("tp-loaded" in i["cls"] for i in back), [i for i in back if "tp-loaded" not in i["cls"]][:3]
+
+
+def test_scroll_position_survives_closing_and_reopening(session: Session) -> None:
+    session.open()
+    session.wait_for_thumbnails(12)
+    height = session.grid()["cellHeight"]
+    session.scroll_to(height * 37 + 5)
+    session.page.wait_for_timeout(300)
+    before = session.grid()
+    assert before["top"] > 100
+
+    session.page.get_by_role("button", name="Close library").click()
+    expect(session.page.locator("[role=grid]")).to_have_count(0)
+    session.page.get_by_role("button", name="Open library").click()
+    session.page.wait_for_function(
+        f"() => {{ const g = document.querySelector('[role=grid]'); return g && g.scrollTop > {height * 30}; }}"
+    )
+    session.settle()
+    after = session.grid()
+    assert after["top"] == before["top"], (before, after)
+
+
+def test_resizing_keeps_the_top_image_in_view(session: Session) -> None:
+    session.open()
+    session.wait_for_thumbnails(12)
+    state = session.grid()
+    session.scroll_to(state["cellHeight"] * 25 + 7)
+    session.page.wait_for_timeout(200)
+    before = session.grid()
+    session.page.set_viewport_size({"width": 700, "height": 800})
+    session.page.wait_for_timeout(300)
+    session.settle()
+    after = session.grid()
+    assert after["columns"] < before["columns"], (before, after)
+    assert after["columns"] >= 2
+    assert after["top"] <= before["top"] < after["top"] + after["columns"], (before, after)
+
+    session.page.set_viewport_size({"width": 375, "height": 700})  # a phone
+    session.page.wait_for_timeout(300)
+    phone = session.grid()
+    assert phone["columns"] == 2, phone
+    assert phone["top"] <= after["top"] < phone["top"] + 2, (after, phone)
+    overflow = session.page.evaluate(
+        "() => { const g = document.querySelector('[role=grid]'); return g.scrollWidth - g.clientWidth; }"
+    )
+    assert overflow <= 0
