@@ -46,7 +46,10 @@ JS_GRID_STATE = """() => {
   const grid = document.querySelector('[role=grid]');
   const g = grid.getBoundingClientRect();
   const cells = [...grid.querySelectorAll('[role=gridcell][data-index]')];
-  const visible = cells.filter((c) => { const r = c.getBoundingClientRect(); return r.bottom > g.top + 0.5 && r.top < g.bottom - 0.5; });
+  const visible = cells.filter((c) => {
+    const r = c.getBoundingClientRect();
+    return r.bottom > g.top + 0.5 && r.top < g.bottom - 0.5;
+  });
   const idx = visible.map((c) => Number(c.dataset.index));
   const firstRow = grid.querySelector('[role=row]');
   const cell = cells[0] ? cells[0].getBoundingClientRect() : {height: 0};
@@ -266,7 +269,8 @@ def test_click_selects_and_returns_the_full_url(session: Session) -> None:
     preview = session.page.get_by_test_id("preview")
     expect(preview).to_have_attribute("src", target["url"])
     session.page.wait_for_function(
-        "() => { const p = document.querySelector('[data-testid=preview]'); return p && p.complete && p.naturalWidth > 0; }"
+        "() => { const p = document.querySelector('[data-testid=preview]');"
+        " return p && p.complete && p.naturalWidth > 0; }"
     )
 
     # Single select: choosing another image replaces the choice.
@@ -432,8 +436,9 @@ def test_a_failing_page_is_shown_as_failed_and_can_be_retried(session: Session) 
 
 def test_empty_library_shows_a_message(session: Session) -> None:
     empty = {"images": [], "total": 0, "limit": 50, "offset": 0, "next_cursor": None}
+    body = json.dumps(empty)
     session.page.route(
-        f"**{API_PATH}*", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(empty))
+        f"**{API_PATH}*", lambda route: route.fulfill(status=200, content_type="application/json", body=body)
     )
     session.open()
     status = session.page.get_by_role("status").filter(has_text="Your library is empty")
@@ -445,7 +450,13 @@ def test_empty_library_shows_a_message(session: Session) -> None:
 def test_offscreen_downloads_are_aborted(session: Session) -> None:
     # Phase 1: thumbnails that never answer, then scrolled away: their requests must be cancelled.
     held: list[Route] = []
-    session.page.route(re.compile(r".*"), lambda route: held.append(route) if route.request.resource_type == "image" else route.continue_())
+    def hold_images(route: Route) -> None:
+        if route.request.resource_type == "image":
+            held.append(route)  # never answered
+        else:
+            route.continue_()
+
+    session.page.route(re.compile(r".*"), hold_images)
     session.open()
     session.page.wait_for_function("document.querySelectorAll('[role=gridcell] img').length >= 12")
     session.page.wait_for_timeout(300)
@@ -467,7 +478,9 @@ def test_scrolled_back_thumbnails_appear_without_a_skeleton(session: Session) ->
     session.page.wait_for_function(
         "() => [...document.querySelectorAll('[role=gridcell] img')].every((i) => i.classList.contains('tp-loaded'))"
     )
-    top_srcs = session.page.evaluate("() => [...document.querySelectorAll('[role=gridcell] img')].map((i) => i.getAttribute('src'))")
+    top_srcs = session.page.evaluate(
+        "() => [...document.querySelectorAll('[role=gridcell] img')].map((i) => i.getAttribute('src'))"
+    )
     height = session.grid()["cellHeight"]
     session.scroll_to(height * 40)
     session.page.wait_for_timeout(200)
