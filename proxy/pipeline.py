@@ -29,6 +29,9 @@ class SourceInfo:
     width: int  # as stored, before orientation
     height: int
     orientation: int
+    # An embedded profile, or CMYK (which gets libvips' default CMYK profile), needs an ICC
+    # transform; plain RGB is treated as sRGB and skips that costly pass.
+    needs_profile: bool
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ def render(data: bytes, variant: Variant, max_pixels: int) -> Rendered:
     fmt = sniff(data)
     info = check_limits(data, fmt, max_pixels)
     try:
-        image = decode_reduced(data, variant)
+        image = decode_reduced(data, variant, info.needs_profile)
         image = orient(image, info.orientation)
         image = colour(image)
         image = flatten(image)
@@ -95,24 +98,26 @@ def check_limits(data: bytes, fmt: str, max_pixels: int) -> SourceInfo:
     orientation = header.get("orientation") if header.get_typeof("orientation") else 1
     if not isinstance(orientation, int) or not 1 <= orientation <= 8:
         orientation = 1  # an invalid tag means "as stored"
-    return SourceInfo(fmt, width, height, orientation)
+    needs_profile = bool(header.get_typeof("icc-profile-data")) or header.interpretation == "cmyk"
+    return SourceInfo(fmt, width, height, orientation, needs_profile)
 
 
-def decode_reduced(data: bytes, variant: Variant) -> pyvips.Image:
+def decode_reduced(data: bytes, variant: Variant, needs_profile: bool) -> pyvips.Image:
     """Shrink on load into the variant's box, first frame or page only, never upscaling.
 
     Orientation is left to :func:`orient`; embedded or implied (CMYK) profiles are turned
     into sRGB here because libvips does that best on the reduced image.
     """
+    colour_options = {"export_profile": "srgb"} if needs_profile else {}
     return pyvips.Image.thumbnail_buffer(
         data,
         variant.max_side,
         height=variant.max_side,
         size="down",
         no_rotate=True,
-        export_profile="srgb",
         # The loader's own option: thumbnail's ``fail_on`` does not reach the JPEG loader.
         option_string="fail_on=truncated",
+        **colour_options,
     )
 
 
