@@ -96,7 +96,8 @@ def parse_thumbnail_path(path: str, secrets: Sequence[str]) -> ThumbnailRequest:
 
 
 def verify(signature: str, variant: str, encoded_source: str, secrets: Iterable[str]) -> bool:
-    if len(signature) != SIGNATURE_CHARS:
+    # compare_digest refuses non-ASCII str and sign() cannot encode it: such input is a mismatch, not a 500.
+    if len(signature) != SIGNATURE_CHARS or not (signature.isascii() and encoded_source.isascii()):
         return False
     matched = False
     for secret in secrets:

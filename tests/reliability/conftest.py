@@ -21,12 +21,15 @@ from typing import Any
 import httpcore
 import pytest
 
+from tests.proxy.conftest import proxy, redis_settings
 from tests.support.servers import free_port
 from thumbs.settings import Settings
 
 # Public addresses (is_global) that the fake network routes to loopback servers.
 PUBLIC_A = "93.184.216.34"
 PUBLIC_B = "151.101.1.69"
+
+__all__ = ["proxy", "redis_settings"]  # the proxy suite's fixtures, reused here
 
 Answer = Sequence[str] | Callable[[int], Sequence[str]]
 
