@@ -2,6 +2,7 @@ import { useLayoutEffect, useRef, type MouseEvent } from "react";
 import type { CellComponentProps } from "react-window";
 import { imageLabel } from "./labels";
 import type { PageStatus } from "./pageLoader";
+import { useIsActive, useIsSelected, type PickerState } from "./pickerState";
 import { Thumb } from "./Thumb";
 import type { LibraryImage } from "./types";
 
@@ -12,9 +13,8 @@ export interface CellData {
   cellSize: number;
   pages: ReadonlyMap<number, PageStatus>;
   pageSize: number;
-  activeIndex: number;
-  /** Selected images by full URL. */
-  selected: ReadonlyMap<string, LibraryImage>;
+  /** Active cell and selection (a store, so changes do not re-render every cell). */
+  state: PickerState;
   /** Item indices [start, stop) of the first screen, loaded eagerly with high priority. */
   eagerStart: number;
   eagerStop: number;
@@ -30,7 +30,9 @@ const ROOT_SELECTOR = "[data-picker-root]";
 export function PickerCell(props: CellComponentProps<CellData>) {
   const { columnIndex, rowIndex, style, ariaAttributes, items, itemCount, columnCount } = props;
   const index = rowIndex * columnCount + columnIndex;
-  const active = index === props.activeIndex;
+  const image = index < itemCount ? items[index] : undefined;
+  const active = useIsActive(props.state, index);
+  const selected = useIsSelected(props.state, image?.url);
   const ref = useRef<HTMLDivElement>(null);
 
   // Roving focus: the active cell takes focus if focus is anywhere in the picker (the user is
@@ -55,7 +57,6 @@ export function PickerCell(props: CellComponentProps<CellData>) {
   }, []);
 
   if (index >= itemCount) return null; // ragged last row
-  const image = items[index];
   const common = {
     ...ariaAttributes,
     ref,
@@ -79,7 +80,6 @@ export function PickerCell(props: CellComponentProps<CellData>) {
     );
   }
 
-  const selected = props.selected.has(image.url);
   return (
     <div {...common} aria-selected={selected} aria-label={imageLabel(image)} data-selected={selected || undefined}>
       <div className="tp-tile" style={image.color ? { backgroundColor: image.color } : undefined}>

@@ -2,6 +2,7 @@ import { useCallback, useMemo, useRef, useState, type MouseEvent } from "react";
 import { Grid, useGridRef } from "react-window";
 import { PickerCell, type CellData } from "./Cell";
 import { itemRangeForRows, rowCountFor } from "./layout";
+import { PickerState } from "./pickerState";
 import { FailedPagesBar, StatusPanel } from "./StatusPanel";
 import type { LibraryImage } from "./types";
 import { useColumnLayout } from "./useColumnLayout";
@@ -73,17 +74,18 @@ export function ImagePicker({
     ready: total !== null,
   });
 
-  const [activeIndex, setActiveIndex] = useState(initialIndex);
-  const [selected, setSelected] = useState<ReadonlyMap<string, LibraryImage>>(() => new Map());
+  const [state] = useState(() => new PickerState(initialIndex));
+  const getActive = useCallback(() => state.getActive(), [state]);
+  const setActive = useCallback((index: number) => state.setActive(index), [state]);
 
   // Handlers read the latest values through a ref so that cellProps keep one stable callback.
-  const latest = useRef({ items, pages, selected, multiple, onSelect, onSelectionChange, activeIndex, limit });
-  latest.current = { items, pages, selected, multiple, onSelect, onSelectionChange, activeIndex, limit };
+  const latest = useRef({ items, pages, multiple, onSelect, onSelectionChange, limit });
+  latest.current = { items, pages, multiple, onSelect, onSelectionChange, limit };
 
   const choose = useCallback(
     (index: number) => {
       const cur = latest.current;
-      setActiveIndex(index);
+      state.setActive(index);
       const image = cur.items[index];
       if (!image) {
         const page = Math.floor(index / cur.limit);
@@ -92,24 +94,24 @@ export function ImagePicker({
       }
       let next: Map<string, LibraryImage>;
       if (cur.multiple) {
-        next = new Map(cur.selected);
+        next = new Map(state.getSelected());
         if (next.has(image.url)) next.delete(image.url);
         else next.set(image.url, image);
       } else {
         next = new Map([[image.url, image]]);
       }
-      setSelected(next);
+      state.setSelected(next);
       if (next.has(image.url)) cur.onSelect?.(image.url, image);
       cur.onSelectionChange?.([...next.keys()], [...next.values()]);
     },
-    [retry],
+    [retry, state],
   );
   const onCellClick = useCallback((index: number, _e: MouseEvent<HTMLElement>) => choose(index), [choose]);
 
   const onKeyDown = useGridKeyboard({
     gridRef,
-    activeIndex,
-    setActiveIndex,
+    getActive,
+    setActive,
     columnCount,
     itemCount: total ?? 0,
     pageRows,
@@ -127,10 +129,10 @@ export function ImagePicker({
       reportFirstVisible(first);
       // Keep the roving tab stop on screen while focus is elsewhere, so Tab lands on a visible cell.
       const root = rootRef.current;
-      const active = latest.current.activeIndex;
+      const active = state.getActive();
       const lastVisible = (visible.rowStopIndex + 1) * columnCount - 1;
       if (root && !root.contains(document.activeElement) && (active < first || active > lastVisible)) {
-        setActiveIndex(first);
+        state.setActive(first);
       }
       const range = itemRangeForRows(
         Math.max(0, all.rowStartIndex - PREFETCH_ROWS),
@@ -140,7 +142,7 @@ export function ImagePicker({
       );
       if (range) ensureRange(range[0], range[1]);
     },
-    [columnCount, itemCount, ensureRange, reportFirstVisible],
+    [columnCount, itemCount, ensureRange, reportFirstVisible, state],
   );
 
   const onResize = useCallback(
@@ -163,13 +165,12 @@ export function ImagePicker({
       cellSize,
       pages,
       pageSize: limit,
-      activeIndex,
-      selected,
+      state,
       eagerStart,
       eagerStop,
       onCellClick,
     }),
-    [items, itemCount, columnCount, cellSize, pages, limit, activeIndex, selected, eagerStart, eagerStop, onCellClick],
+    [items, itemCount, columnCount, cellSize, pages, limit, state, eagerStart, eagerStop, onCellClick],
   );
 
   const firstPage = pages.get(0);

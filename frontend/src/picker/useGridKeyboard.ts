@@ -5,8 +5,8 @@ import { rowOf } from "./layout";
 
 export interface GridKeyboardOptions {
   gridRef: RefObject<GridImperativeAPI | null>;
-  activeIndex: number;
-  setActiveIndex: (index: number) => void;
+  getActive: () => number;
+  setActive: (index: number) => void;
   columnCount: number;
   itemCount: number;
   pageRows: number;
@@ -19,10 +19,11 @@ export interface GridKeyboardOptions {
  * exist in the DOM yet), so this only updates the index and scrolls its row into view.
  */
 export function useGridKeyboard(opts: GridKeyboardOptions): (e: KeyboardEvent<HTMLElement>) => void {
-  const { gridRef, activeIndex, setActiveIndex, columnCount, itemCount, pageRows, onActivate } = opts;
+  const { gridRef, getActive, setActive, columnCount, itemCount, pageRows, onActivate } = opts;
   return useCallback(
     (e: KeyboardEvent<HTMLElement>) => {
       if (e.altKey) return;
+      const activeIndex = getActive();
       if (e.key === "Enter" || e.key === " ") {
         if (activeIndex < itemCount) {
           e.preventDefault(); // Space would scroll the grid
@@ -33,9 +34,9 @@ export function useGridKeyboard(opts: GridKeyboardOptions): (e: KeyboardEvent<HT
       const next = nextIndex(activeIndex, e, { columnCount, itemCount, pageRows });
       if (next === null) return;
       e.preventDefault(); // arrows and PageUp/Down must not also scroll natively
-      setActiveIndex(next);
+      setActive(next);
       gridRef.current?.scrollToRow({ index: rowOf(next, columnCount), align: "auto", behavior: "instant" });
     },
-    [gridRef, activeIndex, setActiveIndex, columnCount, itemCount, pageRows, onActivate],
+    [gridRef, getActive, setActive, columnCount, itemCount, pageRows, onActivate],
   );
 }

@@ -1,0 +1,55 @@
+import { useSyncExternalStore } from "react";
+import type { LibraryImage } from "./types";
+
+/**
+ * The active (focusable) cell and the selection, outside React state on purpose: react-window
+ * re-renders every visible cell when any cellProps value changes, which cost whole frames while
+ * scrolling (p95 33 ms vs 17 ms measured). Cells subscribe to the one boolean they need instead,
+ * so a change re-renders only the cells whose answer changed.
+ */
+export class PickerState {
+  private active: number;
+  private selected: ReadonlyMap<string, LibraryImage> = new Map();
+  private readonly listeners = new Set<() => void>();
+
+  constructor(activeIndex: number) {
+    this.active = activeIndex;
+  }
+
+  subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  getActive(): number {
+    return this.active;
+  }
+
+  setActive(index: number): void {
+    if (index === this.active) return;
+    this.active = index;
+    this.emit();
+  }
+
+  /** Selected images by full URL, in selection order. */
+  getSelected(): ReadonlyMap<string, LibraryImage> {
+    return this.selected;
+  }
+
+  setSelected(next: ReadonlyMap<string, LibraryImage>): void {
+    this.selected = next;
+    this.emit();
+  }
+
+  private emit(): void {
+    for (const l of this.listeners) l();
+  }
+}
+
+export function useIsActive(state: PickerState, index: number): boolean {
+  return useSyncExternalStore(state.subscribe, () => state.getActive() === index);
+}
+
+export function useIsSelected(state: PickerState, url: string | undefined): boolean {
+  return useSyncExternalStore(state.subscribe, () => url !== undefined && state.getSelected().has(url));
+}
