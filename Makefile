@@ -45,3 +45,19 @@ stack: build ## The production shape: nginx edge + app workers (+ warm worker wi
 
 clean:
 	rm -rf var frontend/dist
+
+# Benchmarks (bench/): results JSON in bench/results/, rendered into docs/BENCHMARKS.md + docs/bench-*.png.
+BENCH_TOOLS := bench/.venv-thumbor/.installed
+
+$(BENCH_TOOLS):
+	command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
+	test -x bench/.venv-thumbor/bin/python || $(PYTHON) -m venv bench/.venv-thumbor
+	bench/.venv-thumbor/bin/pip install --quiet thumbor==7.8.0
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: build $(BENCH_TOOLS) ## Everything, side by side with thumbor, Pillow and nginx (< 20 min)
+	$(BIN)/python -m bench.run
+
+bench-quick: build $(BENCH_TOOLS) ## Fewer images, shorter runs (< 3 min)
+	$(BIN)/python -m bench.run --quick

@@ -1,0 +1,116 @@
+"""matplotlib figures for docs/BENCHMARKS.md, one function per figure, each saved as a PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+COLOURS = {"ours": "#1f77b4", "pillow": "#ff7f0e", "pyvips": "#2ca02c"}
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def per_image(summary: list[dict[str, Any]], path: Path) -> Path:
+    kinds = list(dict.fromkeys(row["kind"] for row in summary))
+    methods = list(dict.fromkeys(row["method"] for row in summary))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.8 / len(methods)
+    for i, method in enumerate(methods):
+        rows = {row["kind"]: row for row in summary if row["method"] == method}
+        xs = [k + i * width for k in range(len(kinds))]
+        axes[0].bar(xs, [rows[k]["median_ms"] for k in kinds], width, label=method, color=COLOURS.get(method))
+        axes[1].bar(xs, [rows[k]["bytes_median"] / 1000 for k in kinds], width, label=method,
+                    color=COLOURS.get(method))
+    for axis, title in ((axes[0], "median ms per image (in-process, 1 thread)"),
+                        (axes[1], "median output KB (200 px JPEG, q65)")):
+        axis.set_xticks([k + 0.4 - width / 2 for k in range(len(kinds))], kinds, fontsize=8)
+        axis.set_title(title, fontsize=10)
+        axis.legend(fontsize=8)
+    axes[0].set_yscale("log")
+    return _save(fig, path)
+
+
+def throughput(runs: list[dict[str, Any]], path: Path) -> Path:
+    fig, axis = plt.subplots(figsize=(6.5, 4))
+    for server in dict.fromkeys(run["server"] for run in runs):
+        points = sorted((r["concurrency"], r["throughput_rps"]) for r in runs
+                        if r["server"] == server and r["kind"] == "photo4k_jpeg")
+        axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=server)
+    axis.set_xscale("log", base=2)
+    axis.set_xticks([1, 4, 16], ["1", "4", "16"])
+    axis.set_xlabel("concurrent users")
+    axis.set_ylabel("thumbnails / s")
+    axis.set_title("Cold 4K JPEG -> 200 px, every request a new source", fontsize=10)
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def cdfs(runs: list[dict[str, Any]], path: Path) -> Path:
+    concurrencies = sorted({run["concurrency"] for run in runs if run["kind"] == "photo4k_jpeg"})
+    fig, axes = plt.subplots(1, len(concurrencies), figsize=(4 * len(concurrencies), 3.6), sharey=True)
+    for axis, concurrency in zip(axes, concurrencies, strict=True):
+        for run in runs:
+            if run["kind"] == "photo4k_jpeg" and run["concurrency"] == concurrency and run["cdf"]:
+                axis.plot([p[0] for p in run["cdf"]], [p[1] for p in run["cdf"]], label=run["server"])
+        axis.set_title(f"cold latency CDF, c={concurrency}", fontsize=10)
+        axis.set_xlabel("ms")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("fraction of requests")
+    axes[0].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def fractions(warm: dict[str, Any], path: Path) -> Path:
+    labels = ["memory", "redis", "disk", "Starlette\nceiling", "nginx HIT", "nginx static\nceiling"]
+    keys = ["direct_memory", "direct_redis", "direct_disk", "starlette_ceiling", "nginx_hit", "nginx_static"]
+    values = [warm[key]["rps"] for key in keys]
+    colours = ["#1f77b4"] * 3 + ["#bbbbbb", "#d62728", "#bbbbbb"]
+    fig, axis = plt.subplots(figsize=(8, 4))
+    bars = axis.bar(labels, values, color=colours)
+    notes = [warm["fraction_memory"], warm["fraction_redis"], warm["fraction_disk"], 1.0,
+             warm["fraction_nginx_hit"], 1.0]
+    for bar, note in zip(bars, notes, strict=True):
+        axis.annotate(f"{note:.0%}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                      ha="center", va="bottom", fontsize=8)
+    axis.set_yscale("log")
+    axis.set_ylabel("req/s (log)")
+    axis.set_title("Warm hits vs their ceilings (one proxy worker; wrk, 1 thread, 32 connections)", fontsize=10)
+    return _save(fig, path)
+
+
+def scale(rows: list[dict[str, Any]], path: Path) -> Path:
+    fig, axis = plt.subplots(figsize=(6, 4))
+    workers = [row["workers"] for row in rows]
+    axis.plot(workers, [row["cold_speedup"] for row in rows], marker="o", label="cold (through nginx, MISS)")
+    axis.plot(workers, [row["warm_speedup"] for row in rows], marker="s", label="warm (memory hits via nginx)")
+    axis.plot(workers, workers, linestyle=":", color="grey", label="linear")
+    axis.set_xticks(workers)
+    axis.set_xlabel("uvicorn workers (2 cores)")
+    axis.set_ylabel("throughput vs 1 worker")
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def browser(pages: dict[str, dict[str, Any]], path: Path) -> Path:
+    metrics = [("first_12_painted_ms", "first 12 painted (ms)"),
+               ("bytes_before_first_screen_kb", "KB before 1st screen"), ("frame_p95_ms", "p95 frame (ms)"),
+               ("renderer_memory_mb", "renderer MB"), ("img_elements", "<img> count")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(14, 3.4))
+    names = list(pages)
+    for axis, (key, title) in zip(axes, metrics, strict=True):
+        axis.bar(names, [pages[name].get(key) or 0 for name in names], color=["#1f77b4", "#d62728"][: len(names)])
+        axis.set_title(title, fontsize=9)
+        axis.tick_params(labelsize=8)
+    return _save(fig, path)
