@@ -56,6 +56,7 @@ export function Demo() {
           )}
           {last && (
             <img
+              key={last.url} // a new element per choice: never shows the previous image while this one loads
               className="demo-preview"
               data-testid="preview"
               src={last.url}

@@ -277,6 +277,11 @@ def test_click_selects_and_returns_the_full_url(session: Session) -> None:
     session.cell(3).click()
     expect(output).to_have_text(images[3]["url"])
     expect(session.cell(2)).to_have_attribute("aria-selected", "false")
+    expect(preview).to_have_attribute("src", images[3]["url"])
+    session.page.wait_for_function(
+        "() => { const p = document.querySelector('[data-testid=preview]');"
+        " return p && p.complete && p.naturalWidth > 0; }"
+    )
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     session.page.screenshot(path=str(SCREENSHOT))
