@@ -26,6 +26,7 @@ SCREENSHOT = ROOT / "docs" / "screenshot.png"
 API_PATH = "/api/library/images"
 VIEWPORT = {"width": 1280, "height": 800}
 DOM_IMG_BUDGET = 100
+PROXY_THUMB = re.compile(r"^/t/[^/]+/thumb/[^/]+$|^/__mock/thumb/")
 
 # Installed before the app runs: the most <img> elements ever in the DOM, and the class each <img>
 # had when it was inserted (to tell a skeleton flash from an instant re-show).
@@ -196,6 +197,8 @@ def test_first_screen_shows_proxy_thumbnails_only(session: Session) -> None:
     assert set(requested) <= thumbs | fallbacks, set(requested) - thumbs - fallbacks
     full_urls = {session.absolute(i["url"]) for i in images.values()} - fallbacks
     assert not set(requested) & full_urls
+    # ...and those are the edge proxy's signed thumbnail URLs (or the dev mock's stand-ins).
+    assert all(PROXY_THUMB.search(urlparse(url).path) for url in set(requested) - fallbacks), requested[:3]
 
     # The first screen is eager with high priority, async decoding, explicit size, the image's colour behind it.
     first = session.page.locator('[role=gridcell][data-index="0"] img')
