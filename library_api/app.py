@@ -1,0 +1,202 @@
+"""The library API component: routes bound to a :class:`LibraryAPI`, its lifespan and errors.
+
+Routes are relative to the ``/api`` mount of the composed app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import orjson
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+from library_api.db import VERSION_TABLE, create_database, is_sqlite
+from library_api.errors import ApiError, JSONResponse, bad_request, handle_api_error
+from library_api.images import fetch_page, fetch_total, image_json, insert_image, position_of
+from library_api.ingest import IngestWarmer
+from library_api.migrate import head_revision, run_migrations
+from library_api.paging import encode_cursor, parse_page_request
+from library_api.requests import read_json_object
+from library_api.schema import READY
+from library_api.sources import check_source_url
+from proxy.warm_types import WarmClient
+from thumbs.component import Component
+from thumbs.settings import Settings
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+MAX_LABEL_LENGTH = 200
+MAX_SIDE = 1_000_000
+# Routes take every method and answer the unsupported ones with a JSON 405 themselves.
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class LibraryAPI:
+    def __init__(self, settings: Settings, warm_client: WarmClient) -> None:
+        self.settings = settings
+        self.warm_client = warm_client
+        self.database = create_database(settings)
+        self.ingest = IngestWarmer(self.database, settings, warm_client)
+        self.component = Component(
+            routes=[
+                Route("/library/images", guarded(self.images), methods=ALL_METHODS),
+            ],
+            lifespan=self.lifespan,
+            exception_handlers={ApiError: handle_api_error},
+        )
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        if is_sqlite(self.settings.database_url):
+            # The embedded default migrates itself; PostgreSQL is migrated by `thumbs migrate`.
+            await asyncio.to_thread(run_migrations, self.settings)
+        await self.database.connect()
+        try:
+            await self.check_schema()
+            self.ingest.start()
+            yield
+        finally:
+            await self.ingest.stop()
+            await self.database.disconnect()
+
+    async def check_schema(self) -> None:
+        try:
+            current = await self.database.fetch_val(f"SELECT version_num FROM {VERSION_TABLE}")
+        except Exception as exc:
+            raise RuntimeError("the library database is not migrated: run `thumbs migrate`") from exc
+        if current != head_revision():
+            raise RuntimeError(f"the library database is at revision {current}: run `thumbs migrate`")
+
+    # GET|POST /library/images
+
+    async def images(self, request: Request) -> Response:
+        if request.method in ("GET", "HEAD"):
+            return await self.list_images(request)
+        if request.method == "POST":
+            return await self.create_image(request)
+        raise ApiError(405, "method_not_allowed", f"{request.method} is not allowed here", {"allow": "GET, HEAD, POST"})
+
+    async def list_images(self, request: Request) -> Response:
+        page_request = parse_page_request(request.query_params)
+        page = await fetch_page(self.database, page_request)
+        total = await fetch_total(self.database)
+        next_cursor = None
+        if page.has_more and page.rows:
+            next_cursor = encode_cursor(position_of(page.rows[-1]), page_request.offset + len(page.rows))
+        body = orjson.dumps(
+            {
+                "images": [image_json(row, self.settings) for row in page.rows],
+                "total": total,
+                "limit": page_request.limit,
+                "offset": page_request.offset,
+                "next_cursor": next_cursor,
+            }
+        )
+        # The list changes under the client: cache it, but revalidate every time (cheap 304s).
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        headers = {"etag": etag, "cache-control": "no-cache"}
+        if etag_matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
+    async def create_image(self, request: Request) -> Response:
+        body = await read_json_object(request)
+        url = check_source_url(body.get("url"), self.settings.allowed_sources)
+        pipeline_id = label(body, "pipeline_id")
+        step = label(body, "step")
+        width, height = side(body, "width"), side(body, "height")
+        row, created = await insert_image(
+            self.database, url=url, pipeline_id=pipeline_id, step=step, width=width, height=height
+        )
+        if row["thumbnail_status"] != READY:
+            self.ingest.submit(int(row["id"]), url)
+        return JSONResponse(
+            image_json(row, self.settings), status_code=201 if created else 200, headers={"cache-control": "no-store"}
+        )
+
+
+def label(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise bad_request("invalid_body", f"{name} is required: a non-empty string")
+    if len(value) > MAX_LABEL_LENGTH:
+        raise bad_request("invalid_body", f"{name} is longer than {MAX_LABEL_LENGTH} characters")
+    return value
+
+
+def side(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if type(value) is not int or not 1 <= value <= MAX_SIDE:
+        raise bad_request("invalid_body", f"{name} must be an integer from 1 to {MAX_SIDE}, or null")
+    return value
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return etag in candidates or "*" in candidates
+
+
+def guarded(endpoint: Endpoint) -> Endpoint:
+    """A database that is down or locked is a 503 the client may retry, never a 500."""
+
+    async def guarded_endpoint(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except ApiError:
+            raise
+        except DATABASE_ERRORS as exc:
+            raise ApiError(
+                503,
+                "database_unavailable",
+                f"the library database is unavailable ({type(exc).__name__})",
+                {"retry-after": "2"},
+            ) from exc
+
+    return guarded_endpoint
+
+
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    sa.exc.OperationalError,
+    sqlite3.OperationalError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def create_api(settings: Settings, warm_client: WarmClient) -> LibraryAPI:
+    return LibraryAPI(settings, warm_client)
+
+
+def mount_api(api: LibraryAPI) -> Starlette:
+    """A standalone app serving ``api`` under /api (tests, and running the API alone)."""
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with api.component.lifespan():
+            yield
+
+    return Starlette(
+        routes=[Mount("/api", routes=list(api.component.routes))],
+        exception_handlers=dict(api.component.exception_handlers),
+        lifespan=lifespan,
+    )
+
+
+def create_api_app(settings: Settings, warm_client: WarmClient) -> Starlette:
+    return mount_api(create_api(settings, warm_client))

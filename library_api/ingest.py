@@ -1,0 +1,93 @@
+"""Warming thumbnails of freshly ingested images, off the request path.
+
+``POST /library/images`` answers 201 at once and hands the image here. A few workers take
+what is queued in batches and ask the warm client to generate and wait, then record each
+outcome on its row. If the queue is full or the process stops, rows simply stay
+``pending``: the backfill job is the safety net, so nothing here needs to be durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from databases import Database
+
+from library_api.images import record_outcomes
+from proxy.warm_types import WarmClient
+from thumbs.settings import Settings
+
+logger = logging.getLogger("library_api.ingest")
+
+
+class IngestWarmer:
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        warm_client: WarmClient,
+        *,
+        workers: int = 2,
+        batch_size: int = 32,
+        max_queued: int = 10_000,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.warm_client = warm_client
+        self.workers = workers
+        self.batch_size = batch_size
+        self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(max_queued)
+        self.tasks: list[asyncio.Task[None]] = []
+        self.recordings: set[asyncio.Future[None]] = set()
+
+    def submit(self, image_id: int, url: str) -> bool:
+        """Queue one image; False when full (it stays pending for the backfill)."""
+        try:
+            self.queue.put_nowait((image_id, url))
+        except asyncio.QueueFull:
+            logger.warning("ingest warm queue full; image %s left for the backfill", image_id)
+            return False
+        return True
+
+    def start(self) -> None:
+        self.tasks = [asyncio.create_task(self.work(), name=f"ingest-warm-{n}") for n in range(self.workers)]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks = []
+        # Writes in flight finish: a connection cancelled mid-query would never return to the pool.
+        await asyncio.gather(*self.recordings, return_exceptions=True)
+
+    async def idle(self) -> None:
+        """Wait until everything queued so far has been warmed and recorded (tests, demo)."""
+        await self.queue.join()
+
+    async def work(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < self.batch_size and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                await self.warm(batch)
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
+
+    async def warm(self, batch: list[tuple[int, str]]) -> None:
+        sources = list(dict.fromkeys(url for _, url in batch))
+        try:
+            outcomes = await self.warm_client.warm(sources, wait=True)
+            recording = asyncio.ensure_future(record_outcomes(self.database, self.settings, batch, outcomes))
+            self.recordings.add(recording)
+            recording.add_done_callback(self.recordings.discard)
+            await asyncio.shield(recording)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Warm path or database down: the rows stay pending and the backfill retries them.
+            logger.exception("warming %d ingested images failed", len(batch))

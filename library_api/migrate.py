@@ -1,0 +1,60 @@
+"""Apply the Alembic migrations: ``thumbs migrate``, and `thumbs serve` start on SQLite."""
+
+from __future__ import annotations
+
+import fcntl
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from library_api.db import alembic_url, is_sqlite, sqlite_path
+from thumbs.settings import Settings
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(settings: Settings) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    # Alembic's config is ConfigParser-backed: a literal % must be doubled.
+    config.set_main_option("sqlalchemy.url", alembic_url(settings.database_url).replace("%", "%%"))
+    return config
+
+
+def run_migrations(settings: Settings) -> None:
+    """Upgrade to the newest schema; a no-op when already there. Never deletes a row."""
+    url = settings.database_url
+    # PostgreSQL runs serialise on an advisory lock (see env.py); SQLite ones on a file lock.
+    with sqlite_file_lock(sqlite_path(url)) if is_sqlite(url) else nullcontext():
+        if is_sqlite(url):
+            use_wal(sqlite_path(url))
+        command.upgrade(alembic_config(settings), "head")
+
+
+def head_revision() -> str:
+    return str(ScriptDirectory(str(MIGRATIONS)).get_current_head())
+
+
+def use_wal(database: Path) -> None:
+    """Readers never wait for a writer; persistent, and impossible inside a transaction."""
+    connection = sqlite3.connect(database)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()
+
+
+@contextmanager
+def sqlite_file_lock(database: Path) -> Iterator[None]:
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".migrate.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
