@@ -48,4 +48,7 @@ class Thumbnail:
             raise CorruptEntry("bad metadata") from exc
         if not thumbnail.data.startswith(b"\xff\xd8"):
             raise CorruptEntry("not a JPEG")
+        # A torn entry (tail lost in a crash, a partial copy or restore) must be a miss, never served.
+        if not thumbnail.data.endswith(b"\xff\xd9"):
+            raise CorruptEntry("truncated JPEG")
         return thumbnail
