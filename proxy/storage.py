@@ -13,6 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
+# Larger than any entry (the pipeline caps a thumbnail at 20 KB).
+HEALTH_PROBE_BYTES = 32 * 1024
+
 
 class Store(Protocol):
     async def get(self, key: str) -> bytes | None: ...
@@ -47,9 +50,11 @@ class DiskStore:
         return await asyncio.to_thread(self.path(key).is_file)
 
     def check_writable(self) -> None:
+        """Write room for one thumbnail: an empty file still fits on a full disk."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=self.root, prefix=".health-"):
-            pass
+        with tempfile.NamedTemporaryFile(dir=self.root, prefix=".health-") as probe:
+            probe.write(b"\0" * HEALTH_PROBE_BYTES)
+            probe.flush()
 
     @staticmethod
     def _read(path: Path) -> bytes | None:
