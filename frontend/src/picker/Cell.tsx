@@ -1,4 +1,4 @@
-import { useLayoutEffect, useRef, type MouseEvent } from "react";
+import { useLayoutEffect, useRef } from "react";
 import type { CellComponentProps } from "react-window";
 import { imageLabel } from "./labels";
 import type { PageStatus } from "./pageLoader";
@@ -18,7 +18,8 @@ export interface CellData {
   /** Item indices [start, stop) of the first screen, loaded eagerly with high priority. */
   eagerStart: number;
   eagerStop: number;
-  onCellClick: (index: number, e: MouseEvent<HTMLElement>) => void;
+  /** Click on a cell: select it (or retry its failed page). */
+  onCellClick: (index: number) => void;
 }
 
 const ROOT_SELECTOR = "[data-picker-root]";
@@ -48,13 +49,15 @@ export function PickerCell(props: CellComponentProps<CellData>) {
   // A focused cell scrolled out of the DOM would drop focus to <body>; park it on the picker root so
   // keys keep working. Only on unmount: while the element stays attached, React would restore focus
   // to it after the commit anyway.
-  useLayoutEffect(() => {
-    const el = ref.current;
-    return () => {
+  useLayoutEffect(
+    () => () => {
+      // Read at unmount (the ref is still attached): the cell may have mounted empty (ragged last row).
+      const el = ref.current;
       const root = el?.closest<HTMLElement>(ROOT_SELECTOR);
       if (el && root && document.activeElement === el) root.focus({ preventScroll: true });
-    };
-  }, []);
+    },
+    [],
+  );
 
   if (index >= itemCount) return null; // ragged last row
   const common = {
@@ -64,7 +67,7 @@ export function PickerCell(props: CellComponentProps<CellData>) {
     className: "tp-cell",
     "data-index": index,
     tabIndex: active ? 0 : -1,
-    onClick: (e: MouseEvent<HTMLElement>) => props.onCellClick(index, e),
+    onClick: () => props.onCellClick(index),
   };
 
   if (!image) {

@@ -1,4 +1,4 @@
-import { useCallback, useMemo, useRef, useState, type MouseEvent } from "react";
+import { useCallback, useMemo, useRef, useState } from "react";
 import { Grid, useGridRef } from "react-window";
 import { PickerCell, type CellData } from "./Cell";
 import { itemRangeForRows, rowCountFor } from "./layout";
@@ -106,7 +106,6 @@ export function ImagePicker({
     },
     [retry, state],
   );
-  const onCellClick = useCallback((index: number, _e: MouseEvent<HTMLElement>) => choose(index), [choose]);
 
   const onKeyDown = useGridKeyboard({
     gridRef,
@@ -168,9 +167,9 @@ export function ImagePicker({
       state,
       eagerStart,
       eagerStop,
-      onCellClick,
+      onCellClick: choose,
     }),
-    [items, itemCount, columnCount, cellSize, pages, limit, state, eagerStart, eagerStop, onCellClick],
+    [items, itemCount, columnCount, cellSize, pages, limit, state, eagerStart, eagerStop, choose],
   );
 
   const firstPage = pages.get(0);
