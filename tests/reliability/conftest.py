@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import httpcore
 import pytest
+import redis
 
 from tests.proxy.conftest import proxy, redis_settings
 from tests.support.servers import free_port
@@ -192,3 +195,50 @@ def strict_settings(make_settings: Callable[..., Settings]) -> Callable[..., Set
 def unique() -> Callable[[str], str]:
     tag = uuid.uuid4().hex[:8]
     return lambda name: f"/{tag}/{name}"
+
+
+class ThrowawayRedis:
+    """A private redis-server on a free port, with an append-only file so a restart keeps data."""
+
+    def __init__(self, directory: Any, binary: str = "/usr/bin/redis-server") -> None:
+        self.directory = directory
+        self.binary = binary
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+             "--appendfsync", "always", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline or self.process.poll() is not None:
+                        raise RuntimeError("throwaway redis did not start") from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def throwaway_redis(tmp_path: Any) -> Iterator[ThrowawayRedis]:
+    server = ThrowawayRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -8,6 +8,7 @@ here; skipped otherwise), remounted read-only for the second case.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -94,7 +95,7 @@ async def test_read_only_data_dir_keeps_serving_and_says_so(
     fresh = origin.add(unique("fresh.jpg"), images.jpeg(images.photo(300, 200)))
     async with running(settings) as proxy:
         assert (await proxy.thumb(cached)).status_code == 200
-    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    await asyncio.to_thread(subprocess.run, ["mount", "-o", "remount,ro", str(small_disk)], check=True)
     async with running(settings) as proxy:
         from_disk = await proxy.thumb(cached)
         assert from_disk.status_code == 200 and from_disk.headers["x-thumb-tier"] == "disk"
@@ -133,8 +134,9 @@ async def test_killed_between_write_and_rename_nothing_half_written_is_served(
     poisoned = Thumbnail.create(images.jpeg(images.solid(10, 10, (0, 0, 0))), 1, 1, "#000000").pack()
     payload = tmp_path / "payload"
     payload.write_bytes(poisoned)
-    result = subprocess.run([sys.executable, "-c", KILL_BEFORE_RENAME, str(settings.store_dir), key, str(payload)],
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True)
+    result = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", KILL_BEFORE_RENAME, str(settings.store_dir), key, str(payload)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True)
     assert result.returncode == -9, result.stderr.decode()
     leftovers = _entries(settings.store_dir)
     assert len(leftovers) == 1 and leftovers[0].name.startswith(".tmp-")  # died with a complete temp file

@@ -1,0 +1,146 @@
+"""Redis stopped mid-run and started again; a worker SIGKILLed while holding the single-flight lease.
+
+Both use private redis-servers or processes started here, never the shared ones' lifetimes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response
+
+from proxy.storage import DiskStore
+from proxy.urls import cache_key, thumbnail_path
+from proxy.variants import THUMB
+from tests.proxy.conftest import running
+from tests.reliability.conftest import ThrowawayRedis
+from tests.support import images
+from tests.support.origin import Origin
+from tests.support.servers import free_port
+from thumbs.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+WARM_AUTH = {"authorization": "Bearer warm-token"}
+
+
+async def _wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_redis_restart_mid_run_loses_and_duplicates_nothing(
+    make_settings: Callable[..., Settings], origin: Origin, unique, throwaway_redis: ThrowawayRedis
+) -> None:
+    settings = make_settings(redis_url=throwaway_redis.url, redis_prefix="restart:", negative_ttl=0)
+    store = DiskStore(settings.store_dir)
+    served = origin.add(unique("served.jpg"), images.jpeg(images.photo(300, 200)))
+    during = origin.add(unique("during.jpg"), images.jpeg(images.photo(300, 200)))
+    queued = [origin.add(unique(f"q{index}.jpg"), images.jpeg(images.photo(160, 120)), delay=0.3)
+              for index in range(12)]
+
+    def stored() -> int:
+        return sum(store.path(cache_key(source, THUMB)).is_file() for source in queued)
+
+    async with running(settings, warm_consumer=True) as proxy:
+        assert (await proxy.thumb(served)).status_code == 200
+        accepted = await proxy.client.post("/warm", json={"sources": queued}, headers=WARM_AUTH)
+        assert accepted.status_code == 202 and len(accepted.json()["accepted"]) == len(queued)
+        await _wait_until(lambda: stored() >= 2, 20, "the first warmed thumbnails")
+        throwaway_redis.kill()  # SIGKILL, mid-queue, with entries in flight
+
+        hit = await proxy.thumb(served)
+        assert hit.status_code == 200 and hit.headers["x-thumb-tier"] == "memory"
+        fresh = await proxy.thumb(during)
+        assert fresh.status_code == 200 and fresh.headers["x-thumb-tier"] == "generated"
+        health = await proxy.client.get("/healthz")
+        assert health.status_code == 200 and health.json()["status"] == "degraded"
+        refused = await proxy.client.post("/warm", json={"sources": [served]}, headers=WARM_AUTH)
+        assert refused.status_code == 202  # the caller is told, per source, to come back later
+        assert [r["error"] for r in refused.json()["refused"]] == ["queue_unavailable"]
+        assert stored() < len(queued)  # the outage really was mid-queue
+
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(throwaway_redis.start)  # same port, same append-only file
+        await _wait_until(lambda: stored() == len(queued), 40, "the queue to drain after Redis came back")
+        await _wait_until(lambda: proxy.proxy.service.flights.__len__() == 0, 10, "in-flight work")
+        assert (await proxy.client.get("/healthz")).json()["status"] == "ok"
+    for source in queued:
+        assert origin.hits[source.removeprefix(origin.base_url)] == 1, source  # none lost, none done twice
+    assert origin.hits[unique("served.jpg")] == 1 and origin.hits[unique("during.jpg")] == 1
+
+
+@contextmanager
+def proxy_process(settings: Settings, data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    env = {**os.environ, **settings.as_environment(), "PYTHONPATH": str(ROOT), "THUMBS_DATA_DIR": str(data_dir)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "tests.proxy.app_factory:create",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=env, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("proxy process did not start")
+            time.sleep(0.1)
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_worker_killed_holding_the_lease_another_takes_over(
+    redis_settings: Callable[..., Settings], origin: Origin, unique, tmp_path: Path
+) -> None:
+    settings = redis_settings(negative_ttl=0)
+    body = images.jpeg(images.photo(400, 300))
+    release = threading.Event()
+    calls: list[float] = []
+
+    async def stuck_once(_: Request) -> Response:
+        calls.append(time.monotonic())
+        if len(calls) == 1:  # the first fetch never finishes while its worker is alive
+            await asyncio.to_thread(release.wait, 60)
+        return Response(body, media_type="image/jpeg")
+
+    source = origin.add_handler(unique("held.jpg"), stuck_once)
+    path = thumbnail_path(source, settings.secret)
+    try:
+        with proxy_process(settings, tmp_path / "a") as (first, holder), \
+                proxy_process(settings, tmp_path / "b") as (second, _):
+            async with httpx.AsyncClient(timeout=60) as client:
+                doomed = asyncio.create_task(client.get(first + path))
+                await _wait_until(lambda: len(calls) == 1, 20, "worker A to start fetching")
+                waiting = [asyncio.create_task(client.get(second + path)) for _ in range(6)]
+                await asyncio.sleep(0.5)
+                assert len(calls) == 1  # B's requests wait on A's lease instead of fetching
+                holder.send_signal(signal.SIGKILL)
+                responses = await asyncio.gather(*waiting)
+                killed = await asyncio.gather(doomed, return_exceptions=True)
+    finally:
+        release.set()
+    assert isinstance(killed[0], httpx.HTTPError)  # A died mid-request
+    assert [r.status_code for r in responses] == [200] * 6
+    assert len({r.content for r in responses}) == 1 and responses[0].content.endswith(b"\xff\xd9")
+    assert len(calls) == 2  # A's stuck fetch, then exactly one takeover by B
