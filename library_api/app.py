@@ -6,7 +6,9 @@ Routes are relative to the ``/api`` mount of the composed app.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import hmac
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,14 +19,16 @@ import orjson
 import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 
+from library_api.backfill import DEFAULT_BATCH_SIZE, LEASE_SECONDS, MAX_BATCH_SIZE, Backfill, progress_of
 from library_api.db import VERSION_TABLE, create_database, is_sqlite
 from library_api.errors import ApiError, JSONResponse, bad_request, handle_api_error
 from library_api.images import fetch_page, fetch_total, image_json, insert_image, position_of
 from library_api.ingest import IngestWarmer
 from library_api.migrate import head_revision, run_migrations
+from library_api.openapi import DOCS_HTML, MAX_LABEL_LENGTH, MAX_SIDE, openapi_spec
 from library_api.paging import encode_cursor, parse_page_request
 from library_api.requests import read_json_object
 from library_api.schema import READY
@@ -34,21 +38,26 @@ from thumbs.component import Component
 from thumbs.settings import Settings
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-MAX_LABEL_LENGTH = 200
-MAX_SIDE = 1_000_000
 # Routes take every method and answer the unsupported ones with a JSON 405 themselves.
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 class LibraryAPI:
-    def __init__(self, settings: Settings, warm_client: WarmClient) -> None:
+    def __init__(
+        self, settings: Settings, warm_client: WarmClient, *, job_lease_seconds: float = LEASE_SECONDS
+    ) -> None:
         self.settings = settings
         self.warm_client = warm_client
         self.database = create_database(settings)
         self.ingest = IngestWarmer(self.database, settings, warm_client)
+        self.backfill = Backfill(self.database, settings, warm_client, lease_seconds=job_lease_seconds)
         self.component = Component(
             routes=[
                 Route("/library/images", guarded(self.images), methods=ALL_METHODS),
+                Route("/library/generate-thumbnails", guarded(self.jobs), methods=ALL_METHODS),
+                Route("/library/generate-thumbnails/{job_id}", guarded(self.job), methods=ALL_METHODS),
+                Route("/openapi.json", self.openapi, methods=["GET", "HEAD"]),
+                Route("/docs", self.docs, methods=["GET", "HEAD"]),
             ],
             lifespan=self.lifespan,
             exception_handlers={ApiError: handle_api_error},
@@ -63,10 +72,20 @@ class LibraryAPI:
         try:
             await self.check_schema()
             self.ingest.start()
-            yield
+            supervisor = asyncio.create_task(self.backfill.supervise(), name="thumbs-backfill-supervisor")
+            try:
+                yield
+            finally:
+                supervisor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await supervisor
+                await self.backfill.stop()
+                await self.ingest.stop()
         finally:
-            await self.ingest.stop()
             await self.database.disconnect()
+            close = getattr(self.warm_client, "aclose", None)
+            if close is not None:
+                await close()
 
     async def check_schema(self) -> None:
         try:
@@ -83,7 +102,7 @@ class LibraryAPI:
             return await self.list_images(request)
         if request.method == "POST":
             return await self.create_image(request)
-        raise ApiError(405, "method_not_allowed", f"{request.method} is not allowed here", {"allow": "GET, HEAD, POST"})
+        raise method_not_allowed(request, "GET, HEAD, POST")
 
     async def list_images(self, request: Request) -> Response:
         page_request = parse_page_request(request.query_params)
@@ -122,6 +141,70 @@ class LibraryAPI:
         return JSONResponse(
             image_json(row, self.settings), status_code=201 if created else 200, headers={"cache-control": "no-store"}
         )
+
+    # POST|GET /library/generate-thumbnails, GET /library/generate-thumbnails/{job_id}
+
+    async def jobs(self, request: Request) -> Response:
+        require_admin(request, self.settings.admin_token)
+        if request.method in ("GET", "HEAD"):
+            latest = await self.backfill.latest_job()
+            if latest is None:
+                raise ApiError(404, "not_found", "no backfill job has been started")
+            return await self.job_response(request.url.path + f"/{latest['id']}", latest)
+        if request.method != "POST":
+            raise method_not_allowed(request, "GET, HEAD, POST")
+        body = await read_json_object(request) if await has_body(request) else {}
+        batch_size = body.get("batch_size", DEFAULT_BATCH_SIZE)
+        if type(batch_size) is not int or not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise bad_request("invalid_body", f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}")
+        claim = await self.backfill.start(batch_size)
+        location = request.url.path + f"/{claim.job['id']}"
+        return await self.job_response(location, claim.job, status=202 if claim.created else 200, location=True)
+
+    async def job(self, request: Request) -> Response:
+        require_admin(request, self.settings.admin_token)
+        if request.method not in ("GET", "HEAD"):
+            raise method_not_allowed(request, "GET, HEAD")
+        raw_id = request.path_params["job_id"]
+        job = await self.backfill.job(int(raw_id)) if raw_id.isdigit() and len(raw_id) <= 18 else None
+        if job is None:
+            raise ApiError(404, "not_found", f"no backfill job {raw_id[:40]!r}")
+        return await self.job_response(request.url.path, job)
+
+    async def job_response(self, path: str, job: Any, *, status: int = 200, location: bool = False) -> Response:
+        body = progress_of(job).as_json()
+        body["url"] = path
+        body["recent_failures"] = await self.backfill.recent_failures(int(job["id"]))
+        headers = {"cache-control": "no-store"}
+        if location:
+            headers["location"] = path
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    # GET /openapi.json, GET /docs
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_spec(), headers={"cache-control": "no-cache"})
+
+    async def docs(self, request: Request) -> Response:
+        return HTMLResponse(DOCS_HTML, headers={"cache-control": "no-cache"})
+
+
+def method_not_allowed(request: Request, allow: str) -> ApiError:
+    return ApiError(405, "method_not_allowed", f"{request.method} is not allowed here", {"allow": allow})
+
+
+def require_admin(request: Request, token: str) -> None:
+    if not token:
+        raise ApiError(403, "forbidden", "admin endpoints are disabled: set THUMBS_ADMIN_TOKEN")
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise ApiError(401, "unauthorized", "an admin bearer token is required", {"www-authenticate": "Bearer"})
+    if not hmac.compare_digest(value.strip().encode(), token.encode()):
+        raise ApiError(403, "forbidden", "the admin token is not valid")
+
+
+async def has_body(request: Request) -> bool:
+    return request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
 
 
 def label(body: dict[str, Any], name: str) -> str:
@@ -179,8 +262,8 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def create_api(settings: Settings, warm_client: WarmClient) -> LibraryAPI:
-    return LibraryAPI(settings, warm_client)
+def create_api(settings: Settings, warm_client: WarmClient, *, job_lease_seconds: float = LEASE_SECONDS) -> LibraryAPI:
+    return LibraryAPI(settings, warm_client, job_lease_seconds=job_lease_seconds)
 
 
 def mount_api(api: LibraryAPI) -> Starlette:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from databases import Database
 from sqlalchemy.dialects import postgresql, sqlite
 
 from thumbs.settings import Settings
+
+T = TypeVar("T")
 
 # Our own Alembic version table, so a product database that already uses Alembic is not confused.
 VERSION_TABLE = "library_api_alembic_version"
@@ -59,3 +63,25 @@ def utcnow() -> dt.datetime:
 def as_utc(value: dt.datetime) -> dt.datetime:
     """SQLite hands datetimes back naive; they are stored in UTC."""
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class ShieldedWrites:
+    """Run database calls so that cancelling the caller never cancels them mid-query.
+
+    `databases` does not return a connection cancelled mid-query to its pool; a task that is
+    cancelled while awaiting one of these gets CancelledError and the write completes
+    anyway. ``drain`` waits for those still in flight (before disconnecting).
+    """
+
+    def __init__(self) -> None:
+        self.pending: set[asyncio.Future[Any]] = set()
+
+    async def __call__(self, operation: Awaitable[T]) -> T:
+        future = asyncio.ensure_future(operation)
+        self.pending.add(future)
+        future.add_done_callback(self.pending.discard)
+        return await asyncio.shield(future)
+
+    async def drain(self) -> None:
+        while self.pending:
+            await asyncio.gather(*self.pending, return_exceptions=True)

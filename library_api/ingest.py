@@ -14,6 +14,7 @@ import logging
 
 from databases import Database
 
+from library_api.db import ShieldedWrites
 from library_api.images import record_outcomes
 from proxy.warm_types import WarmClient
 from thumbs.settings import Settings
@@ -39,7 +40,7 @@ class IngestWarmer:
         self.batch_size = batch_size
         self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(max_queued)
         self.tasks: list[asyncio.Task[None]] = []
-        self.recordings: set[asyncio.Future[None]] = set()
+        self.writes = ShieldedWrites()
 
     def submit(self, image_id: int, url: str) -> bool:
         """Queue one image; False when full (it stays pending for the backfill)."""
@@ -61,7 +62,7 @@ class IngestWarmer:
                 await task
         self.tasks = []
         # Writes in flight finish: a connection cancelled mid-query would never return to the pool.
-        await asyncio.gather(*self.recordings, return_exceptions=True)
+        await self.writes.drain()
 
     async def idle(self) -> None:
         """Wait until everything queued so far has been warmed and recorded (tests, demo)."""
@@ -82,10 +83,7 @@ class IngestWarmer:
         sources = list(dict.fromkeys(url for _, url in batch))
         try:
             outcomes = await self.warm_client.warm(sources, wait=True)
-            recording = asyncio.ensure_future(record_outcomes(self.database, self.settings, batch, outcomes))
-            self.recordings.add(recording)
-            recording.add_done_callback(self.recordings.discard)
-            await asyncio.shield(recording)
+            await self.writes(record_outcomes(self.database, self.settings, batch, outcomes))
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -71,6 +71,8 @@ jobs = sa.Table(
     # Current run segment, for the rate.
     sa.Column("run_started_at", sa.DateTime(timezone=True)),
     sa.Column("run_processed", sa.BigInteger, nullable=False, server_default="0"),
+    # Why the last run stopped early (the warm path was down), until a batch succeeds again.
+    sa.Column("last_error", sa.Text),
 )
 
 job_failures = sa.Table(

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
         sa.Column("run_started_at", sa.DateTime(timezone=True)),
         sa.Column("run_processed", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("last_error", sa.Text),
     )
     running = sa.text("status = 'running'")
     op.create_index(

@@ -1,0 +1,360 @@
+"""The API's OpenAPI 3.1 description (hand-written: it is the contract) and a docs page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from library_api.backfill import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
+from library_api.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
+from library_api.requests import MAX_BODY_BYTES
+from library_api.sources import MAX_URL_LENGTH
+
+MAX_LABEL_LENGTH = 200
+MAX_SIDE = 1_000_000
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
+
+
+def json_body(description: str, schema: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": ref(schema)}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+UNAVAILABLE = error("The database is unavailable; retry after the Retry-After seconds.")
+UNAUTHORIZED = error("No bearer token (`Authorization: Bearer <THUMBS_ADMIN_TOKEN>`).")
+FORBIDDEN = error("The token is wrong, or admin endpoints are disabled (no THUMBS_ADMIN_TOKEN).")
+TOO_LARGE = error(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+ADMIN = [{"adminToken": []}]
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "detail"],
+        "properties": {
+            "error": {"type": "string", "description": "A stable code, e.g. `invalid_parameter`."},
+            "detail": {"type": "string", "description": "What was wrong, for people."},
+        },
+    },
+    "Image": {
+        "type": "object",
+        "required": [
+            "id",
+            "url",
+            "thumbnail_url",
+            "created_at",
+            "width",
+            "height",
+            "color",
+            "pipeline_id",
+            "step",
+            "thumbnail_status",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "url": {"type": "string", "description": "The full image (load it only when chosen)."},
+            "thumbnail_url": {
+                "type": "string",
+                "description": "Signed thumbnail URL on the proxy (JPEG, at most 200 px). Always set: the proxy "
+                "makes the thumbnail on first request if it was never warmed.",
+            },
+            "created_at": {"type": "string", "format": "date-time"},
+            "width": {"type": ["integer", "null"], "description": "Source width in pixels, when known."},
+            "height": {"type": ["integer", "null"], "description": "Source height in pixels, when known."},
+            "color": {
+                "type": ["string", "null"],
+                "pattern": "^#[0-9a-f]{6}$",
+                "description": "Dominant colour, to paint the cell before the thumbnail arrives.",
+            },
+            "pipeline_id": {"type": ["string", "null"]},
+            "step": {"type": ["string", "null"]},
+            "thumbnail_status": {"type": "string", "enum": ["pending", "ready", "failed"]},
+        },
+    },
+    "ImagePage": {
+        "type": "object",
+        "required": ["images", "total", "limit", "offset", "next_cursor"],
+        "properties": {
+            "images": {"type": "array", "items": ref("Image"), "description": "Newest first, ties by id."},
+            "total": {"type": "integer", "minimum": 0, "description": "Exact number of images in the library."},
+            "limit": {"type": "integer"},
+            "offset": {
+                "type": "integer",
+                "description": "Position of the first image of this page (with a cursor: as of when the walk began).",
+            },
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Pass as `cursor` for the next page; null on the last page.",
+            },
+        },
+    },
+    "NewImage": {
+        "type": "object",
+        "required": ["url", "pipeline_id", "step"],
+        "properties": {
+            "url": {
+                "type": "string",
+                "maxLength": MAX_URL_LENGTH,
+                "description": "http(s) URL on a host in THUMBS_ALLOWED_SOURCES; ASCII (percent-encoded).",
+            },
+            "pipeline_id": {"type": "string", "minLength": 1, "maxLength": MAX_LABEL_LENGTH},
+            "step": {"type": "string", "minLength": 1, "maxLength": MAX_LABEL_LENGTH},
+            "width": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_SIDE},
+            "height": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_SIDE},
+        },
+    },
+    "StartJob": {
+        "type": "object",
+        "properties": {
+            "batch_size": {"type": "integer", "minimum": 1, "maximum": MAX_BATCH_SIZE, "default": DEFAULT_BATCH_SIZE}
+        },
+    },
+    "JobProgress": {
+        "type": "object",
+        "required": [
+            "id",
+            "status",
+            "total",
+            "done",
+            "failed",
+            "remaining",
+            "rate",
+            "eta_seconds",
+            "created_at",
+            "updated_at",
+            "finished_at",
+            "last_error",
+            "url",
+            "recent_failures",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "status": {"type": "string", "enum": ["running", "done"]},
+            "total": {"type": "integer", "description": "Images without a thumbnail when the job started."},
+            "done": {"type": "integer", "description": "Thumbnails made (in the disk store)."},
+            "failed": {"type": "integer", "description": "Images whose thumbnail could not be made."},
+            "remaining": {"type": "integer"},
+            "rate": {"type": ["number", "null"], "description": "Images per second in the current run."},
+            "eta_seconds": {"type": ["number", "null"], "description": "Estimated seconds left."},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "finished_at": {"type": ["string", "null"], "format": "date-time"},
+            "last_error": {
+                "type": ["string", "null"],
+                "description": "Why the last run paused (the warm path was down); it resumes by itself.",
+            },
+            "url": {"type": "string", "description": "This job's progress URL."},
+            "recent_failures": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["image_id", "url", "error", "detail"],
+                    "properties": {
+                        "image_id": {"type": "integer"},
+                        "url": {"type": "string"},
+                        "error": {"type": "string"},
+                        "detail": {"type": ["string", "null"]},
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def openapi_spec() -> dict[str, Any]:
+    job_id = {
+        "name": "job_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Image library API",
+            "version": "1.0.0",
+            "description": "The picker's image listing (with thumbnail URLs), ingest from the pipeline, and "
+            "the thumbnail backfill. Every error is JSON `{error, detail}`.",
+        },
+        "servers": [{"url": "/api"}],
+        "paths": {
+            "/library/images": {
+                "get": {
+                    "operationId": "listImages",
+                    "summary": "A page of images, newest first",
+                    "description": "Page by `offset` (the PRD's form; cost grows with the offset) or by `cursor` "
+                    "(keyset on created_at and id: one index lookup per page at any depth). Responses carry an "
+                    "ETag; send If-None-Match to get 304 when nothing changed.",
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+                        },
+                        {
+                            "name": "offset",
+                            "in": "query",
+                            "description": "Not together with `cursor`.",
+                            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
+                        },
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "description": "A `next_cursor` from a previous page, as is.",
+                            "schema": {"type": "string", "maxLength": 200},
+                        },
+                    ],
+                    "responses": {
+                        "200": json_body(
+                            "A page of images.",
+                            "ImagePage",
+                            {
+                                "ETag": {"schema": {"type": "string"}},
+                                "Cache-Control": {"schema": {"type": "string", "const": "no-cache"}},
+                            },
+                        ),
+                        "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+                        "400": error("A bad limit, offset or cursor, or offset together with cursor."),
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "post": {
+                    "operationId": "createImage",
+                    "summary": "Store a pipeline output and warm its thumbnail",
+                    "description": "Stores the image (once per URL) and queues its thumbnail on the proxy's warm "
+                    "path in the background. A URL already stored returns the stored image with 200.",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": ref("NewImage")}}},
+                    "responses": {
+                        "201": json_body("Stored.", "Image"),
+                        "200": json_body("This URL was already stored; nothing was added.", "Image"),
+                        "400": error(
+                            "Not a JSON object, a missing or invalid field, or a URL that is not "
+                            "http(s) on an allowed source host."
+                        ),
+                        "413": TOO_LARGE,
+                        "503": UNAVAILABLE,
+                    },
+                },
+            },
+            "/library/generate-thumbnails": {
+                "post": {
+                    "operationId": "startBackfill",
+                    "summary": "Start the thumbnail backfill (or get the running one)",
+                    "description": "Warms, in batches, every image whose thumbnail is not yet made. Resumable and "
+                    "one at a time: while a job runs, this returns it with 200.",
+                    "security": ADMIN,
+                    "requestBody": {"required": False, "content": {"application/json": {"schema": ref("StartJob")}}},
+                    "responses": {
+                        "202": json_body(
+                            "A new job started.", "JobProgress", {"Location": {"schema": {"type": "string"}}}
+                        ),
+                        "200": json_body(
+                            "A job was already running: this one.",
+                            "JobProgress",
+                            {"Location": {"schema": {"type": "string"}}},
+                        ),
+                        "400": error("A body that is not a JSON object or a bad batch_size."),
+                        "401": UNAUTHORIZED,
+                        "403": FORBIDDEN,
+                        "413": TOO_LARGE,
+                        "503": UNAVAILABLE,
+                    },
+                },
+                "get": {
+                    "operationId": "latestBackfill",
+                    "summary": "The most recent backfill job",
+                    "security": ADMIN,
+                    "responses": {
+                        "200": json_body("Its progress.", "JobProgress"),
+                        "401": UNAUTHORIZED,
+                        "403": FORBIDDEN,
+                        "404": error("No job was ever started."),
+                        "503": UNAVAILABLE,
+                    },
+                },
+            },
+            "/library/generate-thumbnails/{job_id}": {
+                "get": {
+                    "operationId": "backfillProgress",
+                    "summary": "Progress of one backfill job",
+                    "security": ADMIN,
+                    "parameters": [job_id],
+                    "responses": {
+                        "200": json_body("Its progress, with the most recent per-image failures.", "JobProgress"),
+                        "401": UNAUTHORIZED,
+                        "403": FORBIDDEN,
+                        "404": error("No such job."),
+                        "503": UNAVAILABLE,
+                    },
+                },
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This description",
+                    "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+                }
+            },
+            "/docs": {
+                "get": {
+                    "operationId": "docs",
+                    "summary": "This description as a page",
+                    "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+                }
+            },
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "THUMBS_ADMIN_TOKEN"}
+            },
+        },
+    }
+
+
+# Self-contained (no CDN): renders openapi.json next to it.
+DOCS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Image library API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+h1{margin-bottom:.2rem}.op{border:1px solid #ddd;border-radius:6px;margin:1rem 0;padding:.6rem 1rem}
+.m{display:inline-block;min-width:4rem;font-weight:700;text-transform:uppercase}
+.get{color:#1565c0}.post{color:#2e7d32}code,pre{background:#f5f5f5;border-radius:4px}
+pre{padding:.5rem;overflow:auto;font-size:13px}table{border-collapse:collapse}
+td,th{border-bottom:1px solid #eee;padding:.2rem .6rem;text-align:left;vertical-align:top}
+</style></head><body><h1>Image library API</h1><p id="intro"></p><div id="ops">Loading…</div>
+<script>
+const el = (tag, text, cls) => { const e = document.createElement(tag); if (text) e.textContent = text;
+  if (cls) e.className = cls; return e; };
+fetch("openapi.json").then(r => r.json()).then(spec => {
+  document.getElementById("intro").textContent = spec.info.description;
+  const ops = document.getElementById("ops"); ops.textContent = "";
+  const resolve = s => s && s.$ref ? spec.components.schemas[s.$ref.split("/").pop()] : s;
+  for (const [path, item] of Object.entries(spec.paths)) for (const [method, op] of Object.entries(item)) {
+    const box = el("div", null, "op"), head = el("div");
+    head.append(el("span", method, "m " + method), el("code", "/api" + path));
+    box.append(head, el("p", op.summary)); if (op.description) box.append(el("p", op.description));
+    if (op.security) box.append(el("p", "Requires Authorization: Bearer <admin token>."));
+    if (op.parameters) { const t = el("table"); t.append(el("tr")); t.rows[0].append(el("th", "parameter"),
+        el("th", "in"), el("th", "schema"));
+      for (const p of op.parameters) { const r = el("tr"); r.append(el("td", p.name), el("td", p.in),
+        el("td", JSON.stringify(p.schema))); t.append(r); } box.append(t); }
+    if (op.requestBody) { box.append(el("p", "Body:"));
+      box.append(el("pre", JSON.stringify(resolve(op.requestBody.content["application/json"].schema), null, 2))); }
+    const t = el("table");
+    for (const [code, resp] of Object.entries(op.responses)) { const r = el("tr");
+      r.append(el("td", code), el("td", resp.description)); t.append(r); }
+    box.append(el("p", "Responses:"), t); ops.append(box);
+  }
+}).catch(e => { document.getElementById("ops").textContent = "Could not load openapi.json: " + e; });
+</script></body></html>
+"""
