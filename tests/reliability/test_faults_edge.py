@@ -1,0 +1,100 @@
+"""The nginx edge (the stack's generated config) while the app behind it is stopped and restarted
+under load: cached thumbnails keep flowing, misses fail cleanly, and service resumes."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from proxy.urls import thumbnail_path
+from tests.conftest import require_binary
+from tests.support import images
+from tests.support.origin import Origin
+from tests.support.servers import free_port, serve_in_thread
+from thumbs.app import create_app
+from thumbs.settings import Settings
+from thumbs.stack import write_nginx_config
+
+pytestmark = pytest.mark.nginx
+
+
+@pytest.fixture
+def nginx_edge(make_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[tuple[str, Settings]]:
+    nginx = require_binary("nginx")
+    edge_port, app_port = free_port(), free_port()
+    settings = make_settings(port=edge_port, stack_app_port=app_port, public_base_url=f"http://127.0.0.1:{edge_port}")
+    directory = tmp_path / "stack"
+    config = write_nginx_config(settings, directory)
+    process = subprocess.Popen([nginx, "-p", str(directory), "-c", str(config), "-g", "daemon off;"],
+                               stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{edge_port}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                httpx.get(base + "/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("nginx did not start") from None
+                time.sleep(0.1)
+        yield base, settings
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+class Load(threading.Thread):
+    """Requests the given paths round-robin until stopped; counts statuses and cache results."""
+
+    def __init__(self, base: str, paths: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.base, self.paths = base, paths
+        self.statuses: Counter[int] = Counter()
+        self.cache: Counter[str] = Counter()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.base, timeout=10) as client:
+            index = 0
+            while not self.stop.is_set():
+                response = client.get(self.paths[index % len(self.paths)])
+                self.statuses[response.status_code] += 1
+                self.cache[response.headers.get("x-cache-status", "?")] += 1
+                index += 1
+
+
+def test_cached_thumbnails_keep_flowing_while_the_app_restarts(nginx_edge: tuple[str, Settings],
+                                                               origin: Origin) -> None:
+    base, settings = nginx_edge
+    app_port = settings.stack_app_port
+    sources = [origin.add(f"/edge-restart/{index}.jpg", images.jpeg(images.photo(120, 90))) for index in range(20)]
+    paths = [thumbnail_path(source, settings.secret) for source in sources]
+    late = thumbnail_path(origin.add("/edge-restart/late.jpg", images.jpeg(images.photo(120, 90))), settings.secret)
+    with serve_in_thread(create_app(settings), port=app_port):
+        assert [httpx.get(base + path).headers["x-cache-status"] for path in paths] == ["MISS"] * 20
+    load = Load(base, paths)
+    load.start()
+    try:
+        time.sleep(0.5)  # the app is down: only the edge answers
+        down = httpx.get(base + late, timeout=10)
+        during_outage = sum(load.statuses.values())
+        with serve_in_thread(create_app(settings), port=app_port):
+            back = httpx.get(base + late, timeout=10)
+            time.sleep(0.3)
+        time.sleep(0.3)  # and down again
+    finally:
+        load.stop.set()
+        load.join(timeout=10)
+    assert during_outage > 20
+    assert load.statuses == Counter({200: sum(load.statuses.values())}), load.statuses
+    assert set(load.cache) == {"HIT"}
+    assert down.status_code == 502  # a miss with no upstream fails fast, never hangs
+    assert back.status_code == 200 and back.headers["x-cache-status"] == "MISS"
