@@ -19,14 +19,16 @@ class RecordingWarmClient:
     failures: dict[str, tuple[str, str]] = field(default_factory=dict)  # source -> (error, detail)
     calls: list[tuple[list[str], bool]] = field(default_factory=list)
     completed: Counter[str] = field(default_factory=Counter)  # sources warmed ok, per call that returned
-    hold: asyncio.Event | None = None  # when set: every call waits for it
+    hold: asyncio.Event | None = None  # when set: calls from number ``hold_from`` (1-based) wait for it
+    hold_from: int = 1
     entered: asyncio.Event = field(default_factory=asyncio.Event)
     broken: bool = False  # raise like an unreachable warm endpoint
 
     async def warm(self, sources: Sequence[str], *, wait: bool) -> list[WarmOutcome]:
         self.calls.append((list(sources), wait))
-        self.entered.set()
-        if self.hold is not None:
+        if len(self.calls) >= self.hold_from:
+            self.entered.set()
+        if self.hold is not None and len(self.calls) >= self.hold_from:
             await self.hold.wait()
         if self.broken:
             raise ConnectionError("warm endpoint unreachable")
