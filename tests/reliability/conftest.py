@@ -24,7 +24,10 @@ import httpcore
 import pytest
 import redis
 
+from library_api.migrate import run_migrations
+from tests.conftest import PG_ADMIN_URL
 from tests.proxy.conftest import proxy, redis_settings
+from tests.support.pg import create_database, drop_database
 from tests.support.servers import free_port
 from thumbs.settings import Settings
 
@@ -242,3 +245,32 @@ def throwaway_redis(tmp_path: Any) -> Iterator[ThrowawayRedis]:
         yield server
     finally:
         server.kill()
+
+
+def _in_thread(function: Callable[[], Any]) -> None:
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            function()
+        except BaseException as exc:  # re-raised below, on the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture(scope="module")
+def security_pg() -> Iterator[str]:
+    """A private, migrated PostgreSQL database for this module."""
+    name = f"thumbs_rel_{uuid.uuid4().hex[:10]}"
+    _in_thread(lambda: create_database(PG_ADMIN_URL, name))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        _in_thread(lambda: run_migrations(Settings(_env_file=None, database_url=url)))
+        yield url
+    finally:
+        _in_thread(lambda: drop_database(PG_ADMIN_URL, name))

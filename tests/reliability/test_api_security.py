@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import threading
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote
 
 import asyncpg
@@ -17,10 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from library_api.migrate import run_migrations
-from tests.conftest import PG_ADMIN_URL
 from tests.support.origin import Origin
-from tests.support.pg import create_database, drop_database
 from thumbs.app import create_app
 from thumbs.settings import Settings
 
@@ -29,35 +23,6 @@ SQLI = [
     "'; SELECT pg_sleep(10); --", "\\x27; TRUNCATE thumbnail_jobs; --", "1'/**/OR/**/'1'='1", "%27%20OR%201=1",
     "$$; DROP TABLE pipeline_step_outputs; $$", "\u02bc OR 1=1 --", "\x00' OR 1=1",
 ]
-
-
-def _in_thread(function: Callable[[], Any]) -> None:
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            function()
-        except BaseException as exc:  # re-raised below, on the test's thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-
-
-@pytest.fixture(scope="module")
-def security_pg() -> Iterator[str]:
-    """A private, migrated PostgreSQL database for this module."""
-    name = f"thumbs_rel_{uuid.uuid4().hex[:10]}"
-    _in_thread(lambda: create_database(PG_ADMIN_URL, name))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    try:
-        _in_thread(lambda: run_migrations(Settings(_env_file=None, database_url=url)))
-        yield url
-    finally:
-        _in_thread(lambda: drop_database(PG_ADMIN_URL, name))
 
 
 @pytest.fixture
