@@ -61,3 +61,10 @@ bench: build $(BENCH_TOOLS) ## Everything, side by side with thumbor, Pillow and
 
 bench-quick: build $(BENCH_TOOLS) ## Fewer images, shorter runs (< 3 min)
 	$(BIN)/python -m bench.run --quick
+
+# Longer reliability runs (not part of `make test`): fuzzing and schemathesis at 20x the
+# examples, then 60 s of wrk against `thumbs stack` (figures in bench/results/soak_load.json).
+soak: build
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	THUMBS_SOAK_SCALE=20 $(BIN)/pytest -q -p no:cacheprovider tests/reliability/test_fuzz.py tests/reliability/test_schema.py
+	$(BIN)/python -m bench.soak_load --seconds 60 --sources 3000 --out bench/results/soak_load.json
