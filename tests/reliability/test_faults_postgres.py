@@ -1,0 +1,151 @@
+"""PostgreSQL restarted (immediate shutdown, like a crash) in the middle of a backfill: the job
+resumes and finishes, and no image is ever marked ready without its thumbnail on disk.
+
+Uses a private PostgreSQL 15 cluster (initdb + pg_ctl as the postgres user) on a free port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from library_api.app import create_api, mount_api
+from library_api.migrate import run_migrations
+from proxy.app import create_proxy
+from proxy.storage import DiskStore
+from proxy.urls import cache_key
+from proxy.variants import THUMB
+from tests.reliability.conftest import _in_thread
+from tests.support import images
+from tests.support.origin import Origin
+from tests.support.servers import free_port
+from thumbs.settings import Settings
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+ADMIN = {"authorization": "Bearer admin-token"}
+
+
+class Cluster:
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="thumbs-pg-"))
+        self.data = self.directory / "data"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        shutil.chown(self.directory, "postgres", "postgres")
+
+    def _as_postgres(self, *argv: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True)
+
+    def init(self) -> None:
+        self._as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options,
+                          "-l", str(self.directory / "log"), "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D", str(self.data),
+                        "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    if not (PG_BIN / "initdb").exists() or os.geteuid() != 0:
+        pytest.skip("needs PostgreSQL 15 binaries and root (to run them as the postgres user)")
+    made = Cluster()
+    try:
+        made.init()
+        made.start()
+        yield made
+    finally:
+        made.remove()
+
+
+async def _statuses(url: str) -> dict[str, str]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch("SELECT url, thumbnail_status FROM pipeline_step_outputs")
+        return {row["url"]: row["thumbnail_status"] for row in rows}
+    finally:
+        await connection.close()
+
+
+@pytest.mark.timeout(120)
+async def test_backfill_resumes_after_a_postgres_restart_and_marks_nothing_early(
+    make_settings: Callable[..., Settings], origin: Origin, unique, cluster: Cluster
+) -> None:
+    settings = make_settings(database_url=cluster.url, negative_ttl=0)
+    _in_thread(lambda: run_migrations(settings))
+    sources = [origin.add(unique(f"b{index}.jpg"), images.jpeg(images.photo(120, 90)), delay=0.05)
+               for index in range(60)]
+    store = DiskStore(settings.store_dir)
+    proxy = create_proxy(settings, warm_consumer=False)
+    # The ingest path must not warm these: they are the legacy images the backfill is for.
+    seed = create_api(settings, _RefusingWarmClient())
+    async with seed.component.lifespan():
+        from library_api.images import insert_image
+
+        for source in sources:
+            await insert_image(seed.database, url=source, pipeline_id="legacy", step="s", width=None, height=None)
+    api = create_api(settings, proxy.warmer, job_lease_seconds=2.0)
+    api.backfill.retry_delays = (0.2, 0.5, 1.0)
+    app = mount_api(api)
+    violations: list[str] = []
+    async with proxy.component.lifespan(), api.component.lifespan():
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://thumbs.test") as client:
+            started = await client.post("/api/library/generate-thumbnails", json={"batch_size": 10}, headers=ADMIN)
+            assert started.status_code == 202, started.text
+            job_url = started.json()["url"]
+
+            async def check() -> dict[str, str]:
+                statuses = await _statuses(cluster.url)
+                for url, status in statuses.items():
+                    if status == "ready" and not store.path(cache_key(url, THUMB)).is_file():
+                        violations.append(url)
+                return statuses
+
+            deadline = time.monotonic() + 30
+            while sum(status == "ready" for status in (await check()).values()) < 10:
+                assert time.monotonic() < deadline, "the backfill did not start"
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(cluster.stop, "immediate")  # a crash, mid-batch
+            during = await client.get(job_url, headers=ADMIN)
+            assert during.status_code == 503 and during.json()["error"] == "database_unavailable"
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(cluster.start)
+            deadline = time.monotonic() + 60
+            while True:
+                response = await client.get(job_url, headers=ADMIN)
+                if response.status_code == 200 and response.json()["status"] == "done":
+                    break
+                assert time.monotonic() < deadline, f"the backfill did not resume: {response.text}"
+                await check()
+                await asyncio.sleep(0.2)
+            final = response.json()
+    statuses = await check()
+    assert violations == []  # never ready without the thumbnail on disk
+    assert set(statuses.values()) == {"ready"} and len(statuses) == len(sources)
+    assert final["done"] + final["failed"] >= len(sources) and final["failed"] == 0
+    for source in sources:
+        assert origin.hits[source.removeprefix(origin.base_url)] == 1, source  # a redone batch hits the disk store
+
+
+class _RefusingWarmClient:
+    async def warm(self, sources: object, *, wait: bool) -> list[object]:
+        raise RuntimeError("not warming during the seed")
