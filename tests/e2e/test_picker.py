@@ -11,7 +11,7 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlparse
@@ -102,6 +102,16 @@ class Session:
 
     def grid(self) -> dict[str, Any]:
         return self.page.evaluate(JS_GRID_STATE)
+
+    def wait_for_grid(self, done: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> dict[str, Any]:
+        """Grid state once `done` holds (layout changes land over a few frames), or the last state seen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.settle()
+            state = self.grid()
+            if done(state) or time.monotonic() > deadline:
+                return state
+            self.page.wait_for_timeout(50)
 
     def focus(self) -> dict[str, Any] | None:
         return self.page.evaluate(JS_FOCUS)
@@ -527,18 +537,14 @@ def test_resizing_keeps_the_top_image_in_view(session: Session) -> None:
     session.scroll_to(state["cellHeight"] * 25 + 7)
     session.page.wait_for_timeout(200)
     before = session.grid()
+
     session.page.set_viewport_size({"width": 700, "height": 800})
-    session.page.wait_for_timeout(300)
-    session.settle()
-    after = session.grid()
-    assert after["columns"] < before["columns"], (before, after)
+    after = session.wait_for_grid(lambda g: g["columns"] < before["columns"] and g["top"] <= before["top"])
     assert after["columns"] >= 2
     assert after["top"] <= before["top"] < after["top"] + after["columns"], (before, after)
 
     session.page.set_viewport_size({"width": 375, "height": 700})  # a phone
-    session.page.wait_for_timeout(300)
-    phone = session.grid()
-    assert phone["columns"] == 2, phone
+    phone = session.wait_for_grid(lambda g: g["columns"] == 2 and g["top"] <= after["top"])
     assert phone["top"] <= after["top"] < phone["top"] + 2, (after, phone)
     overflow = session.page.evaluate(
         "() => { const g = document.querySelector('[role=grid]'); return g.scrollWidth - g.clientWidth; }"
