@@ -113,3 +113,28 @@ def test_bad_signature_is_json_403_through_the_edge(edge: Edge) -> None:
     assert response.status_code == 403
     assert response.json()["error"]
     assert "x-cache-status" in response.headers
+
+
+def test_unreachable_app_answers_json_not_nginx_html(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    nginx = require_binary("nginx")
+    edge_port = free_port()
+    settings = make_settings(port=edge_port, stack_app_port=free_port())  # nothing listens on the app port
+    directory = tmp_path / "stack"
+    config = write_nginx_config(settings, directory)
+    process = subprocess.Popen([nginx, "-p", str(directory), "-c", str(config), "-g", "daemon off;"])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{edge_port}/api/library/images")
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.1)
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["error"] == "upstream_unavailable"
+        assert response.headers["retry-after"] == "5"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

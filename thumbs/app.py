@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.routing import BaseRoute, Mount
+
 from library_api.app import create_api
 from library_api.warm_client import HttpWarmClient
 from proxy.app import create_proxy
-from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Mount
-
 from thumbs.component import Component
 from thumbs.errors import DEFAULT_HANDLERS
 from thumbs.frontend import frontend_component
@@ -25,11 +27,12 @@ def create_app(settings: Settings, *, warm_consumer: bool | None = None) -> Star
     proxy = create_proxy(settings, warm_consumer=settings.warm_consumer if warm_consumer is None else warm_consumer)
     warm_client = HttpWarmClient(settings.warm_url, settings.warm_token) if settings.warm_url else proxy.warmer
     api = create_api(settings, warm_client)
-    frontend = frontend_component(FRONTEND_DIST)
-    return compose([proxy.component, Component(routes=[Mount("/api", routes=list(api.component.routes))],
-                                                lifespan=api.component.lifespan,
-                                                exception_handlers=api.component.exception_handlers),
-                    frontend])
+    # JSON pages compress ~5x; thumbnails are JPEG already, so gzip stays off their hot path.
+    api_mount = Mount("/api", routes=list(api.component.routes), middleware=[Middleware(GZipMiddleware)])
+    api_component = Component(
+        routes=[api_mount], lifespan=api.component.lifespan, exception_handlers=api.component.exception_handlers
+    )
+    return compose([proxy.component, api_component, frontend_component(FRONTEND_DIST)])
 
 
 def compose(components: Sequence[Component]) -> Starlette:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Mount, Route
@@ -38,5 +39,6 @@ def frontend_component(dist: Path) -> Component:
 
     routes = [Route("/", page, methods=["GET", "HEAD"])]
     if (dist / "assets").is_dir():
-        routes.append(Mount("/assets", app=HashedAssets(directory=dist / "assets"), name="assets"))
+        assets = GZipMiddleware(HashedAssets(directory=dist / "assets"))
+        routes.append(Mount("/assets", app=assets, name="assets"))
     return Component(routes=routes)

@@ -1,0 +1,90 @@
+"""`thumbs stack` as an operator runs it: nginx + app workers + warm worker, real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import require_binary
+from tests.support.demo_server import ROOT, clean_environment
+from tests.support.origin import Origin
+from tests.support.servers import free_port
+from thumbs.demo_images import demo_image
+
+pytestmark = pytest.mark.nginx
+
+
+@pytest.fixture
+def stack(tmp_path: Path, pg_url: str, redis_url: str, redis_prefix: str, origin: Origin) -> Iterator[str]:
+    require_binary("nginx")
+    port = free_port()
+    environment = clean_environment(
+        THUMBS_DATA_DIR=str(tmp_path / "data"),
+        THUMBS_PORT=str(port),
+        THUMBS_STACK_APP_PORT=str(free_port()),
+        THUMBS_WORKERS="2",
+        THUMBS_DATABASE_URL=pg_url,
+        THUMBS_REDIS_URL=redis_url,
+        THUMBS_REDIS_PREFIX=redis_prefix + "stack:",
+        THUMBS_SECRET="stack-secret",
+        THUMBS_ADMIN_TOKEN="admin-token",
+        THUMBS_WARM_TOKEN="warm-token",
+        THUMBS_ALLOWED_SOURCES=origin.base_url.removeprefix("http://"),
+        THUMBS_ALLOW_PRIVATE_SOURCES="true",
+    )
+    log = (tmp_path / "stack.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "thumbs.cli", "stack"], cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, (tmp_path / "stack.log").read_text()
+            try:
+                if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "stack.log").read_text()
+            time.sleep(0.3)
+        yield base_url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        finally:
+            log.close()
+        # Ctrl-C stops everything the stack started: nothing keeps the edge port.
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(base_url + "/healthz", timeout=1)
+
+
+def test_stack_serves_the_library_through_nginx_with_cache_hits(stack: str, origin: Origin) -> None:
+    source = origin.add("/stack/one.png", demo_image(5, "small").data, content_type="image/png")
+    created = httpx.post(
+        stack + "/api/library/images",
+        json={"url": source, "pipeline_id": "p1", "step": "generate"},
+        headers={"authorization": "Bearer admin-token"},
+        timeout=10,
+    )
+    assert created.status_code in (200, 201), created.text
+    listing = httpx.get(stack + "/api/library/images", params={"limit": 5}, timeout=10).json()
+    image = next(item for item in listing["images"] if item["url"] == source)
+    assert image["thumbnail_url"].startswith(stack + "/t/")
+    first = httpx.get(image["thumbnail_url"], timeout=30)
+    second = httpx.get(image["thumbnail_url"], timeout=30)
+    assert first.status_code == 200 and first.headers["content-type"] == "image/jpeg"
+    assert first.headers["x-cache-status"] in {"MISS", "EXPIRED"}
+    assert second.headers["x-cache-status"] == "HIT"
+    assert second.content == first.content
