@@ -102,6 +102,7 @@ SCHEMAS: dict[str, Any] = {
             "url": {
                 "type": "string",
                 "maxLength": MAX_URL_LENGTH,
+                "pattern": "^https?://[!-~]+$",
                 "description": "http(s) URL on a host in THUMBS_ALLOWED_SOURCES; ASCII (percent-encoded).",
             },
             "pipeline_id": {"type": "string", "minLength": 1, "maxLength": MAX_LABEL_LENGTH},

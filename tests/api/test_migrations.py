@@ -1,0 +1,195 @@
+"""Migrating the product's legacy ``pipeline_step_outputs`` in place: every row kept, twice is a no-op."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sqlite3
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from library_api.app import create_api, mount_api
+from library_api.migrate import run_migrations
+from tests.api.conftest import in_thread
+from tests.api.warm import RecordingWarmClient
+from tests.conftest import PG_ADMIN_URL
+from tests.support.pg import create_database, drop_database
+from thumbs.settings import Settings
+
+LEGACY_ROWS = 300
+LONG_URL_BYTES = 5000  # a data: URL from a sync model call: too big for a plain btree entry
+
+
+def legacy_rows(base: str) -> list[tuple[str, dt.datetime | None, int | None, str]]:
+    start = dt.datetime(2024, 5, 1, 12, 0, 0)
+    rows: list[tuple[str, dt.datetime | None, int | None, str]] = []
+    for n in range(LEGACY_ROWS):
+        url = f"{base}/legacy/{n % 250}.png"  # 50 duplicate URLs, as the real table may have
+        rows.append((url, start + dt.timedelta(minutes=n // 3), n % 7 or None, f"step-{n % 4}"))
+    rows.append(("data:image/png;base64," + "A" * LONG_URL_BYTES, start, 1, "inline"))
+    rows.append((f"{base}/legacy/no-date.png", None, 2, "nodate"))
+    return rows
+
+
+@pytest.fixture
+def legacy_pg() -> Iterator[str]:
+    name = f"thumbs_legacy_{uuid.uuid4().hex[:10]}"
+    in_thread(lambda: create_database(PG_ADMIN_URL, name))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        in_thread(lambda: drop_database(PG_ADMIN_URL, name))
+
+
+async def pg_snapshot(url: str) -> list[tuple[Any, ...]]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch("SELECT id, url, pipeline_id::text, step FROM pipeline_step_outputs ORDER BY id")
+        return [tuple(row) for row in rows]
+    finally:
+        await connection.close()
+
+
+async def list_all(settings: Settings) -> tuple[list[dict[str, Any]], int]:
+    api = create_api(settings, RecordingWarmClient())
+    seen: list[dict[str, Any]] = []
+    async with api.component.lifespan():
+        transport = httpx.ASGITransport(app=mount_api(api))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            params: dict[str, Any] = {"limit": 200}
+            while True:
+                page = (await client.get("/api/library/images", params=params)).json()
+                seen += page["images"]
+                total = page["total"]
+                if page["next_cursor"] is None:
+                    return seen, total
+                params = {"limit": 200, "cursor": page["next_cursor"]}
+
+
+async def test_postgresql_legacy_table_is_migrated_in_place(legacy_pg: str, make_settings: Any, origin: Any) -> None:
+    connection = await asyncpg.connect(legacy_pg)
+    try:
+        await connection.execute(
+            """CREATE TABLE pipeline_step_outputs (
+                   id serial PRIMARY KEY, url text NOT NULL, created_at timestamp DEFAULT now(),
+                   pipeline_id integer, step text)"""
+        )
+        await connection.executemany(
+            "INSERT INTO pipeline_step_outputs (url, created_at, pipeline_id, step) VALUES ($1, $2, $3, $4)",
+            legacy_rows(origin.base_url),
+        )
+    finally:
+        await connection.close()
+    before = await pg_snapshot(legacy_pg)
+    assert len(before) == LEGACY_ROWS + 2
+
+    settings = make_settings(database_url=legacy_pg)
+    in_thread(lambda: run_migrations(settings))
+    assert await pg_snapshot(legacy_pg) == before  # every row, every value kept
+
+    connection = await asyncpg.connect(legacy_pg)
+    try:
+        schema = await connection.fetch(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'pipeline_step_outputs'"
+        )
+        indexes = await connection.fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'pipeline_step_outputs'")
+        stats = await connection.fetchrow(
+            """SELECT count(*) AS rows, count(url_hash) AS hashed, count(DISTINCT url) AS urls,
+                      bool_and(thumbnail_status = 'pending') AS pending,
+                      min(created_at) AS oldest,
+                      (SELECT value FROM library_counters WHERE name = 'images') AS counter
+               FROM pipeline_step_outputs"""
+        )
+        first = await connection.fetchval("SELECT created_at FROM pipeline_step_outputs WHERE id = 1")
+    finally:
+        await connection.close()
+    columns = dict(tuple(row) for row in schema)
+    assert columns["created_at"] == "timestamp with time zone"
+    assert {"thumbnail_url", "width", "height", "color", "thumbnail_status"} <= set(columns)
+    assert {"ix_pso_created_id", "ix_pso_unready", "ux_pso_url_hash"} <= {row["indexname"] for row in indexes}
+    assert stats["rows"] == stats["counter"] == LEGACY_ROWS + 2
+    assert stats["hashed"] == stats["urls"]  # one hash per distinct URL; duplicates stay listed
+    assert stats["pending"] is True
+    assert first == dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)  # naive legacy times were UTC
+    assert stats["oldest"] == dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # the NULL date, kept at the end
+
+    # Twice is a no-op.
+    in_thread(lambda: run_migrations(settings))
+    assert await pg_snapshot(legacy_pg) == before
+
+    # Every legacy row is listed, once, with a working thumbnail URL.
+    images, total = await list_all(settings)
+    assert total == LEGACY_ROWS + 2
+    assert sorted(image["id"] for image in images) == [row[0] for row in before]
+    assert all(image["thumbnail_url"].startswith("http://thumbs.test/t/") for image in images)
+    assert images[-1]["step"] == "nodate"
+
+
+async def test_sqlite_legacy_table_with_mixed_timestamp_text_is_migrated(
+    tmp_path: Path, make_settings: Any, origin: Any
+) -> None:
+    path = tmp_path / "legacy.db"
+    connection = sqlite3.connect(path)
+    connection.execute(
+        """CREATE TABLE pipeline_step_outputs (
+               id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT NOT NULL, created_at TEXT,
+               pipeline_id TEXT, step TEXT)"""
+    )
+    texts = ["2024-03-01T10:00:00Z", "2024-03-01 09:00:00", "2024-03-01T12:00:00+02:00", "2024-03-01 11:30:00.5"]
+    rows = [(f"{origin.base_url}/old/{n}.jpg", texts[n % 4], f"p{n}", "s") for n in range(40)]
+    connection.executemany(
+        "INSERT INTO pipeline_step_outputs (url, created_at, pipeline_id, step) VALUES (?, ?, ?, ?)", rows
+    )
+    connection.commit()
+    connection.close()
+
+    settings = make_settings(database_url=f"sqlite:///{path}")
+    run_migrations(settings)
+    run_migrations(settings)
+    images, total = await list_all(settings)
+    assert total == 40 and len({image["id"] for image in images}) == 40
+    # 12:00+02:00 is 10:00Z: newest first is 11:30:00.5, then both kinds of 10:00Z (by id), then 09:00.
+    order = [image["created_at"] for image in images]
+    assert order == (
+        ["2024-03-01T11:30:00.500000+00:00"] * 10
+        + ["2024-03-01T10:00:00+00:00"] * 20
+        + ["2024-03-01T09:00:00+00:00"] * 10
+    )
+    keys = [(image["created_at"], image["id"]) for image in images]
+    assert keys == sorted(keys, reverse=True)
+
+
+async def test_the_api_refuses_to_start_on_an_unmigrated_postgresql(legacy_pg: str, make_settings: Any) -> None:
+    api = create_api(make_settings(database_url=legacy_pg), RecordingWarmClient())
+    with pytest.raises(RuntimeError, match="thumbs migrate"):
+        async with api.component.lifespan():
+            pass
+
+
+async def test_concurrent_migrations_from_several_processes_apply_once(legacy_pg: str) -> None:
+    # Alembic's context is process-global, so concurrency means processes (several `thumbs migrate`).
+    code = (
+        "import sys; from thumbs.settings import Settings; from library_api.migrate import run_migrations; "
+        "run_migrations(Settings(_env_file=None, database_url=sys.argv[1]))"
+    )
+    processes = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", code, legacy_pg, stderr=asyncio.subprocess.PIPE)
+        for _ in range(3)
+    ]
+    for process in processes:
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, stderr.decode()[-2000:]
+    connection = await asyncpg.connect(legacy_pg)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM library_api_alembic_version") == 1
+        assert await connection.fetchval("SELECT value FROM library_counters WHERE name = 'images'") == 0
+    finally:
+        await connection.close()
