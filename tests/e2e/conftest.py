@@ -31,7 +31,7 @@ def base_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("live_server").base_url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     from tests.conftest import require_binary
 
