@@ -413,6 +413,7 @@ async def run_backfill(
     on_progress: ProgressCallback | None = None,
     lease_seconds: float = LEASE_SECONDS,
     poll_seconds: float = 1.0,
+    retry_delays: Sequence[float] = RETRY_DELAYS,
 ) -> JobProgress:
     """``thumbs backfill``: run the backfill job to the end (or follow it, if another process runs it)."""
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
@@ -421,12 +422,18 @@ async def run_backfill(
         await asyncio.to_thread(run_migrations, settings)
     database = create_database(settings)
     await database.connect()
-    backfill = Backfill(database, settings, warm_client, lease_seconds=lease_seconds)
+    backfill = Backfill(database, settings, warm_client, lease_seconds=lease_seconds, retry_delays=retry_delays)
     try:
         while True:
             claim = await backfill.writes(backfill.claim(batch_size))
             if claim.owned:
-                return await backfill.run(int(claim.job["id"]), on_progress)
+                try:
+                    return await backfill.run(int(claim.job["id"]), on_progress)
+                except WarmStalled:
+                    # Paused, resumable: report where it stands (last_error says why) instead of a traceback.
+                    paused = await backfill.writes(backfill.job(int(claim.job["id"])))
+                    assert paused is not None
+                    return progress_of(paused)
             # Another live process runs it: report its progress until it ends or its lease lapses.
             job = claim.job
             while job is not None and job["status"] == JOB_RUNNING and not await backfill.lease_expired(job):

@@ -179,3 +179,12 @@ async def test_progress_reports_rate_and_eta_while_running(harness: Harness, ori
     assert progress["rate"] > 0 and progress["eta_seconds"] == pytest.approx(8 / progress["rate"], abs=0.1)
     harness.warm.hold.set()
     assert (await wait_done(harness, job["id"]))["done"] == 12
+
+
+async def test_run_backfill_reports_a_paused_job_when_the_warm_path_stays_down(
+    harness: Harness, settings: Any, origin_url: Any
+) -> None:
+    await seed(harness.api.database, origin_url(""), 3)
+    progress = await run_backfill(settings, RecordingWarmClient(broken=True), batch_size=2, retry_delays=(0.0,))
+    assert progress.status == "running" and progress.done == 0 and progress.failed == 0
+    assert progress.last_error is not None and "unreachable" in progress.last_error
