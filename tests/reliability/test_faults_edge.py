@@ -96,5 +96,6 @@ def test_cached_thumbnails_keep_flowing_while_the_app_restarts(nginx_edge: tuple
     assert during_outage > 20
     assert load.statuses == Counter({200: sum(load.statuses.values())}), load.statuses
     assert set(load.cache) == {"HIT"}
-    assert down.status_code == 502  # a miss with no upstream fails fast, never hangs
+    # A miss with no upstream fails fast in the JSON contract, never hangs or shows nginx's HTML.
+    assert down.status_code == 503 and down.json()["error"] == "upstream_unavailable"
     assert back.status_code == 200 and back.headers["x-cache-status"] == "MISS"
