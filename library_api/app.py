@@ -213,6 +213,9 @@ def label(body: dict[str, Any], name: str) -> str:
         raise bad_request("invalid_body", f"{name} is required: a non-empty string")
     if len(value) > MAX_LABEL_LENGTH:
         raise bad_request("invalid_body", f"{name} is longer than {MAX_LABEL_LENGTH} characters")
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        # Labels are shown in the picker; PostgreSQL text cannot even hold NUL.
+        raise bad_request("invalid_body", f"{name} contains control characters")
     return value
 
 

@@ -84,6 +84,8 @@ async def test_bad_bodies_are_400_and_store_nothing(harness: Harness, origin_url
         ({"url": good, "pipeline_id": 7, "step": "s"}, "invalid_body"),
         ({"url": good, "pipeline_id": "p" * 201, "step": "s"}, "invalid_body"),
         ({"url": good, "pipeline_id": "p"}, "invalid_body"),
+        ({"url": good, "pipeline_id": "p\x00", "step": "s"}, "invalid_body"),  # PostgreSQL text has no NUL
+        ({"url": good, "pipeline_id": "p", "step": "a\x07b"}, "invalid_body"),
         (body(good, width=-1), "invalid_body"),
         (body(good, width=0), "invalid_body"),
         (body(good, height="10"), "invalid_body"),
