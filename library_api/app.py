@@ -128,6 +128,8 @@ class LibraryAPI:
         return Response(body, media_type="application/json", headers=headers)
 
     async def create_image(self, request: Request) -> Response:
+        if self.settings.ingest_token:
+            require_bearer(request, self.settings.ingest_token, "ingest")
         body = await read_json_object(request)
         url = check_source_url(body.get("url"), self.settings.allowed_sources)
         pipeline_id = label(body, "pipeline_id")
@@ -196,11 +198,15 @@ def method_not_allowed(request: Request, allow: str) -> ApiError:
 def require_admin(request: Request, token: str) -> None:
     if not token:
         raise ApiError(403, "forbidden", "admin endpoints are disabled: set THUMBS_ADMIN_TOKEN")
+    require_bearer(request, token, "admin")
+
+
+def require_bearer(request: Request, token: str, role: str) -> None:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
-        raise ApiError(401, "unauthorized", "an admin bearer token is required", {"www-authenticate": "Bearer"})
+        raise ApiError(401, "unauthorized", f"an {role} bearer token is required", {"www-authenticate": "Bearer"})
     if not hmac.compare_digest(value.strip().encode(), token.encode()):
-        raise ApiError(403, "forbidden", "the admin token is not valid")
+        raise ApiError(403, "forbidden", f"the {role} token is not valid")
 
 
 async def has_body(request: Request) -> bool:

@@ -33,6 +33,7 @@ UNAUTHORIZED = error("No bearer token (`Authorization: Bearer <THUMBS_ADMIN_TOKE
 FORBIDDEN = error("The token is wrong, or admin endpoints are disabled (no THUMBS_ADMIN_TOKEN).")
 TOO_LARGE = error(f"The body is larger than {MAX_BODY_BYTES} bytes.")
 ADMIN = [{"adminToken": []}]
+INGEST = [{"ingestToken": []}, {}]  # required only when THUMBS_INGEST_TOKEN is set
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -232,9 +233,12 @@ def openapi_spec() -> dict[str, Any]:
                     "summary": "Store a pipeline output and warm its thumbnail",
                     "description": "Stores the image (once per URL) and queues its thumbnail on the proxy's warm "
                     "path in the background. A URL already stored returns the stored image with 200.",
+                    "security": INGEST,
                     "requestBody": {"required": True, "content": {"application/json": {"schema": ref("NewImage")}}},
                     "responses": {
                         "201": json_body("Stored.", "Image"),
+                        "401": error("THUMBS_INGEST_TOKEN is set and no bearer token was sent."),
+                        "403": error("The ingest token is wrong."),
                         "200": json_body("This URL was already stored; nothing was added.", "Image"),
                         "400": error(
                             "Not a JSON object, a missing or invalid field, or a URL that is not "
@@ -315,7 +319,8 @@ def openapi_spec() -> dict[str, Any]:
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {
-                "adminToken": {"type": "http", "scheme": "bearer", "description": "THUMBS_ADMIN_TOKEN"}
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "THUMBS_ADMIN_TOKEN"},
+                "ingestToken": {"type": "http", "scheme": "bearer", "description": "THUMBS_INGEST_TOKEN"},
             },
         },
     }

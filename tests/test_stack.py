@@ -36,6 +36,7 @@ def stack(tmp_path: Path, pg_url: str, redis_url: str, redis_prefix: str, origin
         THUMBS_SECRET="stack-secret",
         THUMBS_ADMIN_TOKEN="admin-token",
         THUMBS_WARM_TOKEN="warm-token",
+        THUMBS_INGEST_TOKEN="ingest-token",
         THUMBS_ALLOWED_SOURCES=origin.base_url.removeprefix("http://"),
         THUMBS_ALLOW_PRIVATE_SOURCES="true",
     )
@@ -75,7 +76,7 @@ def test_stack_serves_the_library_through_nginx_with_cache_hits(stack: str, orig
     created = httpx.post(
         stack + "/api/library/images",
         json={"url": source, "pipeline_id": "p1", "step": "generate"},
-        headers={"authorization": "Bearer admin-token"},
+        headers={"authorization": "Bearer ingest-token"},
         timeout=10,
     )
     assert created.status_code in (200, 201), created.text

@@ -43,6 +43,7 @@ def demo_settings(settings: Settings) -> Settings:
             "secret": settings.secret or _kept_secret(keys / "secret"),
             "admin_token": settings.admin_token or _kept_secret(keys / "admin-token"),
             "warm_token": settings.warm_token or _kept_secret(keys / "warm-token"),
+            "ingest_token": settings.ingest_token or _kept_secret(keys / "ingest-token"),
             "allowed_sources": [*settings.allowed_sources, origin_host],
             # The origin runs on loopback: allowed explicitly, through the normal origin checks.
             "allow_private_sources": True,
@@ -60,9 +61,10 @@ def start_origin(settings: Settings, directory: Path) -> uvicorn.Server:
     return server
 
 
-async def seed_library(base_url: str, origin_url: str, names: list[str]) -> int:
+async def seed_library(base_url: str, origin_url: str, names: list[str], ingest_token: str) -> int:
     """Put every origin image in the library through the public API (as the pipeline would)."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+    headers = {"authorization": f"Bearer {ingest_token}"}
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, headers=headers) as client:
         listing = await client.get("/api/library/images", params={"limit": 1})
         listing.raise_for_status()
         if listing.json()["total"] >= len(names):
@@ -115,7 +117,7 @@ def run_demo(settings: Settings, profile: str) -> None:
                 return
             await asyncio.sleep(0.05)
         local_url = f"http://{settings.host}:{settings.port}"
-        added = await seed_library(local_url, origin_url, names)
+        added = await seed_library(local_url, origin_url, names, settings.ingest_token)
         console.print(
             f"\n[bold green]thumbs demo[/] is serving {count} images"
             f"{f' ({added} just added)' if added else ''}\n"

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # Tokens
     admin_token: str = Field("", description="Bearer token for admin endpoints (backfill).")
     warm_token: str = Field("", description="Bearer token for POST /warm.")
+    ingest_token: str = Field(
+        "", description="Bearer token for POST /api/library/images. Empty: ingest is open (keep it internal)."
+    )
 
     # Tiers and processing
     memory_cache_bytes: int = Field(64 * 1024 * 1024, ge=0, description="In-process LRU size for thumbnails.")

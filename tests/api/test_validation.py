@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.api.conftest import Harness
@@ -142,3 +143,29 @@ async def test_duplicate_url_is_stored_once(harness: Harness, origin_url: Any) -
     assert second.json()["id"] == first.json()["id"]
     page = (await harness.client.get("/api/library/images")).json()
     assert page["total"] == 1 and len(page["images"]) == 1
+
+
+@pytest.fixture
+def ingest_settings(make_settings: Any, database_url: str) -> Any:
+    return make_settings(database_url=database_url, ingest_token="ingest-token")
+
+
+async def test_ingest_token_when_set_is_required(ingest_settings: Any, origin_url: Any) -> None:
+    from library_api.app import create_api, mount_api
+    from tests.api.warm import RecordingWarmClient
+
+    api = create_api(ingest_settings, RecordingWarmClient())
+    async with api.component.lifespan():
+        transport = httpx.ASGITransport(app=mount_api(api))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            payload = {"url": origin_url("/ingest.jpg"), "pipeline_id": "p", "step": "s"}
+            missing = await client.post("/api/library/images", json=payload)
+            wrong = await client.post("/api/library/images", json=payload, headers={"authorization": "Bearer nope"})
+            right = await client.post(
+                "/api/library/images", json=payload, headers={"authorization": "Bearer ingest-token"}
+            )
+            listing = (await client.get("/api/library/images")).json()
+    assert missing.status_code == 401 and missing.json()["error"] == "unauthorized"
+    assert wrong.status_code == 403 and wrong.json()["error"] == "forbidden"
+    assert right.status_code == 201
+    assert listing["total"] == 1
