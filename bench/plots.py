@@ -110,7 +110,14 @@ def browser(pages: dict[str, dict[str, Any]], path: Path) -> Path:
     fig, axes = plt.subplots(1, len(metrics), figsize=(14, 3.4))
     names = list(pages)
     for axis, (key, title) in zip(axes, metrics, strict=True):
-        axis.bar(names, [pages[name].get(key) or 0 for name in names], color=["#1f77b4", "#d62728"][: len(names)])
+        values = [pages[name].get(key) for name in names]
+        bars = axis.bar(names, [v or 0 for v in values], color=["#1f77b4", "#d62728"][: len(names)])
+        for bar, value in zip(bars, values, strict=True):
+            axis.annotate("n/a" if value is None else f"{value:,.0f}",
+                          (bar.get_x() + bar.get_width() / 2, bar.get_height() or 1), ha="center", va="bottom",
+                          fontsize=8)
+        axis.set_yscale("log")  # the two pages differ by orders of magnitude
         axis.set_title(title, fontsize=9)
         axis.tick_params(labelsize=8)
+    fig.suptitle("Picker vs naive grid of the full originals (headless Chromium, log scale)", fontsize=10)
     return _save(fig, path)
