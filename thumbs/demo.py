@@ -124,9 +124,10 @@ def run_demo(settings: Settings, profile: str) -> None:
             f"  picker          {local_url}/\n"
             f"  library API     {local_url}/api/library/images?limit=5\n"
             f"  API docs        {local_url}/api/docs\n"
-            f"  one thumbnail   thumbs url {origin_url}/images/{names[0]}\n"
+            f"  one thumbnail   THUMBS_SECRET=$(cat {settings.data_dir.resolve() / 'demo-keys/secret'}) "
+            f".venv/bin/thumbs url {origin_url}/images/{names[0]}\n"
             f"  health/metrics  {local_url}/healthz  {local_url}/metrics\n"
-            f"  stand-in origin {origin_url}/images/ (data in {origin_dir})\n"
+            f"  stand-in origin {origin_url}/images/ (files in {origin_dir.resolve()})\n"
             "Press Ctrl-C to stop."
         )
         await serving
