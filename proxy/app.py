@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from proxy.errors import MethodNotAllowed, NotFound, ProxyError, handle_proxy_error
 from proxy.fetch import OriginFetcher, policy_from
-from proxy.handlers import ALL_METHODS, ProxyEndpoints
+from proxy.handlers import ALL_METHODS, ProxyEndpoints, ThumbnailEndpoint
 from proxy.health import HealthCheck
 from proxy.metrics import ProxyMetrics
 from proxy.negative import NegativeCache
@@ -86,10 +86,10 @@ def create_proxy(settings: Settings, *, warm_consumer: bool) -> Proxy:
     metrics.pool_in_flight.set_function(lambda: pool.in_flight)
     metrics.pool_saturation.set_function(lambda: pool.saturation)
     endpoints = ProxyEndpoints(
-        service, warmer, HealthCheck(pool, store, redis_tier), metrics, secrets, settings.warm_token
+        service, warmer, HealthCheck(pool, store, redis_tier), metrics, settings.warm_token
     )
     routes = [
-        Route("/t/{path:path}", endpoints.thumbnail, methods=ALL_METHODS, name="thumbnail"),
+        Route("/t/{path:path}", ThumbnailEndpoint(service, metrics, secrets), methods=ALL_METHODS, name="thumbnail"),
         Route("/warm", endpoints.warm, methods=ALL_METHODS, name="warm"),
         Route("/healthz", endpoints.health, methods=ALL_METHODS, name="healthz"),
         Route("/metrics", endpoints.metrics_page, methods=ALL_METHODS, name="metrics"),

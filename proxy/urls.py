@@ -14,6 +14,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from proxy.variants import DEFAULT_VARIANT, VARIANTS, Variant
 
@@ -36,7 +37,7 @@ class ThumbnailRequest:
     source: str
     variant: Variant
 
-    @property
+    @cached_property  # hashed once per request object; a memoised path reuses it on every hit
     def cache_key(self) -> str:
         return cache_key(self.source, self.variant)
 
