@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,12 +13,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from proxy.urls import thumbnail_path
 from tests.conftest import require_binary
+from tests.support.edge import run_nginx
 from tests.support.origin import Origin
 from tests.support.servers import free_port, serve_in_thread
 from thumbs.app import create_app
 from thumbs.demo_images import demo_image
 from thumbs.settings import Settings
-from thumbs.stack import write_nginx_config
 
 pytestmark = pytest.mark.nginx
 
@@ -51,27 +49,8 @@ def edge(make_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[Edg
     edge_port, app_port = free_port(), free_port()
     settings = make_settings(port=edge_port, stack_app_port=app_port, public_base_url=f"http://127.0.0.1:{edge_port}")
     app = CountingApp(create_app(settings))
-    directory = tmp_path / "stack"
-    config = write_nginx_config(settings, directory)
-    with serve_in_thread(app, port=app_port):
-        process = subprocess.Popen(
-            [nginx, "-p", str(directory), "-c", str(config), "-g", "daemon off;"], stderr=subprocess.PIPE
-        )
-        try:
-            base_url = f"http://127.0.0.1:{edge_port}"
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    httpx.get(base_url + "/healthz", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise RuntimeError("nginx did not start") from None
-                    time.sleep(0.1)
-            yield Edge(base_url, app, settings)
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    with serve_in_thread(app, port=app_port), run_nginx(nginx, settings, tmp_path / "stack") as base_url:
+        yield Edge(base_url, app, settings)
 
 
 def test_first_request_misses_then_hits(edge: Edge, origin: Origin) -> None:
@@ -119,22 +98,9 @@ def test_unreachable_app_answers_json_not_nginx_html(make_settings: Callable[...
     nginx = require_binary("nginx")
     edge_port = free_port()
     settings = make_settings(port=edge_port, stack_app_port=free_port())  # nothing listens on the app port
-    directory = tmp_path / "stack"
-    config = write_nginx_config(settings, directory)
-    process = subprocess.Popen([nginx, "-p", str(directory), "-c", str(config), "-g", "daemon off;"])
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{edge_port}/api/library/images")
-                break
-            except httpx.ConnectError:
-                assert time.monotonic() < deadline and process.poll() is None
-                time.sleep(0.1)
-        assert response.status_code == 503
-        assert response.headers["content-type"] == "application/json"
-        assert response.json()["error"] == "upstream_unavailable"
-        assert response.headers["retry-after"] == "5"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with run_nginx(nginx, settings, tmp_path / "stack") as base_url:
+        response = httpx.get(base_url + "/api/library/images")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"] == "upstream_unavailable"
+    assert response.headers["retry-after"] == "5"

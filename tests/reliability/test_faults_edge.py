@@ -3,7 +3,6 @@ under load: cached thumbnails keep flowing, misses fail cleanly, and service res
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -16,11 +15,11 @@ import pytest
 from proxy.urls import thumbnail_path
 from tests.conftest import require_binary
 from tests.support import images
+from tests.support.edge import run_nginx
 from tests.support.origin import Origin
 from tests.support.servers import free_port, serve_in_thread
 from thumbs.app import create_app
 from thumbs.settings import Settings
-from thumbs.stack import write_nginx_config
 
 pytestmark = pytest.mark.nginx
 
@@ -30,25 +29,8 @@ def nginx_edge(make_settings: Callable[..., Settings], tmp_path: Path) -> Iterat
     nginx = require_binary("nginx")
     edge_port, app_port = free_port(), free_port()
     settings = make_settings(port=edge_port, stack_app_port=app_port, public_base_url=f"http://127.0.0.1:{edge_port}")
-    directory = tmp_path / "stack"
-    config = write_nginx_config(settings, directory)
-    process = subprocess.Popen([nginx, "-p", str(directory), "-c", str(config), "-g", "daemon off;"],
-                               stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{edge_port}"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                httpx.get(base + "/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("nginx did not start") from None
-                time.sleep(0.1)
+    with run_nginx(nginx, settings, tmp_path / "stack") as base:
         yield base, settings
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 class Load(threading.Thread):
