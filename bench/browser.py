@@ -18,6 +18,7 @@ Every phase is bounded in time; the naive grid usually hits the bounds, and the 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from bench.browser_metrics import NetworkLog, frame_stats, metrics, mib, process_memory
 from bench.browser_naive import serving_naive_grid
@@ -53,15 +55,15 @@ class Budget:
     @classmethod
     def for_run(cls, ctx: Context) -> Budget:
         if ctx.quick:
-            return cls(px_per_frame=80, first_screen_s=12, pass_s=10, flicks_s=8, flick_screens=3)
+            return cls(px_per_frame=80, first_screen_s=8, pass_s=8, flicks_s=8, flick_screens=4)
         return cls(px_per_frame=40, first_screen_s=90, pass_s=60, flicks_s=60, flick_screens=1.5)
 
 
 @contextlib.contextmanager
 def demo_server(ctx: Context, images: int) -> Iterator[str]:
     """`thumbs demo --profile realistic` under var/bench/browser (the originals are generated once)."""
-    port, origin_port = free_port(), free_port()
     data_dir = ctx.work / "browser" / "demo"
+    port, origin_port = demo_ports(data_dir)
     environment = {"THUMBS_DATA_DIR": str(data_dir), "THUMBS_PORT": str(port),
                    "THUMBS_DEMO_ORIGIN_PORT": str(origin_port), "PYTHONUNBUFFERED": "1"}
     argv = [PYTHON, "-m", "thumbs.cli", "demo", "--profile", "realistic", "--images", str(images)]
@@ -69,6 +71,18 @@ def demo_server(ctx: Context, images: int) -> Iterator[str]:
     with running(argv, ctx.work / "logs" / "browser-demo.log", env=environment) as process:
         wait_for_library(base, images, process, seconds=900)
         yield base
+
+
+def demo_ports(data_dir: Path) -> tuple[int, int]:
+    """The ports this data dir was seeded with: the library stores the origin's URLs, port included."""
+    record = data_dir / "bench-ports.json"
+    if record.exists():
+        ports = orjson.loads(record.read_bytes())
+        return int(ports["port"]), int(ports["origin_port"])
+    port, origin_port = free_port(), free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    record.write_bytes(orjson.dumps({"port": port, "origin_port": origin_port}))
+    return port, origin_port
 
 
 def wait_for_library(base: str, images: int, process: Any, seconds: float) -> None:
@@ -113,6 +127,7 @@ def measure_page(playwright: Any, url: str, budget: Budget) -> dict[str, Any]:
 def run_script(page: Any, session: Any, browser_session: Any, network: NetworkLog, url: str,
                budget: Budget) -> dict[str, Any]:
     notes: list[str] = []
+    load_before = os.getloadavg()[0]
     page.goto(url, wait_until="commit", timeout=30_000)
     state = wait_first_screen(page, budget.first_screen_s)
     navigation_start = metrics(session)["NavigationStart"]
@@ -161,12 +176,15 @@ def run_script(page: Any, session: Any, browser_session: Any, network: NetworkLo
             "first_screen_ms": _ms(state["firstScreen"]),
             "bytes_before_first_screen_kb": round(before_first_screen["with_in_flight"] / 1000, 1),
             "requests_before_first_screen": before_first_screen["requests"],
+            "library_scrolled_pass1_pct": round(pass1["moved"] / max(1, pass1["scrollEnd"]) * 100),
             "frame_p95_ms": frames1["p95_ms"],
             "frames_over_33ms_pct": frames1["over_33ms_pct"],
             "frame_p95_pass2_ms": frames2["p95_ms"],
             "blank_cells_pct": round(blank / visible * 100, 1) if visible else None,
             "renderer_memory_mb": mib(memory1["renderer_rss"]),
             "renderer_memory_pass2_mb": mib(memory2["renderer_rss"]),
+            "renderer_private_mb": mib(memory1["renderer_private"]),
+            "renderer_private_pass2_mb": mib(memory2["renderer_private"]),
             "js_heap_mb": mib(memory2["js_heap_used"]),
             "img_elements": state["maxImgs"],
             "dom_elements_max": state["maxNodes"],
@@ -179,6 +197,7 @@ def run_script(page: Any, session: Any, browser_session: Any, network: NetworkLo
             "pass1": {**frames1, **_pass_extent(pass1)}, "pass2": {**frames2, **_pass_extent(pass2)},
             "blank_samples": samples, "memory_after_pass1": memory1, "memory_after_pass2": memory2,
             "renderer_growth_mb": mib(growth), "network": network.totals(),
+            "load_average_1min": {"before": round(load_before, 1), "after": round(os.getloadavg()[0], 1)},
         },
     }
 
@@ -210,7 +229,8 @@ def run_flicks(page: Any, budget: Budget, screen_px: int) -> dict[str, Any]:
 def memory(session: Any, browser_session: Any) -> dict[str, Any]:
     values = metrics(session)
     processes = process_memory(browser_session)
-    return {"renderer_rss": processes["renderer_max"], "renderers_rss": processes["renderers_total"],
+    return {"renderer_rss": processes["renderer_max"], "renderer_private": processes["renderer_private"],
+            "renderers_rss": processes["renderers_total"],
             "gpu_rss": processes["gpu"], "chromium_rss": processes["all"],
             "js_heap_used": values["JSHeapUsedSize"], "dom_nodes": values["Nodes"]}
 
@@ -238,7 +258,8 @@ METHOD = (
     "is the headline; pass 2 repeats it); frame time = delta between rAF callbacks. *Blank cells*: after "
     "pass 1, flicks of {flick} screens back to the top at the same speed; 300 ms after each stop, "
     "visible cells whose `<img>` is missing or not loaded. *Renderer memory*: RSS (/proc VmRSS) of the "
-    "page's renderer process (pid from CDP `SystemInfo.getProcessInfo`), after pass 1 and after pass 2; "
+    "page's renderer process (pid from CDP `SystemInfo.getProcessInfo`), after pass 1 and after pass 2 "
+    "(the target's figure; *private* = Private_Clean + Private_Dirty from smaps_rollup, without shared code pages); "
     "JS heap from `Performance.getMetrics`. *img elements*: the most `document.images` held at any "
     "frame. Bounds: first screen {first_screen:.0f} s, each pass {pass_s:.0f} s, flicks {flicks:.0f} s; "
     "a page that hits a bound is reported with what it reached (see notes). "

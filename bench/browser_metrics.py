@@ -31,6 +31,7 @@ class NetworkLog:
     def __init__(self, session: Any) -> None:
         self.transfers: dict[str, Transfer] = {}
         self.failed = 0
+        self.canceled = 0  # the picker cancels downloads of cells scrolled out of the DOM
         session.on("Network.requestWillBeSent", self._sent)
         session.on("Network.dataReceived", self._data)
         session.on("Network.loadingFinished", self._finished)
@@ -43,7 +44,10 @@ class NetworkLog:
     def _data(self, event: dict[str, Any]) -> None:
         transfer = self.transfers.get(event["requestId"])
         if transfer:
-            transfer.chunks.append((event["timestamp"], int(event.get("encodedDataLength") or 0)))
+            # Chromium's network service often leaves encodedDataLength 0 here; image bodies are not
+            # content-encoded, so the decoded length is the wire length.
+            size = int(event.get("encodedDataLength") or 0) or int(event.get("dataLength") or 0)
+            transfer.chunks.append((event["timestamp"], size))
 
     def _finished(self, event: dict[str, Any]) -> None:
         transfer = self.transfers.get(event["requestId"])
@@ -52,7 +56,10 @@ class NetworkLog:
             transfer.bytes_finished = int(event["encodedDataLength"])
 
     def _failed(self, event: dict[str, Any]) -> None:
-        self.failed += 1
+        if event.get("canceled"):
+            self.canceled += 1
+        else:
+            self.failed += 1
         transfer = self.transfers.get(event["requestId"])
         if transfer and transfer.finished is None:
             transfer.finished = event["timestamp"]
@@ -73,7 +80,7 @@ class NetworkLog:
     def totals(self) -> dict[str, int]:
         done = [t for t in self.transfers.values() if t.finished is not None]
         return {"requests": len(self.transfers), "finished": len(done), "failed": self.failed,
-                "bytes": sum(t.bytes_finished for t in done)}
+                "canceled": self.canceled, "bytes": sum(t.bytes_finished for t in done)}
 
 
 def metrics(session: Any) -> dict[str, float]:
@@ -92,6 +99,16 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def private_bytes(pid: int) -> int:
+    """Memory only ``pid`` holds (Private_Clean + Private_Dirty from smaps_rollup): no shared code pages."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    return sum(int(line.split()[1]) * 1024 for line in rollup.splitlines()
+               if line.startswith(("Private_Clean:", "Private_Dirty:")))
+
+
 def process_memory(browser_session: Any) -> dict[str, int]:
     """RSS per Chromium process type; `renderer_max` is the page's renderer (the others are spares)."""
     processes = browser_session.send("SystemInfo.getProcessInfo")["processInfo"]
@@ -99,7 +116,10 @@ def process_memory(browser_session: Any) -> dict[str, int]:
     for process in processes:
         by_type.setdefault(process["type"], []).append(rss_bytes(int(process["id"])))
     renderers = by_type.get("renderer", [0])
-    return {"renderer_max": max(renderers), "renderers_total": sum(renderers),
+    renderer_pids = [int(p["id"]) for p in processes if p["type"] == "renderer"]
+    page_renderer = max(renderer_pids, key=rss_bytes, default=0)
+    return {"renderer_max": max(renderers), "renderer_private": private_bytes(page_renderer) if page_renderer else 0,
+            "renderers_total": sum(renderers),
             "gpu": sum(by_type.get("GPU", [0])), "browser": sum(by_type.get("browser", [0])),
             "all": sum(sum(v) for v in by_type.values())}
 
