@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Mount
 from library_api.app import create_api
 from library_api.warm_client import HttpWarmClient
 from proxy.app import create_proxy
+from proxy.warm_types import WarmClient
 from thumbs.component import Component
 from thumbs.errors import DEFAULT_HANDLERS
 from thumbs.frontend import frontend_component
@@ -25,14 +26,19 @@ FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 def create_app(settings: Settings, *, warm_consumer: bool | None = None) -> Starlette:
     """Compose the proxy, the API and the frontend; each owns its routes and lifespan."""
     proxy = create_proxy(settings, warm_consumer=settings.warm_consumer if warm_consumer is None else warm_consumer)
-    warm_client = HttpWarmClient(settings.warm_url, settings.warm_token) if settings.warm_url else proxy.warmer
+    components = [proxy.component]
+    warm_client: WarmClient = proxy.warmer
+    if settings.warm_url:  # the proxy's warm queue lives in other processes (the stack, compose)
+        http_warm_client = HttpWarmClient(settings.warm_url, settings.warm_token)
+        components.append(Component(routes=[], lifespan=lambda: aclosing(http_warm_client)))
+        warm_client = http_warm_client
     api = create_api(settings, warm_client)
     # JSON pages compress ~5x; thumbnails are JPEG already, so gzip stays off their hot path.
     api_mount = Mount("/api", routes=list(api.component.routes), middleware=[Middleware(GZipMiddleware)])
     api_component = Component(
         routes=[api_mount], lifespan=api.component.lifespan, exception_handlers=api.component.exception_handlers
     )
-    return compose([proxy.component, api_component, frontend_component(FRONTEND_DIST)])
+    return compose([*components, api_component, frontend_component(FRONTEND_DIST)])
 
 
 def compose(components: Sequence[Component]) -> Starlette:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -19,7 +19,8 @@ async def backfill_with_progress(settings: Settings, batch_size: int) -> JobProg
     async with AsyncExitStack() as stack:
         warm_client: WarmClient
         if settings.warm_url:
-            warm_client = HttpWarmClient(settings.warm_url, settings.warm_token)
+            http_warm_client = HttpWarmClient(settings.warm_url, settings.warm_token)
+            warm_client = await stack.enter_async_context(aclosing(http_warm_client))
         else:
             # No proxy to call: generate in this process, into the same disk store and Redis.
             proxy = create_proxy(settings, warm_consumer=False)
