@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 from proxy.urls import parse_thumbnail_path
 from tests.support.demo_server import clean_environment
+from tests.support.origin import Origin
+from thumbs.demo_images import demo_image
 
 
 def thumbs(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
@@ -49,3 +53,42 @@ def test_every_command_has_help() -> None:
         result = thumbs(command, "--help")
         assert result.returncode == 0, (command, result.stderr)
         assert "Usage" in result.stdout
+
+
+def test_migrate_then_backfill_a_legacy_table(tmp_path: Path, origin: Origin) -> None:
+    """An operator's path: a legacy SQLite table, `thumbs migrate`, then `thumbs backfill` makes every thumbnail."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    database = data_dir / "library.db"
+    connection = sqlite3.connect(database)
+    connection.execute(
+        "CREATE TABLE pipeline_step_outputs (id INTEGER PRIMARY KEY, url TEXT NOT NULL, created_at TEXT, "
+        "pipeline_id TEXT, step TEXT)"
+    )
+    sources = [origin.add(f"/cli-backfill/{n}.png", demo_image(n, "small").data) for n in range(3)]
+    sources.append(origin.add("/cli-backfill/broken.png", b"not an image"))
+    connection.executemany(
+        "INSERT INTO pipeline_step_outputs (url, created_at, pipeline_id, step) VALUES (?, '2024-01-01', 'p', 's')",
+        [(source,) for source in sources],
+    )
+    connection.commit()
+    connection.close()
+    environment = {
+        "THUMBS_DATA_DIR": str(data_dir),
+        "THUMBS_SECRET": "k",
+        "THUMBS_ALLOWED_SOURCES": origin.base_url.removeprefix("http://"),
+        "THUMBS_ALLOW_PRIVATE_SOURCES": "true",
+    }
+    migrated = thumbs("migrate", **environment)
+    assert migrated.returncode == 0, migrated.stderr
+    backfilled = thumbs("backfill", **environment)
+    assert backfilled.returncode == 0, backfilled.stderr
+    assert "3 done, 1 failed, 0 remaining" in backfilled.stdout
+    connection = sqlite3.connect(database)
+    statuses = dict(connection.execute("SELECT url, thumbnail_status FROM pipeline_step_outputs").fetchall())
+    connection.close()
+    assert [statuses[source] for source in sources] == ["ready", "ready", "ready", "failed"]
+    assert sum(1 for path in (data_dir / "thumbs").rglob("*") if path.is_file()) == 3
+    # Running it again finds nothing left to do.
+    again = thumbs("backfill", **environment)
+    assert again.returncode == 0 and "0 remaining" in again.stdout
