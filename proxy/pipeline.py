@@ -160,22 +160,25 @@ def resize(image: pyvips.Image, max_side: int) -> pyvips.Image:
 
 
 def encode(image: pyvips.Image, variant: Variant) -> bytes:
-    """A fresh JPEG with no metadata; mozjpeg trellis quantisation and optimised Huffman tables.
+    """A fresh baseline JPEG with no metadata, optimised Huffman tables and 4:2:0 chroma.
 
-    Measured on the bundled libvips: trellis saves ~15% at the same quality setting;
-    progressive (interlace) costs ~20% more bytes at thumbnail size, so it is off.
+    Measured over the bench corpus (bench/NOTES.md, "JPEG encoder and resize options"):
+    mozjpeg's trellis quantisation saves ~8 % bytes at Q65 but costs ~0.011 SSIM on photos,
+    and at equal SSIM (trellis at Q70) it saves nothing while tripling the encode time, so
+    it is off. Quant tables 2-5 are no better at equal SSIM; progressive and 4:4:4 cost bytes.
     """
     for quality in (variant.quality, *FALLBACK_QUALITIES):
-        data = image.jpegsave_buffer(
-            Q=quality, optimize_coding=True, trellis_quant=True, keep="none", subsample_mode="on"
-        )
+        data = image.jpegsave_buffer(Q=quality, optimize_coding=True, keep="none", subsample_mode="on")
         if len(data) <= MAX_OUTPUT_BYTES:
             break
     return data
 
 
 def average_colour(image: pyvips.Image) -> str:
-    red, green, blue = (round(image.extract_band(band).avg()) for band in range(3))
+    """Band means from one ``stats`` pass: row 0 is all bands together, rows 1-3 are R, G, B; column 4 the mean."""
+    stats = image.stats()
+    values = memoryview(stats.write_to_memory()).cast("d")
+    red, green, blue = (round(values[band * stats.width + 4]) for band in (1, 2, 3))
     return f"#{red:02x}{green:02x}{blue:02x}"
 
 

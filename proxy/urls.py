@@ -20,7 +20,7 @@ from proxy.variants import DEFAULT_VARIANT, VARIANTS, Variant
 
 PREFIX = "/t"
 # Bumped when the pipeline's output changes, so cached bytes are never reused across versions.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 SIGNATURE_CHARS = 43  # 32 bytes of HMAC-SHA256, base64url without padding
 
 
