@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -23,6 +24,7 @@ class Transfer:
     finished: float | None = None
     bytes_finished: int = 0  # encodedDataLength at loadingFinished: headers + body as on the wire
     chunks: list[tuple[float, int]] = field(default_factory=list)  # (timestamp, encoded bytes) while arriving
+    status: int | None = None
 
 
 class NetworkLog:
@@ -33,6 +35,7 @@ class NetworkLog:
         self.failed = 0
         self.canceled = 0  # the picker cancels downloads of cells scrolled out of the DOM
         session.on("Network.requestWillBeSent", self._sent)
+        session.on("Network.responseReceived", self._response)
         session.on("Network.dataReceived", self._data)
         session.on("Network.loadingFinished", self._finished)
         session.on("Network.loadingFailed", self._failed)
@@ -40,6 +43,11 @@ class NetworkLog:
     def _sent(self, event: dict[str, Any]) -> None:
         # A redirect reuses the request id; keep the first start.
         self.transfers.setdefault(event["requestId"], Transfer(event["request"]["url"], event["timestamp"]))
+
+    def _response(self, event: dict[str, Any]) -> None:
+        transfer = self.transfers.get(event["requestId"])
+        if transfer:
+            transfer.status = int(event["response"]["status"])
 
     def _data(self, event: dict[str, Any]) -> None:
         transfer = self.transfers.get(event["requestId"])
@@ -81,6 +89,19 @@ class NetworkLog:
         done = [t for t in self.transfers.values() if t.finished is not None]
         return {"requests": len(self.transfers), "finished": len(done), "failed": self.failed,
                 "canceled": self.canceled, "bytes": sum(t.bytes_finished for t in done)}
+
+
+    def statuses(self) -> dict[str, dict[str, int]]:
+        """Responses per kind of URL and status: thumbnails (/t/), full originals (/images/), API, other."""
+        counts: dict[str, dict[str, int]] = {}
+        for transfer in self.transfers.values():
+            path = urlsplit(transfer.url).path
+            kind = ("thumbnail" if path.startswith("/t/") else "original" if path.startswith("/images/")
+                    else "api" if path.startswith("/api/") else "other")
+            status = str(transfer.status or "no response")
+            counts.setdefault(kind, {}).setdefault(status, 0)
+            counts[kind][status] += 1
+        return counts
 
 
 def metrics(session: Any) -> dict[str, float]:
