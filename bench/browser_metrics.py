@@ -91,17 +91,39 @@ class NetworkLog:
                 "canceled": self.canceled, "bytes": sum(t.bytes_finished for t in done)}
 
 
+    def milestones(self, navigation_start: float) -> dict[str, dict[str, float]]:
+        """Per kind of URL, ms from navigation: first request sent, first and 12th response finished."""
+        by_kind: dict[str, list[Transfer]] = {}
+        for transfer in self.transfers.values():
+            by_kind.setdefault(url_kind(transfer.url), []).append(transfer)
+        result = {}
+        for kind, transfers in by_kind.items():
+            starts = sorted(t.started for t in transfers)
+            ends = sorted(t.finished for t in transfers if t.finished is not None and t.status == 200)
+            row = {"first_sent_ms": round((starts[0] - navigation_start) * 1000, 1)}
+            for label, n in (("first_done_ms", 1), ("twelfth_done_ms", 12)):
+                if len(ends) >= n:
+                    row[label] = round((ends[n - 1] - navigation_start) * 1000, 1)
+            result[kind] = row
+        return result
+
     def statuses(self) -> dict[str, dict[str, int]]:
         """Responses per kind of URL and status: thumbnails (/t/), full originals (/images/), API, other."""
         counts: dict[str, dict[str, int]] = {}
         for transfer in self.transfers.values():
-            path = urlsplit(transfer.url).path
-            kind = ("thumbnail" if path.startswith("/t/") else "original" if path.startswith("/images/")
-                    else "api" if path.startswith("/api/") else "other")
+            kind = url_kind(transfer.url)
             status = str(transfer.status or "no response")
             counts.setdefault(kind, {}).setdefault(status, 0)
             counts[kind][status] += 1
         return counts
+
+
+def url_kind(url: str) -> str:
+    path = urlsplit(url).path
+    for prefix, kind in (("/t/", "thumbnail"), ("/images/", "original"), ("/api/", "api"), ("/assets/", "asset")):
+        if path.startswith(prefix):
+            return kind
+    return "page" if path == "/" else "other"
 
 
 def metrics(session: Any) -> dict[str, float]:

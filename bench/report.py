@@ -276,6 +276,9 @@ def browser_section(browser: dict[str, Any]) -> list[str]:
              "| --- | " + " | ".join("---:" for _ in browser["pages"]) + " |"]
     for key in keys:
         lines.append(f"| {key} | " + " | ".join(str(page.get(key)) for page in browser["pages"].values()) + " |")
+    caveats = browser.get("caveats", [])
+    if caveats:
+        lines += ["", "Caveats:", "", *(f"- {caveat}" for caveat in caveats)]
     return [*lines, ""]
 
 
