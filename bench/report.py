@@ -143,6 +143,13 @@ def browser_targets(browser: dict[str, Any]) -> list[tuple[str, str, str, bool |
         if naive:
             measured += f" (naive grid: {_or_bound(naive.get(key))})"
         rows.append((f"Picker: {name}", goal, measured, None if value is None else bool(test(value))))
+    by_pass = picker.get("renderer_memory_by_pass_mb") or []
+    if by_pass:  # strict: the most the renderer held after any pass, not only the first
+        rows = [row for row in rows if not row[0].startswith("Picker: Renderer memory")]
+        private = picker.get("renderer_private_pass2_mb")
+        rows.append(("Picker: Renderer memory after scrolling the library, any pass (RSS MB)", "< 400 MB",
+                     " -> ".join(f"{v}" for v in by_pass) + f" after passes 1..{len(by_pass)} (private after pass 2: "
+                     f"{private}; naive grid: {_or_bound(naive.get('renderer_memory_mb'))})", max(by_pass) < 400))
     first, second = picker.get("renderer_memory_mb"), picker.get("renderer_memory_pass2_mb")
     if first and second:
         growth = (second - first) / first * 100
