@@ -399,6 +399,29 @@ def test_thumbnail_failure_falls_back_to_the_full_image_then_to_an_error_tile(se
     )
 
 
+def test_a_busy_proxy_is_retried_before_falling_back_to_the_original(session: Session) -> None:
+    data = first_api_page(session)
+    target = data["images"][3]
+    thumb = session.absolute(target["thumbnail_url"])
+    failures = {"left": 2}
+
+    def busy_twice(route: Any) -> None:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            route.fulfill(status=503, headers={"retry-after": "1"}, body='{"error": "overloaded"}')
+        else:
+            route.continue_()
+
+    session.page.route(lambda url: url == thumb, busy_twice)
+    session.open()
+    img = session.page.locator('[role=gridcell][data-index="3"] img')
+    expect(img).to_have_class(re.compile(r"\btp-loaded\b"), timeout=10_000)
+    expect(img).to_have_attribute("src", target["thumbnail_url"])
+    assert failures["left"] == 0
+    # The multi-megabyte original was never requested.
+    assert session.absolute(target["url"]) not in {request.url for request in session.requests}
+
+
 def test_api_failure_shows_an_error_with_retry(session: Session) -> None:
     attempts: list[str] = []
 

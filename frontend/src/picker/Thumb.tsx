@@ -1,4 +1,4 @@
-import { memo, useLayoutEffect, useRef, useState } from "react";
+import { memo, useEffect, useLayoutEffect, useRef, useState } from "react";
 import type { LibraryImage } from "./types";
 
 // Module-level memory for the session: remounted cells (scrolled back into view) skip the fade for
@@ -7,6 +7,10 @@ const decoded = new Set<string>();
 const brokenThumbs = new Set<string>();
 
 type Stage = "thumb" | "full" | "error";
+
+// A thumbnail that fails is usually a busy proxy (503 while it catches up on a cold cache), and
+// the fallback original costs megabytes: retry the thumbnail before giving up on it.
+export const THUMB_RETRY_DELAYS_MS = [400, 1500];
 
 function firstStage(image: LibraryImage): Stage {
   return image.thumbnail_url && !brokenThumbs.has(image.thumbnail_url) ? "thumb" : "full";
@@ -26,6 +30,17 @@ export interface ThumbProps {
  */
 export const Thumb = memo(function Thumb({ image, size, eager }: ThumbProps) {
   const [stage, setStage] = useState<Stage>(() => firstStage(image));
+  const [attempt, setAttempt] = useState(0);
+  const [retrying, setRetrying] = useState(false);
+  useEffect(() => {
+    if (!retrying) return;
+    const timer = setTimeout(() => {
+      setRetrying(false);
+      setAttempt((n) => n + 1);
+    }, THUMB_RETRY_DELAYS_MS[attempt]);
+    return () => clearTimeout(timer);
+  }, [retrying, attempt]);
+  if (retrying) return null; // the tile's placeholder colour shows meanwhile
   if (stage === "error") {
     return (
       <span className="tp-broken" aria-hidden="true">
@@ -36,15 +51,17 @@ export const Thumb = memo(function Thumb({ image, size, eager }: ThumbProps) {
   }
   const src = stage === "thumb" && image.thumbnail_url ? image.thumbnail_url : image.url;
   const onError = () => {
-    if (stage === "thumb") {
+    if (stage === "thumb" && attempt < THUMB_RETRY_DELAYS_MS.length) {
+      setRetrying(true);
+    } else if (stage === "thumb") {
       brokenThumbs.add(src);
       setStage("full");
     } else {
       setStage("error");
     }
   };
-  // key: a new <img> per source, so a fallback never inherits the failed element's state.
-  return <Img key={src} src={src} size={size} eager={eager} onError={onError} />;
+  // key: a new <img> per source and attempt, so a retry or fallback never inherits the failed element's state.
+  return <Img key={`${attempt}:${src}`} src={src} size={size} eager={eager} onError={onError} />;
 });
 
 function Img({ src, size, eager, onError }: { src: string; size: number; eager: boolean; onError: () => void }) {
