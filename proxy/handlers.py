@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Sequence
 
@@ -14,9 +15,9 @@ from starlette.types import Receive, Scope, Send
 from proxy.errors import BadRequest, BadSignature, Forbidden, MethodNotAllowed, NotFound, ProxyError, TooLarge
 from proxy.health import HealthCheck
 from proxy.metrics import ProxyMetrics
-from proxy.service import ThumbnailService
+from proxy.service import Found, ThumbnailService
 from proxy.urls import BadSignature as SignatureMismatch
-from proxy.urls import BadThumbnailURL
+from proxy.urls import BadThumbnailURL, ThumbnailRequest
 from proxy.verified import VerifiedPaths
 from proxy.warm import MAX_SOURCES_PER_CALL, Warmer
 
@@ -73,7 +74,11 @@ class ThumbnailEndpoint:
                 raise BadSignature(str(exc)) from None
             except BadThumbnailURL as exc:
                 raise NotFound(f"not a thumbnail URL: {exc}") from None
-            found = await self.service.get(thumb_request)
+            found = self.service.cached(thumb_request)
+            if found is None:
+                found = await self._generate_while_connected(thumb_request, receive)
+                if found is None:
+                    return  # the client left; nobody to answer
         except ProxyError as error:
             self._count(str(error.status), tier)
             await error.response()(scope, receive, send)
@@ -93,6 +98,33 @@ class ThumbnailEndpoint:
         self._count("200", tier)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else thumbnail.data})
+
+    async def _generate_while_connected(self, request: ThumbnailRequest, receive: Receive) -> Found | None:
+        """The miss path: the thumbnail, or None if the client disconnected first.
+
+        Leaving drops this caller from the flight; if every caller has left before the
+        render started, the flight stops (a fast scroll must not fill the pool).
+        """
+        work = asyncio.ensure_future(self.service.generate(request, abandonable=True))
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not work.done():
+                work.cancel()
+        if not work.done() or work.cancelled():
+            # Wait for the cancelled caller to unwind (it only leaves the flight).
+            await asyncio.gather(work, return_exceptions=True)
+            return None
+        return work.result()
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns when the client has gone. For a GET the request body is empty, so after the
+    first ``http.request`` the server's ``receive()`` blocks until the connection closes."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 class ProxyEndpoints:

@@ -32,6 +32,10 @@ class ProxyMetrics:
         self.failures = Counter(
             "thumbs_proxy_generation_failures", "Failed generations by error code.", ["error"], registry=r
         )
+        self.abandoned = Counter(
+            "thumbs_proxy_abandoned_generations",
+            "Generations dropped before rendering because every requester disconnected.", registry=r,
+        )
         self.queue_depth = Gauge("thumbs_proxy_warm_queue_depth", "Warm requests waiting.", registry=r)
         self.pool_in_flight = Gauge(
             "thumbs_proxy_pool_in_flight", "libvips jobs running or waiting.", registry=r

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from proxy.errors import Overloaded
+from proxy.gate import Dropped, StartGate
 
 T = TypeVar("T")
 
@@ -38,7 +39,9 @@ class ProcessingPool:
     def saturation(self) -> float:
         return self.in_flight / self.capacity
 
-    async def run(self, function: Callable[..., T], *args: object) -> T:
+    async def run(self, function: Callable[..., T], *args: object, gate: StartGate | None = None) -> T:
+        """``function(*args)`` on a pool thread. With a ``gate``, a job dropped before a thread
+        starts it never runs; cancelling the caller while the job is queued frees its slot."""
         if self._executor is None:
             raise RuntimeError("processing pool is not started")
         if self.in_flight >= self.capacity:
@@ -47,9 +50,14 @@ class ProcessingPool:
         self.in_flight += 1
         loop = asyncio.get_running_loop()
         # The slot is freed when the thread finishes, not when the caller stops waiting, so
-        # cancelled requests cannot make the pool look emptier than it is.
+        # cancelled requests cannot make the pool look emptier than it is. A job cancelled
+        # while still queued (``wrap_future`` cancels a not-yet-started future) is done at
+        # once: the callback runs and frees its slot.
         try:
-            future = self._executor.submit(function, *args)
+            if gate is None:
+                future = self._executor.submit(function, *args)
+            else:
+                future = self._executor.submit(_gated, gate, function, *args)
         except RuntimeError:
             self.in_flight -= 1
             raise Overloaded("the processing pool is shutting down") from None
@@ -64,3 +72,9 @@ class ProcessingPool:
 
     def _release(self) -> None:
         self.in_flight -= 1
+
+
+def _gated(gate: StartGate, function: Callable[..., T], *args: object) -> T:
+    if not gate.start():
+        raise Dropped()
+    return function(*args)

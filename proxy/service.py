@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from proxy.errors import Overloaded, ProxyError, Undecodable
 from proxy.fetch import OriginFetcher
+from proxy.gate import StartGate
 from proxy.metrics import ProxyMetrics
 from proxy.negative import NegativeCache
 from proxy.pipeline import render
@@ -63,9 +64,10 @@ class ThumbnailService:
         self.metrics = metrics
         self.max_pixels = max_pixels
         self.wait_limit = wait_limit
-        self.flights: Flights[Found] = Flights()
+        self.flights: Flights[Found] = Flights(on_abandon=metrics.abandoned.inc)
 
-    async def get(self, request: ThumbnailRequest) -> Found:
+    def cached(self, request: ThumbnailRequest) -> Found | None:
+        """A memory hit, without awaiting anything; raises a locally remembered failure."""
         key = request.cache_key
         entry = self.memory.get(key)
         if entry is not None:
@@ -73,12 +75,26 @@ class ThumbnailService:
         error = self.negative.get_local(key)
         if error is not None:
             raise error
-        found, joined = await self.flights.run(key, lambda: self._resolve(request))
+        return None
+
+    async def get(self, request: ThumbnailRequest, *, abandonable: bool = False) -> Found:
+        """The thumbnail from the nearest tier, or made. ``abandonable``: this caller may be
+        cancelled (its client left), and if every caller of the flight has, the work stops."""
+        found = self.cached(request)
+        if found is not None:
+            return found
+        return await self.generate(request, abandonable=abandonable)
+
+    async def generate(self, request: ThumbnailRequest, *, abandonable: bool = False) -> Found:
+        """The miss path of :meth:`get` (after :meth:`cached` returned None)."""
+        found, joined = await self.flights.run(
+            request.cache_key, lambda gate: self._resolve(request, gate), abandonable=abandonable
+        )
         if joined:
             self.metrics.coalesced.labels("process").inc()
         return found
 
-    async def _resolve(self, request: ThumbnailRequest) -> Found:
+    async def _resolve(self, request: ThumbnailRequest, gate: StartGate) -> Found:
         key = request.cache_key
         found = await self._lower_tiers(key)
         if found is not None:
@@ -86,7 +102,7 @@ class ThumbnailService:
         error = await self.negative.get(key)
         if error is not None:
             raise error
-        return await self._coordinated(request)
+        return await self._coordinated(request, gate)
 
     async def _lower_tiers(self, key: str) -> Found | None:
         if self.redis is not None:
@@ -110,11 +126,11 @@ class ThumbnailService:
             log.warning("disk entry %s unreadable (%s); regenerating", key, exc)
             return None
 
-    async def _coordinated(self, request: ThumbnailRequest) -> Found:
+    async def _coordinated(self, request: ThumbnailRequest, gate: StartGate) -> Found:
         """Generate under a cross-process lease, or wait for whoever holds it."""
         key = request.cache_key
         if self.leases is None or self.redis is None:
-            return Found(await self._generate(request), GENERATED)
+            return Found(await self._generate(request, gate), GENERATED)
         deadline = time.monotonic() + self.wait_limit
         counted = False
         while True:
@@ -124,13 +140,13 @@ class ThumbnailService:
                     raise RedisError("redis tier is resting")
             except (RedisError, OSError) as exc:
                 self.redis.mark_failed(exc)
-                return Found(await self._generate(request), GENERATED)
+                return Found(await self._generate(request, gate), GENERATED)
             if lease is not None:
                 keeper = asyncio.create_task(lease.keep_alive())
                 try:
                     # Someone may have finished between our miss and the lease.
                     found = await self._lower_tiers(key)
-                    return found or Found(await self._generate(request), GENERATED)
+                    return found or Found(await self._generate(request, gate), GENERATED)
                 finally:
                     keeper.cancel()
                     with contextlib.suppress(RedisError, OSError):
@@ -163,7 +179,7 @@ class ThumbnailService:
                 return None
         raise Overloaded("timed out waiting for another worker to make this thumbnail", retry_after=2)
 
-    async def _generate(self, request: ThumbnailRequest) -> Thumbnail:
+    async def _generate(self, request: ThumbnailRequest, gate: StartGate) -> Thumbnail:
         key = request.cache_key
         started = time.perf_counter()
         try:
@@ -171,7 +187,7 @@ class ThumbnailService:
             fetched = time.perf_counter()
             self.metrics.fetch_seconds.observe(fetched - started)
             self.metrics.fetched_bytes.inc(len(source))
-            rendered = await self.pool.run(render, source, request.variant, self.max_pixels)
+            rendered = await self.pool.run(render, source, request.variant, self.max_pixels, gate=gate)
         except ProxyError as error:
             self.metrics.failures.labels(error.code).inc()
             if isinstance(error, Overloaded):

@@ -15,6 +15,8 @@ from typing import Generic, TypeVar
 
 from redis.asyncio import Redis
 
+from proxy.gate import StartGate
+
 T = TypeVar("T")
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
@@ -24,28 +26,79 @@ _RENEW = (
 )
 
 
-class Flights(Generic[T]):
-    """In-process: concurrent calls with the same key await one shared task."""
+class _Flight(Generic[T]):
+    """One shared task, the abandonable callers still waiting for it, and its render gate."""
 
-    def __init__(self) -> None:
-        self._tasks: dict[str, asyncio.Task[T]] = {}
+    __slots__ = ("gate", "pinned", "task", "waiters")
+
+    def __init__(self, task: asyncio.Task[T], gate: StartGate) -> None:
+        self.task = task
+        self.gate = gate
+        self.waiters = 0
+        self.pinned = False  # a caller that never abandons (a warm-up) joined
+
+
+class Flights(Generic[T]):
+    """In-process: concurrent calls with the same key await one shared task.
+
+    Callers that pass ``abandonable=True`` (page views) may leave; when the last one has
+    left, no other caller is pinning the flight, and its render has not started on a pool
+    thread, the task is cancelled (the origin fetch aborted, a queued render dropped).
+    Once the render has started it finishes and is cached, for whoever asks next.
+    """
+
+    def __init__(self, on_abandon: Callable[[], None] | None = None) -> None:
+        self._flights: dict[str, _Flight[T]] = {}
+        self._on_abandon = on_abandon
         self.coalesced = 0
+        self.abandoned = 0
 
     def __len__(self) -> int:
-        return len(self._tasks)
+        return len(self._flights)
 
-    async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+    async def run(
+        self, key: str, work: Callable[[StartGate], Awaitable[T]], *, abandonable: bool = False
+    ) -> tuple[T, bool]:
         """The result and whether this caller joined an existing flight."""
-        task = self._tasks.get(key)
-        joined = task is not None
-        if task is None:
-            task = asyncio.ensure_future(work())
-            self._tasks[key] = task
-            task.add_done_callback(lambda _: self._tasks.pop(key, None))
+        flight = self._flights.get(key)
+        joined = flight is not None
+        if flight is None:
+            gate = StartGate()
+            flight = _Flight(asyncio.ensure_future(work(gate)), gate)
+            self._flights[key] = flight
+            flight.task.add_done_callback(lambda _, started=flight: self._finished(key, started))
         else:
             self.coalesced += 1
-        # Shielded: a client that disconnects must not cancel work others are waiting for.
-        return await asyncio.shield(task), joined
+        if abandonable:
+            flight.waiters += 1
+        else:
+            flight.pinned = True
+        try:
+            # Shielded: one caller leaving must not cancel work others are waiting for.
+            return await asyncio.shield(flight.task), joined
+        finally:
+            if abandonable:
+                flight.waiters -= 1
+                self._abandon_if_unwanted(key, flight)
+
+    def _abandon_if_unwanted(self, key: str, flight: _Flight[T]) -> None:
+        if flight.waiters or flight.pinned or flight.task.done() or not flight.gate.drop():
+            return
+        # Forget it now, so a caller arriving while the task unwinds starts a fresh flight.
+        self._forget(key, flight)
+        flight.task.cancel()
+        self.abandoned += 1
+        if self._on_abandon is not None:
+            self._on_abandon()
+
+    def _finished(self, key: str, flight: _Flight[T]) -> None:
+        self._forget(key, flight)
+        if not flight.task.cancelled():
+            flight.task.exception()  # retrieved: a render everyone left may still fail, quietly
+
+    def _forget(self, key: str, flight: _Flight[T]) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
 
 
 class Lease:
