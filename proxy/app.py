@@ -101,9 +101,14 @@ def create_proxy(settings: Settings, *, warm_consumer: bool) -> Proxy:
         consumer: asyncio.Task[None] | None = None
         if warm_consumer:
             consumer = asyncio.create_task(warmer.consume(), name="thumbs-warm-consumer")
+        # In the background: a large store takes a while to walk, and serving need not wait for it.
+        sweep = asyncio.create_task(_sweep(store), name="thumbs-store-sweep")
         try:
             yield
         finally:
+            sweep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweep
             if consumer is not None:
                 consumer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -118,6 +123,16 @@ def create_proxy(settings: Settings, *, warm_consumer: bool) -> Proxy:
 
     component = Component(routes=routes, lifespan=lifespan, exception_handlers={ProxyError: handle_proxy_error})
     return Proxy(component=component, warmer=warmer, service=service, metrics=metrics)
+
+
+async def _sweep(store: DiskStore) -> None:
+    try:
+        removed = await asyncio.to_thread(store.sweep_abandoned_temp_files)
+    except OSError as exc:
+        log.warning("could not sweep the disk store: %s", exc)
+        return
+    if removed:
+        log.info("removed %d abandoned temp files from the disk store", removed)
 
 
 def create_proxy_app(settings: Settings, *, warm_consumer: bool = True) -> Starlette:

@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Protocol
 
 # Larger than any entry (the pipeline caps a thumbnail at 20 KB).
 HEALTH_PROBE_BYTES = 32 * 1024
+# A temp file this old belongs to a writer that died between write and rename: no live write
+# takes an hour, and other processes sharing the store may be mid-write on younger ones.
+ABANDONED_TEMP_SECONDS = 3600
 
 
 class Store(Protocol):
@@ -55,6 +59,19 @@ class DiskStore:
         with tempfile.NamedTemporaryFile(dir=self.root, prefix=".health-") as probe:
             probe.write(b"\0" * HEALTH_PROBE_BYTES)
             probe.flush()
+
+    def sweep_abandoned_temp_files(self, older_than: float = ABANDONED_TEMP_SECONDS) -> int:
+        """Remove temp files left by writers killed before their rename; returns how many."""
+        cutoff = time.time() - older_than
+        removed = 0
+        for temp in self.root.glob("*/*/.tmp-*"):
+            try:
+                if temp.stat().st_mtime < cutoff:
+                    temp.unlink()
+                    removed += 1
+            except FileNotFoundError:  # another process swept it first
+                continue
+        return removed
 
     @staticmethod
     def _read(path: Path) -> bytes | None:

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -146,6 +147,29 @@ async def test_killed_between_write_and_rename_nothing_half_written_is_served(
     assert response.status_code == 200 and response.headers["x-thumb-tier"] == "generated"
     assert response.content != Thumbnail.unpack(poisoned).data
     assert origin.hits[unique("k.jpg")] == 1
+
+
+async def test_abandoned_temp_files_are_swept_at_start_and_live_ones_kept(
+    make_settings: Callable[..., Settings], origin: Origin, unique
+) -> None:
+    """A writer killed before its rename leaves a temp file; the next start removes it once it is old."""
+    settings = make_settings()
+    shard = settings.store_dir / "ab" / "cd"
+    shard.mkdir(parents=True)
+    abandoned, live = shard / ".tmp-abandoned", shard / ".tmp-live"
+    abandoned.write_bytes(b"x" * 1000)
+    live.write_bytes(b"y" * 1000)  # another process sharing the store, mid-write
+    two_hours_ago = time.time() - 7200
+    os.utime(abandoned, (two_hours_ago, two_hours_ago))
+    source = origin.add(unique("sweep.jpg"), images.jpeg(images.photo(120, 90)))
+    async with running(settings) as proxy:
+        assert (await proxy.thumb(source)).status_code == 200
+        for _ in range(100):  # the sweep runs in the background
+            if not abandoned.exists():
+                break
+            await asyncio.sleep(0.02)
+    assert not abandoned.exists()
+    assert live.read_bytes() == b"y" * 1000
 
 
 async def test_a_torn_entry_under_a_real_key_is_regenerated_not_served(
