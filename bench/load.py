@@ -85,15 +85,20 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
 def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise RuntimeError(f"wrk printed a latency this parser does not know: {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 def wrk(url: str, connections: int = 32, seconds: float = 5, threads: int = 1) -> dict[str, object]:
     """Requests/s and latency percentiles for one URL, from ``wrk --latency``."""
     argv = [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency", url]
     output = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    rps_line = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if rps_line is None:  # wrk ran but measured nothing (e.g. every connection failed)
+        raise RuntimeError(f"wrk reported no Requests/sec for {url}:\n{output[-2000:]}")
+    rps = float(rps_line.group(1))
     percentiles = {f"p{p}_ms": _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", output, re.M)}
     non_ok = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = re.search(r"Socket errors: (.*)", output)

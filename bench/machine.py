@@ -35,9 +35,10 @@ def _cpu_model() -> str:
 def _memory_gib() -> float:
     try:
         text = open("/proc/meminfo").read()
-        return round(int(re.search(r"MemTotal:\s+(\d+)", text).group(1)) / 1024 / 1024, 1)  # type: ignore[union-attr]
-    except (OSError, AttributeError):
+    except OSError:
         return 0.0
+    match = re.search(r"MemTotal:\s+(\d+)", text)
+    return round(int(match.group(1)) / 1024 / 1024, 1) if match else 0.0
 
 
 def _version(package: str) -> str:

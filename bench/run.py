@@ -20,7 +20,7 @@ SECTIONS = {
     "warm_http": "bench.warm_http",
     "scale": "bench.scale",
     "browser": "bench.browser",
-    "api_pages": "bench.api_section",
+    "api_pages": "bench.api_pages",
 }
 
 
