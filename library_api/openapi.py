@@ -32,8 +32,8 @@ UNAVAILABLE = error("The database is unavailable; retry after the Retry-After se
 UNAUTHORIZED = error("No bearer token (`Authorization: Bearer <THUMBS_ADMIN_TOKEN>`).")
 FORBIDDEN = error("The token is wrong, or admin endpoints are disabled (no THUMBS_ADMIN_TOKEN).")
 TOO_LARGE = error(f"The body is larger than {MAX_BODY_BYTES} bytes.")
-ADMIN = [{"adminToken": []}]
-INGEST = [{"ingestToken": []}, {}]  # required only when THUMBS_INGEST_TOKEN is set
+ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
+INGEST: list[dict[str, list[str]]] = [{"ingestToken": []}, {}]  # required only when THUMBS_INGEST_TOKEN is set
 
 SCHEMAS: dict[str, Any] = {
     "Error": {

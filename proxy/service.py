@@ -196,10 +196,10 @@ class ThumbnailService:
             raise
         except Exception as exc:  # a libvips or pipeline surprise is this image's problem, not a 500
             log.exception("unexpected failure generating %s", request.source)
-            error = Undecodable(f"the image could not be processed ({type(exc).__name__})")
-            self.metrics.failures.labels(error.code).inc()
-            await self.negative.put(key, error)
-            raise error from exc
+            failure = Undecodable(f"the image could not be processed ({type(exc).__name__})")
+            self.metrics.failures.labels(failure.code).inc()
+            await self.negative.put(key, failure)
+            raise failure from exc
         done = time.perf_counter()
         self.metrics.generation_seconds.observe(done - fetched)
         thumbnail = Thumbnail.create(rendered.data, rendered.width, rendered.height, rendered.color)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, aclosing, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -30,7 +30,7 @@ def create_app(settings: Settings, *, warm_consumer: bool | None = None) -> Star
     warm_client: WarmClient = proxy.warmer
     if settings.warm_url:  # the proxy's warm queue lives in other processes (the stack, compose)
         http_warm_client = HttpWarmClient(settings.warm_url, settings.warm_token)
-        components.append(Component(routes=[], lifespan=lambda: aclosing(http_warm_client)))
+        components.append(Component(routes=[], lifespan=lambda: _closing(http_warm_client)))
         warm_client = http_warm_client
     api = create_api(settings, warm_client)
     # JSON pages compress ~5x; thumbnails are JPEG already, so gzip stays off their hot path.
@@ -55,3 +55,11 @@ def compose(components: Sequence[Component]) -> Starlette:
             yield
 
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+
+
+@asynccontextmanager
+async def _closing(client: HttpWarmClient) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await client.aclose()

@@ -17,7 +17,7 @@ from rich.progress import Progress
 
 from thumbs.app import create_app
 from thumbs.demo_origin import create_origin_app, generate_origin
-from thumbs.server import uvicorn_config
+from thumbs.server import server_options
 from thumbs.settings import Settings
 
 console = Console()
@@ -107,7 +107,7 @@ def run_demo(settings: Settings, profile: str) -> None:
     origin_server = start_origin(settings, origin_dir)
     origin_url = f"http://127.0.0.1:{settings.demo_origin_port}"
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, **uvicorn_config(settings)))  # type: ignore[arg-type]
+    server = uvicorn.Server(uvicorn.Config(app, **server_options(settings)))
 
     async def main() -> None:
         serving = asyncio.create_task(server.serve())

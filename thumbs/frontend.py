@@ -7,7 +7,7 @@ from pathlib import Path
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
@@ -37,7 +37,7 @@ def frontend_component(dist: Path) -> Component:
         # The page names the current hashed assets: always revalidate it.
         return FileResponse(index, headers={"cache-control": "no-cache"})
 
-    routes = [Route("/", page, methods=["GET", "HEAD"])]
+    routes: list[BaseRoute] = [Route("/", page, methods=["GET", "HEAD"])]
     if (dist / "assets").is_dir():
         assets = GZipMiddleware(HashedAssets(directory=dist / "assets"))
         routes.append(Mount("/assets", app=assets, name="assets"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TypedDict
 
 import uvicorn
 
@@ -10,26 +11,36 @@ from thumbs.app import create_app
 from thumbs.settings import Settings
 
 
-def uvicorn_config(settings: Settings, **overrides: object) -> dict[str, object]:
-    return {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": "info",
-        "access_log": False,  # the proxy logs one structured line per generated thumbnail
-        "proxy_headers": True,
-        "server_header": False,
-        **overrides,
-    }
+class ServerOptions(TypedDict):
+    host: str
+    port: int
+    log_level: str
+    access_log: bool
+    proxy_headers: bool
+    server_header: bool
+
+
+def server_options(settings: Settings) -> ServerOptions:
+    """uvicorn's options for every way thumbs runs it (serve, demo, the stack's workers)."""
+    return ServerOptions(
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=False,  # the proxy logs one structured line per generated thumbnail
+        proxy_headers=True,
+        server_header=False,
+    )
 
 
 def run_server(settings: Settings) -> None:
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), **uvicorn_config(settings))  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings), **server_options(settings))
         return
     # Worker processes rebuild the settings from the environment: hand them the resolved values.
     os.environ.update(settings.as_environment())
     uvicorn.run(
         "thumbs.asgi:create_app_from_environment",
         factory=True,
-        **uvicorn_config(settings, workers=settings.workers),  # type: ignore[arg-type]
+        workers=settings.workers,
+        **server_options(settings),
     )

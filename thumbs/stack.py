@@ -100,11 +100,11 @@ def write_nginx_config(settings: Settings, directory: Path) -> Path:
     return main
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+def wait_ready(url: str, name: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise StackError(f"{process.args} exited with {process.returncode}")
+            raise StackError(f"{name} exited with {process.returncode}")
         try:
             if httpx.get(url, timeout=1).status_code < 500:
                 return
@@ -143,22 +143,20 @@ def run_stack(settings: Settings) -> None:
     environment = {"MALLOC_ARENA_MAX": "2", **os.environ, **settings.as_environment()}
     thumbs = [sys.executable, "-m", "thumbs.cli"]
     with_redis = bool(settings.redis_url)
-    processes: list[subprocess.Popen[bytes]] = []
+    processes: dict[str, subprocess.Popen[bytes]] = {}  # by name, in start order
     try:
-        app = subprocess.Popen(
+        processes["app workers"] = subprocess.Popen(
             [*thumbs, "serve", "--host", "127.0.0.1", "--port", str(app_port(settings)),
              "--workers", str(settings.workers), "--warm-consumer" if not with_redis else "--no-warm-consumer"],
             env=environment,
         )
-        processes.append(app)
-        wait_ready(f"http://127.0.0.1:{app_port(settings)}/healthz", app)
+        wait_ready(f"http://127.0.0.1:{app_port(settings)}/healthz", "app workers", processes["app workers"])
         if with_redis:
-            processes.append(subprocess.Popen([*thumbs, "worker"], env=environment))
-        edge = subprocess.Popen(
+            processes["warm worker"] = subprocess.Popen([*thumbs, "worker"], env=environment)
+        processes["nginx"] = subprocess.Popen(
             [nginx, "-p", str(directory.resolve()), "-c", str(config.resolve()), "-g", "daemon off;"]
         )
-        processes.append(edge)
-        wait_ready(f"http://{settings.host}:{settings.port}/healthz", edge)
+        wait_ready(f"http://{settings.host}:{settings.port}/healthz", "nginx", processes["nginx"])
         console.print(
             f"\n[bold green]thumbs stack[/] is serving on http://{settings.host}:{settings.port}/ "
             f"(nginx → {settings.workers} app worker(s) on :{app_port(settings)}"
@@ -166,10 +164,10 @@ def run_stack(settings: Settings) -> None:
             f"  config and logs: {directory}\n"
             "Press Ctrl-C to stop."
         )
-        while all(process.poll() is None for process in processes):
+        while all(process.poll() is None for process in processes.values()):
             time.sleep(0.5)
-        failed = next(process for process in processes if process.poll() is not None)
-        console.print(f"[red]thumbs stack:[/] {failed.args[0]} exited with {failed.returncode}; stopping")
+        name, failed = next((name, p) for name, p in processes.items() if p.poll() is not None)
+        console.print(f"[red]thumbs stack:[/] {name} exited with {failed.returncode}; stopping")
         sys.exit(1)
     except KeyboardInterrupt:
         pass
@@ -177,4 +175,4 @@ def run_stack(settings: Settings) -> None:
         console.print(f"[red]thumbs stack:[/] {exc}")
         sys.exit(1)
     finally:
-        stop(processes)
+        stop(list(processes.values()))
