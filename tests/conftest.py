@@ -11,7 +11,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import redis
@@ -24,7 +24,32 @@ from thumbs.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("THUMBS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("THUMBS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-IN_CI = bool(os.environ.get("CI"))
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+# Variables the tests themselves read (not product settings), kept when the rest is cleared.
+TEST_VARIABLES = ("THUMBS_TEST_", "THUMBS_SOAK_SCALE")
+
+
+def clear_product_environment() -> list[str]:
+    """Drop every inherited THUMBS_* setting, so Settings() and child processes see only what a test sets.
+
+    Done at import, before any fixture builds Settings: a developer's exported THUMBS_REDIS_URL
+    (or a CI variable) must not change what the suite tests.
+    """
+    cleared = [name for name in os.environ if name.startswith("THUMBS_") and not name.startswith(TEST_VARIABLES)]
+    for name in cleared:
+        del os.environ[name]
+    return cleared
+
+
+CLEARED_VARIABLES = clear_product_environment()
+
+
+def cannot_run(reason: str) -> NoReturn:
+    """A test whose real part is missing: an error in CI (it must run there), a skip locally."""
+    if IN_CI:
+        pytest.fail(f"cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def require_binary(name: str) -> str:
@@ -32,9 +57,7 @@ def require_binary(name: str) -> str:
     path = shutil.which(name) or (name if os.path.exists(name) else None)
     if path:
         return path
-    if IN_CI:
-        pytest.fail(f"{name} is required in CI (run .ci/run, which installs it)")
-    pytest.skip(f"{name} is not installed")
+    cannot_run(f"{name} is not installed (.ci/run installs it)")
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +117,7 @@ def make_settings(tmp_path: Path, origin: Origin) -> Callable[..., Settings]:
             "allow_private_sources": True,
             "admin_token": "admin-token",
             "warm_token": "warm-token",
+            "ingest_open": True,  # test instances ingest without a token unless a test sets one
             "public_base_url": "http://thumbs.test",
         }
         values.update(overrides)

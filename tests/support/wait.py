@@ -1,0 +1,46 @@
+"""Waiting on conditions with a deadline, instead of sleeping a fixed time and hoping.
+
+A fixed sleep is either too short on a loaded machine (a flaky failure) or too long
+everywhere else; polling a condition returns as soon as it holds and fails with a message
+naming what never happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def wait_until(
+    predicate: Callable[[], T | Awaitable[T]], within: float = 10.0, *, what: str = "condition", every: float = 0.02
+) -> T:
+    """Poll ``predicate`` (sync or async) until it returns something truthy; return that value."""
+    deadline = time.monotonic() + within
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within:g} s waiting for {what}")
+        await asyncio.sleep(every)
+
+
+def wait_until_sync(
+    predicate: Callable[[], T], within: float = 10.0, *, what: str = "condition", every: float = 0.02
+) -> T:
+    """:func:`wait_until` for threads and synchronous fixtures."""
+    deadline = time.monotonic() + within
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within:g} s waiting for {what}")
+        time.sleep(every)
