@@ -25,11 +25,19 @@ from starlette.routing import Mount, Route
 from library_api.backfill import DEFAULT_BATCH_SIZE, LEASE_SECONDS, MAX_BATCH_SIZE, Backfill, progress_of
 from library_api.db import VERSION_TABLE, create_database, is_sqlite
 from library_api.errors import ApiError, JSONResponse, bad_request, handle_api_error
-from library_api.images import fetch_page, fetch_total, image_json, insert_image, position_of
+from library_api.images import (
+    NEWER_COUNT_CAP,
+    count_newer,
+    fetch_page,
+    fetch_total,
+    image_json,
+    insert_image,
+    position_of,
+)
 from library_api.ingest import IngestWarmer
 from library_api.migrate import head_revision, run_migrations
 from library_api.openapi import DOCS_HTML, MAX_LABEL_LENGTH, MAX_SIDE, openapi_spec
-from library_api.paging import encode_cursor, parse_page_request
+from library_api.paging import encode_cursor, parse_id, parse_page_request
 from library_api.requests import read_json_object
 from library_api.schema import READY
 from library_api.sources import check_source_url
@@ -108,18 +116,25 @@ class LibraryAPI:
         page_request = parse_page_request(request.query_params)
         page = await fetch_page(self.database, page_request)
         total = await fetch_total(self.database)
-        next_cursor = None
+        next_cursor = head_cursor = None
         if page.has_more and page.rows:
             next_cursor = encode_cursor(position_of(page.rows[-1]), page_request.offset + len(page.rows))
-        body = orjson.dumps(
-            {
-                "images": [image_json(row, self.settings) for row in page.rows],
-                "total": total,
-                "limit": page_request.limit,
-                "offset": page_request.offset,
-                "next_cursor": next_cursor,
-            }
-        )
+        if page.rows:
+            # `until=head_cursor` pins this page's top: later pages never shift under new inserts.
+            head_cursor = encode_cursor(position_of(page.rows[0]), page_request.offset + 1)
+        content: dict[str, Any] = {
+            "images": [image_json(row, self.settings) for row in page.rows],
+            "total": total,
+            "limit": page_request.limit,
+            "offset": page_request.offset,
+            "next_cursor": next_cursor,
+            "head_cursor": head_cursor,
+        }
+        if page_request.newer_than is not None:
+            newer = await count_newer(self.database, page_request.newer_than)
+            content["count"] = newer
+            content["count_capped"] = newer >= NEWER_COUNT_CAP
+        body = orjson.dumps(content)
         # The list changes under the client: cache it, but revalidate every time (cheap 304s).
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         headers = {"etag": etag, "cache-control": "no-cache"}
@@ -168,7 +183,8 @@ class LibraryAPI:
         if request.method not in ("GET", "HEAD"):
             raise method_not_allowed(request, "GET, HEAD")
         raw_id = request.path_params["job_id"]
-        job = await self.backfill.job(int(raw_id)) if raw_id.isdigit() and len(raw_id) <= 18 else None
+        job_id = parse_id(raw_id)  # ASCII digits only: `str.isdigit` also accepts '²'
+        job = await self.backfill.job(job_id) if job_id is not None else None
         if job is None:
             raise ApiError(404, "not_found", f"no backfill job {raw_id[:40]!r}")
         return await self.job_response(request.url.path, job)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
+import math
+import re
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,6 +66,65 @@ def utcnow() -> dt.datetime:
 def as_utc(value: dt.datetime) -> dt.datetime:
     """SQLite hands datetimes back naive; they are stored in UTC."""
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Epoch magnitudes: below 1e11 it is seconds (up to year 5138), then ms, microseconds, ns.
+_EPOCH_UNITS = ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6), (1e20, 1e9))
+_TEXT_FORMATS = ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y", "%Y-%m-%d %H:%M:%S %z")
+
+
+def parse_timestamp(value: object) -> dt.datetime | None:
+    """Any legacy ``created_at`` value as an aware UTC datetime; None when it cannot be read.
+
+    Reads datetimes (naive = UTC), ISO 8601 and SQL timestamp text, epoch seconds,
+    milliseconds (JavaScript), micro- and nanoseconds as numbers or numeric text, RFC 2822
+    text, and bytes holding any of those. Never raises: junk is None, not an error.
+    """
+    try:
+        if isinstance(value, dt.datetime):
+            return as_utc(value)
+        if isinstance(value, bool) or value is None:
+            return None
+        if isinstance(value, int | float):
+            return _from_epoch(float(value))
+        if isinstance(value, bytes | bytearray | memoryview):
+            value = bytes(value).decode("utf-8")
+        if isinstance(value, str):
+            return _from_text(value.strip())
+    except (ValueError, TypeError, OverflowError, OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def _from_epoch(number: float) -> dt.datetime | None:
+    if not math.isfinite(number):
+        return None
+    for limit, per_second in _EPOCH_UNITS:
+        if abs(number) < limit:
+            return EPOCH + dt.timedelta(seconds=number / per_second)
+    return None
+
+
+def _from_text(text: str) -> dt.datetime | None:
+    if not text or len(text) > 64:
+        return None
+    if _NUMBER.fullmatch(text):
+        return _from_epoch(float(text))
+    try:
+        return as_utc(dt.datetime.fromisoformat(text))
+    except ValueError:
+        pass
+    for layout in _TEXT_FORMATS:
+        try:
+            return as_utc(dt.datetime.strptime(text, layout))
+        except ValueError:
+            continue
+    try:
+        return as_utc(email.utils.parsedate_to_datetime(text))
+    except (ValueError, TypeError, IndexError):
+        return None
 
 
 class ShieldedWrites:

@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from databases import Database
 from databases.interfaces import Record
 
-from library_api.db import as_utc, insert_for, utcnow
+from library_api.db import insert_for, parse_timestamp, utcnow
 from library_api.paging import PageRequest, Position
 from library_api.schema import FAILED, IMAGES_COUNTER, PENDING, READY, counters, images
+from library_api.sources import source_refusal
 from proxy.urls import thumbnail_url
 from proxy.warm_types import WarmOutcome
 from thumbs.settings import Settings
@@ -30,6 +31,16 @@ LISTED = [
     images.c.thumbnail_status,
 ]
 NEWEST_FIRST = (images.c.created_at.desc(), images.c.id.desc())
+# Rows without a url are kept (marked failed by migration 0005) but are not images to pick.
+HAS_URL = images.c.url.is_not(None)
+NEWER_COUNT_CAP = 10_000
+
+# The listing order is two segments: dated images newest first (one backward range of the
+# (created_at, id) index), then undated ones (created_at NULL: legacy junk) by id, newest
+# first. Two plain queries instead of one "NULLS LAST" sort keep both on an index on
+# PostgreSQL and SQLite alike. A bound is a condition per segment: True is "all of it",
+# False "none of it".
+Bound = sa.ColumnElement[bool] | bool
 
 
 @dataclass(frozen=True)
@@ -38,21 +49,106 @@ class Page:
     has_more: bool
 
 
-def below(position: Position) -> sa.ColumnElement[bool]:
-    """Strictly after ``position`` in newest-first order: one index range, at any depth."""
-    return sa.tuple_(images.c.created_at, images.c.id) < sa.tuple_(
-        sa.literal(position.created_at, images.c.created_at.type), sa.literal(position.id, images.c.id.type)
-    )
+@dataclass(frozen=True)
+class Segments:
+    dated: list[sa.ColumnElement[bool]] | None  # None: nothing from this segment
+    undated: list[sa.ColumnElement[bool]] | None
+
+
+def _key_vs(position: Position) -> tuple[sa.Tuple, sa.Tuple]:
+    assert position.created_at is not None
+    key = sa.tuple_(images.c.created_at, images.c.id)
+    at = sa.tuple_(sa.literal(position.created_at, images.c.created_at.type), sa.literal(position.id, images.c.id.type))
+    return key, at
+
+
+def below(position: Position) -> tuple[Bound, Bound]:
+    """Strictly after ``position`` in listing order: (dated bound, undated bound)."""
+    if position.created_at is None:
+        return False, images.c.id < position.id
+    key, at = _key_vs(position)
+    return key < at, True
+
+
+def at_or_below(position: Position) -> tuple[Bound, Bound]:
+    if position.created_at is None:
+        return False, images.c.id <= position.id
+    key, at = _key_vs(position)
+    return key <= at, True
+
+
+def above(position: Position) -> tuple[Bound, Bound]:
+    """Strictly before ``position`` in listing order (newer)."""
+    if position.created_at is None:
+        return True, images.c.id > position.id
+    key, at = _key_vs(position)
+    return key > at, False
+
+
+def segments(*bounds: tuple[Bound, Bound]) -> Segments:
+    dated: list[sa.ColumnElement[bool]] | None = [HAS_URL, images.c.created_at.is_not(None)]
+    undated: list[sa.ColumnElement[bool]] | None = [HAS_URL, images.c.created_at.is_(None)]
+    for dated_bound, undated_bound in bounds:
+        dated = _narrow(dated, dated_bound)
+        undated = _narrow(undated, undated_bound)
+    return Segments(dated, undated)
+
+
+def _narrow(conditions: list[sa.ColumnElement[bool]] | None, bound: Bound) -> list[sa.ColumnElement[bool]] | None:
+    if conditions is None or bound is False:
+        return None
+    if bound is True:
+        return conditions
+    assert not isinstance(bound, bool)
+    return [*conditions, bound]
+
+
+def request_segments(request: PageRequest) -> Segments:
+    bounds = []
+    if request.after is not None:
+        bounds.append(below(request.after))
+    if request.until is not None:
+        bounds.append(at_or_below(request.until))
+    if request.newer_than is not None:
+        bounds.append(above(request.newer_than))
+    return segments(*bounds)
 
 
 async def fetch_page(database: Database, request: PageRequest) -> Page:
-    query = sa.select(*LISTED).order_by(*NEWEST_FIRST).limit(request.limit + 1)
-    if request.after is not None:
-        query = query.where(below(request.after))
-    elif request.offset:
-        query = query.offset(request.offset)
-    rows = await database.fetch_all(query)
+    wanted = request.limit + 1
+    parts = request_segments(request)
+    rows: list[Record] = []
+    if parts.dated is not None:
+        query = sa.select(*LISTED).where(*parts.dated).order_by(*NEWEST_FIRST).limit(wanted)
+        rows = list(await database.fetch_all(query.offset(request.skip) if request.skip else query))
+    if len(rows) < wanted and parts.undated is not None:
+        skip = 0
+        if not rows and request.skip:
+            # The offset reaches past every dated image: skip the rest among the undated. That
+            # count is at most the offset, the same walk the offset query just did.
+            dated = 0 if parts.dated is None else await count(database, parts.dated)
+            skip = max(request.skip - dated, 0)
+        query = sa.select(*LISTED).where(*parts.undated).order_by(images.c.id.desc()).limit(wanted - len(rows))
+        rows += await database.fetch_all(query.offset(skip) if skip else query)
     return Page(rows=rows[: request.limit], has_more=len(rows) > request.limit)
+
+
+async def count(database: Database, conditions: list[sa.ColumnElement[bool]], cap: int | None = None) -> int:
+    inner: sa.Select[Any] = sa.select(sa.literal_column("1")).select_from(images).where(*conditions)
+    if cap is not None:
+        inner = inner.limit(cap)
+    value = await database.fetch_val(sa.select(sa.func.count()).select_from(inner.subquery()))
+    return int(value or 0)
+
+
+async def count_newer(database: Database, position: Position, cap: int = NEWER_COUNT_CAP) -> int:
+    """How many listed images are strictly newer than ``position``, counted up to ``cap``."""
+    parts = segments(above(position))
+    total = 0
+    for conditions in (parts.dated, parts.undated):
+        if conditions is not None and total < cap:
+            total += await count(database, conditions, cap - total)
+    return total
 
 
 async def fetch_total(database: Database) -> int:
@@ -62,24 +158,46 @@ async def fetch_total(database: Database) -> int:
 
 
 def position_of(row: Record) -> Position:
-    return Position(as_utc(row["created_at"]), int(row["id"]))
+    return Position(parse_timestamp(row["created_at"]), int(row["id"]))
+
+
+def listed_thumbnail_url(url: object, status: object, settings: Settings) -> str | None:
+    """The signed thumbnail URL, or None when the proxy would refuse the source (legacy junk)."""
+    if not isinstance(url, str):
+        return None
+    if status != READY and source_refusal(url, settings.allowed_sources) is not None:
+        return None
+    return thumbnail_url(url, settings.secret, settings.public_base_url)
 
 
 def image_json(row: Record, settings: Settings) -> dict[str, Any]:
     # The thumbnail URL is computed now, so key rotation and a new base URL need no data migration.
-    pipeline_id, step = row["pipeline_id"], row["step"]
+    # Every value is read defensively: a legacy writer may have put anything in any column.
+    created_at = parse_timestamp(row["created_at"])
     return {
         "id": int(row["id"]),
-        "url": row["url"],
-        "thumbnail_url": thumbnail_url(row["url"], settings.secret, settings.public_base_url),
-        "created_at": as_utc(row["created_at"]).isoformat(),
-        "width": row["width"],
-        "height": row["height"],
-        "color": row["color"],
-        "pipeline_id": None if pipeline_id is None else str(pipeline_id),
-        "step": None if step is None else str(step),
-        "thumbnail_status": row["thumbnail_status"],
+        "url": text_or_none(row["url"]),
+        "thumbnail_url": listed_thumbnail_url(row["url"], row["thumbnail_status"], settings),
+        "created_at": None if created_at is None else created_at.isoformat(),
+        "width": size_or_none(row["width"]),
+        "height": size_or_none(row["height"]),
+        "color": row["color"] if isinstance(row["color"], str) else None,
+        "pipeline_id": text_or_none(row["pipeline_id"]),
+        "step": text_or_none(row["step"]),
+        "thumbnail_status": row["thumbnail_status"] if row["thumbnail_status"] in (PENDING, READY, FAILED) else PENDING,
     }
+
+
+def text_or_none(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+def size_or_none(value: object) -> int | None:
+    return value if type(value) is int and 0 < value < 2**31 else None
 
 
 def url_hash(url: str) -> str:

@@ -5,11 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from library_api.backfill import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
-from library_api.paging import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
+from library_api.images import NEWER_COUNT_CAP
+from library_api.paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, MAX_OFFSET
 from library_api.requests import MAX_BODY_BYTES
 from library_api.sources import MAX_URL_LENGTH
 
 MAX_LABEL_LENGTH = 200
+CURSOR_EXAMPLE = "WyIyMDI1LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwxMjMsMV0"
+STABLE_EXAMPLE = (
+    "GET /api/library/images?limit=50 -> head_cursor H; "
+    "GET /api/library/images?until=H&offset=50&limit=50 (page 2, unchanged by new images); "
+    "GET /api/library/images?newer_than=H&limit=50 -> the new ones and count"
+)
 MAX_SIDE = 1_000_000
 
 
@@ -93,6 +100,23 @@ SCHEMAS: dict[str, Any] = {
             "next_cursor": {
                 "type": ["string", "null"],
                 "description": "Pass as `cursor` for the next page; null on the last page.",
+            },
+            "head_cursor": {
+                "type": ["string", "null"],
+                "description": "The position of this page's FIRST image; null when the page is empty. Pass it as "
+                "`until` to keep later pages fixed while images are added, and as `newer_than` to ask what "
+                "arrived since.",
+            },
+            "count": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": NEWER_COUNT_CAP,
+                "description": f"Only with `newer_than`: how many images are newer than that position in all "
+                f"(not just this page). Exact up to {NEWER_COUNT_CAP:,}; at the cap it means that many or more.",
+            },
+            "count_capped": {
+                "type": "boolean",
+                "description": f"Only with `newer_than`: true when `count` stopped at {NEWER_COUNT_CAP:,}.",
             },
         },
     },
@@ -193,8 +217,12 @@ def openapi_spec() -> dict[str, Any]:
                     "operationId": "listImages",
                     "summary": "A page of images, newest first",
                     "description": "Page by `offset` (the PRD's form; cost grows with the offset) or by `cursor` "
-                    "(keyset on created_at and id: one index lookup per page at any depth). Responses carry an "
-                    "ETag; send If-None-Match to get 304 when nothing changed.",
+                    "(keyset on created_at and id: one index lookup per page at any depth). `until` fixes the top "
+                    "of a walk and `newer_than` lists what arrived since (both take a `head_cursor`). Images whose "
+                    "legacy date could not be read have `created_at: null` and come after all dated ones, newest id "
+                    "first. Responses carry an ETag; send If-None-Match to get 304 when nothing changed. Example: "
+                    + STABLE_EXAMPLE
+                    + ".",
                     "parameters": [
                         {
                             "name": "limit",
@@ -211,7 +239,26 @@ def openapi_spec() -> dict[str, Any]:
                             "name": "cursor",
                             "in": "query",
                             "description": "A `next_cursor` from a previous page, as is.",
-                            "schema": {"type": "string", "maxLength": 200},
+                            "schema": {"type": "string", "maxLength": MAX_CURSOR_LENGTH},
+                        },
+                        {
+                            "name": "until",
+                            "in": "query",
+                            "description": "A `head_cursor` (or any cursor): only images at that position or older "
+                            "(inclusive), newest first as usual. Combines with `offset` or `cursor`. With the "
+                            "`head_cursor` of the first page, `?until=H&offset=N` pages never shift when images "
+                            "are inserted at the top.",
+                            "schema": {"type": "string", "maxLength": MAX_CURSOR_LENGTH},
+                            "example": CURSOR_EXAMPLE,
+                        },
+                        {
+                            "name": "newer_than",
+                            "in": "query",
+                            "description": "A `head_cursor`: only images strictly newer than that position, newest "
+                            "first, up to `limit`; the response then also has `count` (all of them, capped at "
+                            f"{NEWER_COUNT_CAP:,}) and `count_capped`.",
+                            "schema": {"type": "string", "maxLength": MAX_CURSOR_LENGTH},
+                            "example": CURSOR_EXAMPLE,
                         },
                     ],
                     "responses": {
@@ -224,7 +271,10 @@ def openapi_spec() -> dict[str, Any]:
                             },
                         ),
                         "304": {"description": "Not modified (If-None-Match matched the ETag)."},
-                        "400": error("A bad limit, offset or cursor, or offset together with cursor."),
+                        "400": error(
+                            "A bad limit or offset (`invalid_parameter`), a cursor, until or newer_than this API "
+                            "did not return (`invalid_cursor`), or offset together with cursor."
+                        ),
                         "503": UNAVAILABLE,
                     },
                 },

@@ -6,7 +6,12 @@ columns below to it in place, so legacy rows are listed without being copied.
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import sqlalchemy as sa
+
+from library_api.db import parse_timestamp
 
 # Thumbnail states of an image.
 PENDING = "pending"
@@ -21,6 +26,21 @@ IMAGES_COUNTER = "images"
 
 metadata = sa.MetaData()
 
+
+class LenientDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """A timestamp column that may hold legacy junk: reading it yields None, never an error.
+
+    SQLite stores whatever a legacy writer put there (text, integers, floats, bytes);
+    SQLAlchemy's own SQLite reader raises on those, which would turn a listing into a 500.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Any:
+        return parse_timestamp
+
+
 # BIGINT on PostgreSQL, but SQLite only aliases the rowid for exactly "INTEGER PRIMARY KEY".
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -28,8 +48,9 @@ images = sa.Table(
     "pipeline_step_outputs",
     metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),
-    sa.Column("url", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # Both may be NULL in legacy rows: such rows are kept (see migration 0005).
+    sa.Column("url", sa.Text),
+    sa.Column("created_at", LenientDateTime()),
     sa.Column("pipeline_id", sa.Text),
     sa.Column("step", sa.Text),
     # Added by migration 0002:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from library_api.errors import bad_request
 from proxy.errors import ProxyError
 from proxy.fetch import policy_from
@@ -11,15 +13,32 @@ MAX_URL_LENGTH = 2048
 
 def check_source_url(url: object, allowed_sources: list[str]) -> str:
     """``url`` if it is an http(s) URL on an allowed host; a 400 :class:`ApiError` otherwise."""
+    refusal = source_refusal(url, allowed_sources)
+    if refusal is not None:
+        raise bad_request(*refusal)
+    assert isinstance(url, str)
+    return url
+
+
+def source_refusal(url: object, allowed_sources: list[str]) -> tuple[str, str] | None:
+    """Why ``url`` (from a request or a stored row) cannot be a source: ``(code, detail)``, or None."""
     if not isinstance(url, str) or not url:
-        raise bad_request("invalid_url", "url must be a non-empty string")
+        return "invalid_url", "url must be a non-empty string"
     if len(url) > MAX_URL_LENGTH:
-        raise bad_request("invalid_url", f"url is longer than {MAX_URL_LENGTH} characters")
+        return "invalid_url", f"url is longer than {MAX_URL_LENGTH} characters"
+    return _refusal(url, tuple(allowed_sources))
+
+
+@lru_cache(maxsize=8192)  # the listing asks again for the same rows on every page view
+def _refusal(url: str, allowed_sources: tuple[str, ...]) -> tuple[str, str] | None:
     if not url.isascii() or not url.isprintable() or " " in url:
-        raise bad_request("invalid_url", "url must be ASCII without spaces (percent-encode other characters)")
+        return "invalid_url", "url must be ASCII without spaces (percent-encode other characters)"
     try:
         # Address checks (private ranges, DNS) are the proxy's, at fetch time.
         policy_from(allowed_sources, allow_private=True).check_url(url)
     except ProxyError as exc:
-        raise bad_request("source_not_allowed", str(exc)) from exc
-    return url
+        return "source_not_allowed", str(exc)
+    except (ValueError, TypeError) as exc:
+        # The parser should only raise its refusal; anything else from a junk string is one too.
+        return "source_not_allowed", f"source is not a valid URL ({type(exc).__name__})"
+    return None

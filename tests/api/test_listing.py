@@ -48,7 +48,14 @@ def newest_first(images: list[dict[str, Any]]) -> bool:
 async def test_empty_library(harness: Harness) -> None:
     response = await harness.client.get("/api/library/images")
     assert response.status_code == 200
-    assert response.json() == {"images": [], "total": 0, "limit": 50, "offset": 0, "next_cursor": None}
+    assert response.json() == {
+        "images": [],
+        "total": 0,
+        "limit": 50,
+        "offset": 0,
+        "next_cursor": None,
+        "head_cursor": None,
+    }
 
 
 async def test_shape_of_an_ingested_image(harness: Harness, origin_url: Any) -> None:

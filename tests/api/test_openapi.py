@@ -42,7 +42,13 @@ async def test_spec_lists_every_route_with_its_errors(harness: Harness) -> None:
                         "$ref": "#/components/schemas/Error"
                     }
     get = spec["paths"]["/library/images"]["get"]
-    assert {parameter["name"] for parameter in get["parameters"]} == {"limit", "offset", "cursor"}
+    assert {parameter["name"] for parameter in get["parameters"]} == {
+        "limit",
+        "offset",
+        "cursor",
+        "until",
+        "newer_than",
+    }
     assert "400" in get["responses"]
     assert {"400", "413"} <= set(spec["paths"]["/library/images"]["post"]["responses"])
     assert {"401", "403"} <= set(spec["paths"]["/library/generate-thumbnails"]["post"]["responses"])
@@ -57,6 +63,9 @@ async def test_real_responses_match_the_spec(harness: Harness, origin_url: Any) 
     validate(spec, "Image", created.json())
     page = (await harness.client.get("/api/library/images", params={"limit": 2})).json()
     validate(spec, "ImagePage", page)
+    newer = await harness.client.get("/api/library/images", params={"newer_than": page["next_cursor"]})
+    assert newer.status_code == 200 and newer.json()["count"] == 1  # the ingested one, above the seeds
+    validate(spec, "ImagePage", newer.json())
     validate(spec, "Error", (await harness.client.get("/api/library/images", params={"limit": "x"})).json())
     job = (await harness.client.post("/api/library/generate-thumbnails", headers=ADMIN)).json()
     validate(spec, "JobProgress", job)
