@@ -15,15 +15,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from proxy.admission import FetchBudget, SourceHold
 from proxy.errors import MethodNotAllowed, NotFound, ProxyError, handle_proxy_error
-from proxy.fetch import OriginFetcher, policy_from
+from proxy.fetch import OriginFetcher, check_guard, policy_from
 from proxy.handlers import ALL_METHODS, ProxyEndpoints, ThumbnailEndpoint
 from proxy.health import HealthCheck
 from proxy.metrics import ProxyMetrics
 from proxy.negative import NegativeCache
 from proxy.pipeline import configure_libvips
 from proxy.processing import ProcessingPool
-from proxy.service import ThumbnailService
+from proxy.service import HOLD_SECONDS, ThumbnailService
 from proxy.singleflight import Leases
 from proxy.storage import DiskStore
 from proxy.tiers import MemoryLRU, RedisTier
@@ -80,9 +81,16 @@ def create_proxy(settings: Settings, *, warm_consumer: bool) -> Proxy:
         metrics=metrics,
         max_pixels=settings.max_source_pixels,
         wait_limit=settings.fetch_timeout * 2 + 30,
+        max_decode_bytes=settings.max_decode_bytes,
+        # Admission before download. A download waits for a ticket a little longer than one
+        # fetch can take (so at least one ticket comes free), then it is a 503.
+        budget=FetchBudget(settings.max_concurrent_fetches, settings.max_fetch_bytes_in_flight,
+                           settings.max_source_bytes, wait_limit=settings.fetch_timeout + 1),
+        hold=SourceHold(min(64_000_000, settings.max_fetch_bytes_in_flight // 4), seconds=HOLD_SECONDS),
     )
     secrets = [settings.secret, *settings.previous_secrets]
-    warmer = Warmer(service, policy, secrets, queue, concurrency=pool.threads)
+    warmer = Warmer(service, policy, secrets, queue, concurrency=pool.threads,
+                    public_base_url=settings.public_base_url)
     metrics.pool_in_flight.set_function(lambda: pool.in_flight)
     metrics.pool_saturation.set_function(lambda: pool.saturation)
     endpoints = ProxyEndpoints(
@@ -97,6 +105,7 @@ def create_proxy(settings: Settings, *, warm_consumer: bool) -> Proxy:
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
+        await check_guard()  # refuses to serve if the private-address guard is not in effect
         pool.start()
         consumer: asyncio.Task[None] | None = None
         if warm_consumer:

@@ -7,21 +7,30 @@
   network backend resolves the name, checks every address, and connects to the checked
   address itself, so there is no window for DNS rebinding between check and connect.
 - Redirects are followed by hand (at most ``max_redirects``), each hop re-checked.
-- A connect timeout and a total deadline; the body is streamed and cut off at
-  ``max_source_bytes`` while reading.
+- A connect timeout and a total deadline; the body is streamed raw and cut off at
+  ``max_source_bytes`` while reading, counting the bytes *after* any content coding is
+  undone (:mod:`proxy.content_coding`: stacked and unknown codings are refused, gzip and
+  deflate inflated a bounded piece at a time).
+- The guard is installed through httpx's public interfaces: :class:`GuardedTransport` is
+  an ``httpx.AsyncBaseTransport`` around an ``httpcore.AsyncConnectionPool`` whose network
+  backend is :class:`GuardedNetworkBackend`; :func:`check_guard` proves at startup that a
+  request to a private address is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import httpcore
 import httpx
 
+from proxy.admission import FetchTicket
+from proxy.content_coding import CappedDecoder
 from proxy.errors import (
     OriginError,
     OriginTimeout,
@@ -30,11 +39,10 @@ from proxy.errors import (
     SourceNotAllowed,
     TooLarge,
 )
+from proxy.source_url import DEFAULT_PORTS, MAX_URL_LENGTH, parse_source_url
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-DEFAULT_PORTS = {"http": 80, "https": 443}
 USER_AGENT = "thumbs-proxy/0.1"
-MAX_URL_LENGTH = 4096
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # Ranges Python's ``is_global`` still calls global but that are not the public internet.
@@ -62,23 +70,12 @@ class SourcePolicy:
     allowed_hosts: tuple[str, ...]
     allow_private: bool
 
-    def check_url(self, url: str) -> httpx.URL:
-        """The parsed URL if it may be fetched; :class:`SourceNotAllowed` otherwise."""
-        if len(url) > MAX_URL_LENGTH:
-            raise SourceNotAllowed("source URL is too long")
-        try:
-            parsed = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError, ValueError) as exc:
-            raise SourceNotAllowed("source is not a valid URL") from exc
-        if parsed.scheme not in DEFAULT_PORTS:
-            raise SourceNotAllowed("only http and https sources are allowed")
-        if not parsed.host:
-            raise SourceNotAllowed("source URL has no host")
-        if parsed.userinfo:
-            raise SourceNotAllowed("credentials in source URLs are not allowed")
+    def check_url(self, url: object) -> httpx.URL:
+        """The parsed URL if it may be fetched; :class:`SourceNotAllowed` (never anything else) otherwise."""
+        parsed = parse_source_url(url)
         port = parsed.port or DEFAULT_PORTS[parsed.scheme]
         if not self.host_allowed(parsed.host, port):
-            raise SourceNotAllowed(f"host {parsed.host}:{port} is not in the allowed sources")
+            raise SourceNotAllowed(f"host {parsed.host[:100]}:{port} is not in the allowed sources")
         return parsed
 
     def host_allowed(self, host: str, port: int) -> bool:
@@ -102,7 +99,7 @@ class SourcePolicy:
 
 def _has_port(entry: str) -> bool:
     head, sep, tail = entry.rpartition(":")
-    return bool(sep) and tail.isdigit() and (not head.startswith("[") or head.endswith("]"))
+    return bool(sep) and tail.isascii() and tail.isdigit() and (not head.startswith("[") or head.endswith("]"))
 
 
 class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
@@ -165,6 +162,121 @@ async def _resolve(host: str, port: int) -> list[IPAddress]:
     return addresses
 
 
+# httpcore's exceptions and the httpx ones httpx's own transport maps them to.
+_HTTPCORE_TO_HTTPX: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+@contextlib.contextmanager
+def _httpx_errors() -> Iterator[None]:
+    """httpcore's exceptions as httpx's (most specific first); ours (SourceNotAllowed) unchanged."""
+    try:
+        yield
+    except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError, httpcore.ProxyError,
+            httpcore.UnsupportedProtocol) as exc:
+        for core_type, httpx_type in _HTTPCORE_TO_HTTPX:
+            if isinstance(exc, core_type):
+                raise httpx_type(str(exc)) from exc
+        raise  # pragma: no cover - every httpcore error type is in the table
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    def __init__(self, stream: AsyncIterator[bytes] | Iterable[bytes]) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _httpx_errors():
+            async for part in self._stream:  # type: ignore[union-attr]
+                yield part
+
+    async def aclose(self) -> None:
+        closer = getattr(self._stream, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """httpx's public transport interface over an httpcore pool that dials through the guard."""
+
+    def __init__(self, policy: SourcePolicy) -> None:
+        self.backend = GuardedNetworkBackend(policy)
+        # httpx's own defaults (DEFAULT_LIMITS, keep-alive 5 s), HTTP/1.1 only, no retries.
+        self.pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=self.backend,
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _httpx_errors():
+            response = await self.pool.handle_async_request(core_request)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseStream(response.stream),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+
+async def check_guard() -> None:
+    """Startup self-check: a request to a private address must be refused by the guard.
+
+    Runs the same transport class the fetcher uses, with a strict policy that allows the
+    target host (so only the address check can refuse it), against 127.0.0.1 on a port
+    nobody listens on. Refused by the guard: fine, and no packet was sent. Anything else
+    (a connection error means it dialled) and the proxy must not serve.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again before the request: nothing listens
+    policy = SourcePolicy((f"127.0.0.1:{port}",), allow_private=False)
+    transport = GuardedTransport(policy)
+    outcome = "it answered"
+    try:
+        async with httpx.AsyncClient(transport=transport, timeout=2.0) as client:
+            await client.get(f"http://127.0.0.1:{port}/")
+    except SourceNotAllowed:
+        return
+    except Exception as exc:
+        outcome = f"{type(exc).__name__}: {exc}"
+    raise RuntimeError(
+        "the origin fetcher's private-address guard is not in effect (a request to "
+        f"127.0.0.1:{port} was not refused by it; {outcome}); check the httpx/httpcore versions"
+    )
+
+
 class OriginFetcher:
     """Downloads one source under the policy, limits and timeouts; owns its httpx client."""
 
@@ -181,29 +293,24 @@ class OriginFetcher:
         self.max_bytes = max_bytes
         self.total_timeout = total_timeout
         self.max_redirects = max_redirects
-        transport = httpx.AsyncHTTPTransport(retries=0)
-        # httpx has no dial hook; the pool is rebuilt with the guarded backend (same defaults).
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=100,
-            max_keepalive_connections=20,
-            keepalive_expiry=5.0,
-            network_backend=GuardedNetworkBackend(policy),
-        )
+        self.transport = GuardedTransport(policy)
+        self.decoded_bytes = 0  # bytes produced by content decoding, over the fetcher's life
         self.client = httpx.AsyncClient(
-            transport=transport,
+            transport=self.transport,
             timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
             follow_redirects=False,
+            # Only identity: anything else an origin sends is undone under the cap, or refused.
             headers={"User-Agent": USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"},
         )
 
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def fetch(self, source: str) -> bytes:
+    async def fetch(self, source: str, ticket: FetchTicket | None = None) -> bytes:
+        """The body as the pipeline will see it; ``ticket`` learns the declared size early."""
         try:
             async with asyncio.timeout(self.total_timeout):
-                return await self._fetch(source)
+                return await self._fetch(source, ticket)
         except TimeoutError as exc:
             raise OriginTimeout(f"the origin did not answer within {self.total_timeout:g} s") from exc
         except httpx.TimeoutException as exc:
@@ -213,35 +320,55 @@ class OriginFetcher:
         except httpx.HTTPError as exc:
             raise OriginError(f"origin transfer failed: {type(exc).__name__}") from exc
 
-    async def _fetch(self, source: str) -> bytes:
+    async def _fetch(self, source: str, ticket: FetchTicket | None) -> bytes:
         url = self.policy.check_url(source)
         for _ in range(self.max_redirects + 1):
             async with self.client.stream("GET", url) as response:
                 if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
-                    url = self.policy.check_url(str(url.join(response.headers["location"])))
+                    url = self.policy.check_url(_join(url, response.headers["location"]))
                     continue
                 if response.status_code != 200:
                     raise OriginError(f"the origin answered {response.status_code}")
-                return await self._read_capped(response)
+                return await self._read_capped(response, ticket)
         raise OriginError(f"more than {self.max_redirects} redirects")
 
-    async def _read_capped(self, response: httpx.Response) -> bytes:
+    async def _read_capped(self, response: httpx.Response, ticket: FetchTicket | None) -> bytes:
+        # Refused before a body byte is read: stacked or unknown codings.
+        decoder = CappedDecoder(response.headers.get("content-encoding", ""), self.max_bytes)
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            raise TooLarge(f"the source is {declared} bytes, over the {self.max_bytes} byte limit")
+        if declared.isascii() and declared.isdigit():
+            if int(declared) > self.max_bytes:
+                raise TooLarge(f"the source is {declared} bytes, over the {self.max_bytes} byte limit")
+            if ticket is not None and decoder.coding == "identity":
+                ticket.expect(int(declared))
         chunks: list[bytes] = []
-        received = 0
-        async for chunk in response.aiter_bytes():
-            received += len(chunk)
-            if received > self.max_bytes:
-                # Leaving the stream context closes the connection; nothing more is read.
-                raise TooLarge(f"the source is over the {self.max_bytes} byte limit")
-            chunks.append(chunk)
+        try:
+            # The raw stream: httpx would otherwise inflate every coding, whole, before we see it.
+            async for chunk in response.aiter_raw():
+                for piece in decoder.feed(chunk):
+                    chunks.append(piece)
+                    if decoder.coding != "identity":
+                        await asyncio.sleep(0)  # between inflated pieces the loop serves others
+            decoder.finish()
+        finally:
+            if decoder.coding != "identity":
+                self.decoded_bytes += decoder.produced
+        # Leaving the stream context (on TooLarge too) closes the connection; nothing more is read.
         return b"".join(chunks)
+
+
+def _join(url: httpx.URL, location: str) -> str:
+    try:
+        return str(url.join(location))
+    except Exception as exc:  # a Location httpx cannot even join is the origin's fault
+        raise OriginError("the origin redirected to an invalid location") from exc
 
 
 def policy_from(allowed_sources: Sequence[str], allow_private: bool) -> SourcePolicy:
     return SourcePolicy(tuple(entry.strip() for entry in allowed_sources if entry.strip()), allow_private)
 
 
-__all__ = ["OriginFetcher", "ProxyError", "SourcePolicy", "is_public_address", "policy_from"]
+__all__ = [
+    "MAX_URL_LENGTH", "GuardedTransport", "OriginFetcher", "ProxyError", "SourcePolicy", "check_guard",
+    "is_public_address", "policy_from",
+]

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import pyvips
 
 from proxy import sniff as formats
-from proxy.errors import TooManyPixels, Undecodable, UnsupportedType
+from proxy.decode_memory import decode_cost, megabytes
+from proxy.errors import TooLarge, TooManyPixels, Undecodable, UnsupportedType
 from proxy.variants import Variant
 
 # No side of the output is ever above this, whatever the quality ladder does.
@@ -21,6 +22,8 @@ MAX_OUTPUT_BYTES = 20_000
 # Lower qualities tried, in order, on the rare image whose thumbnail is above the cap.
 FALLBACK_QUALITIES = (55, 45, 35, 25)
 WHITE = (255, 255, 255)
+# THUMBS_MAX_DECODE_BYTES' default: what one decode may hold (256 MiB).
+DEFAULT_MAX_DECODE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,11 @@ def configure_libvips(threads_per_image: int = 1) -> None:
     pyvips.operation_block_set("VipsForeignLoadSvg", True)
 
 
-def render(data: bytes, variant: Variant, max_pixels: int) -> Rendered:
+def render(
+    data: bytes, variant: Variant, max_pixels: int, max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
+) -> Rendered:
     fmt = sniff(data)
-    info = check_limits(data, fmt, max_pixels)
+    info = check_limits(data, fmt, max_pixels, max_decode_bytes)
     try:
         image = decode_reduced(data, variant, info.needs_profile)
         image = orient(image, info.orientation)
@@ -82,8 +87,10 @@ def sniff(data: bytes) -> str:
     return fmt
 
 
-def check_limits(data: bytes, fmt: str, max_pixels: int) -> SourceInfo:
-    """Read the header only (lazy load) and refuse pixel bombs before any decoding."""
+def check_limits(
+    data: bytes, fmt: str, max_pixels: int, max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
+) -> SourceInfo:
+    """Read the header only (lazy load) and refuse pixel and memory bombs before any decoding."""
     try:
         header = pyvips.Image.new_from_buffer(data, "", access="sequential")
     except pyvips.Error as exc:
@@ -95,6 +102,13 @@ def check_limits(data: bytes, fmt: str, max_pixels: int) -> SourceInfo:
         raise UnsupportedType("HEIC cannot be decoded by the installed libvips")
     if width * height > max_pixels:
         raise TooManyPixels(f"{width}x{height} is over the {max_pixels} pixel limit")
+    cost = decode_cost(data, fmt, header)
+    if cost.bytes > max_decode_bytes:
+        raise TooLarge(
+            f"decoding this {cost.description} needs {megabytes(cost.bytes)} of memory"
+            f"{'' if cost.streamed else ' (it cannot be decoded as a stream)'}, "
+            f"over the {megabytes(max_decode_bytes)} decode budget"
+        )
     orientation = header.get("orientation") if header.get_typeof("orientation") else 1
     if not isinstance(orientation, int) or not 1 <= orientation <= 8:
         orientation = 1  # an invalid tag means "as stored"

@@ -2,7 +2,9 @@
 
 pyvips releases the GIL, so threads give real parallelism. When every thread is busy and
 the queue is full the caller gets :class:`Overloaded` (503 + Retry-After) at once instead
-of memory growing with waiting source images.
+of memory growing with waiting source images. A miss takes its place with :meth:`reserve`
+*before* it downloads the source, so the 503 comes before the origin is contacted, never
+after a download it would waste.
 """
 
 from __future__ import annotations
@@ -17,6 +19,19 @@ from proxy.errors import Overloaded
 from proxy.gate import Dropped, StartGate
 
 T = TypeVar("T")
+
+
+class PoolSlot:
+    """A place in the pool taken ahead of the job (before its download); given back once."""
+
+    def __init__(self, pool: ProcessingPool) -> None:
+        self._pool = pool
+        self.held = True  # counted in ``in_flight`` and not yet handed to a job
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self._pool._release()
 
 
 class ProcessingPool:
@@ -39,15 +54,29 @@ class ProcessingPool:
     def saturation(self) -> float:
         return self.in_flight / self.capacity
 
-    async def run(self, function: Callable[..., T], *args: object, gate: StartGate | None = None) -> T:
-        """``function(*args)`` on a pool thread. With a ``gate``, a job dropped before a thread
-        starts it never runs; cancelling the caller while the job is queued frees its slot."""
-        if self._executor is None:
-            raise RuntimeError("processing pool is not started")
+    def reserve(self) -> PoolSlot:
+        """A place for a job that is yet to come; :class:`Overloaded` when the pool is full."""
         if self.in_flight >= self.capacity:
             self.rejected += 1
             raise Overloaded()
         self.in_flight += 1
+        return PoolSlot(self)
+
+    async def run(
+        self, function: Callable[..., T], *args: object, gate: StartGate | None = None, slot: PoolSlot | None = None
+    ) -> T:
+        """``function(*args)`` on a pool thread. With a ``gate``, a job dropped before a thread
+        starts it never runs; cancelling the caller while the job is queued frees its slot.
+        With a ``slot`` from :meth:`reserve`, the job uses that place."""
+        if self._executor is None:
+            raise RuntimeError("processing pool is not started")
+        if slot is not None and slot.held:
+            slot.held = False  # from here the job's completion gives the place back
+        else:
+            if self.in_flight >= self.capacity:
+                self.rejected += 1
+                raise Overloaded()
+            self.in_flight += 1
         loop = asyncio.get_running_loop()
         # The slot is freed when the thread finishes, not when the caller stops waiting, so
         # cancelled requests cannot make the pool look emptier than it is. A job cancelled

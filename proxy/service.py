@@ -3,6 +3,10 @@
 A hit in a lower tier fills the tiers above it. Generation (fetch, then the pipeline in the
 processing pool) runs once per key per process, and once per key across processes when
 Redis is configured; its failures go to the negative cache.
+
+Memory is admitted before the download (:mod:`proxy.admission`): a place in the processing
+pool first (503 + Retry-After without contacting the origin when there is none), then a
+download ticket under the per-worker fetch budget, held until the render is done.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
+from proxy.admission import FetchBudget, SourceHold
 from proxy.errors import Overloaded, ProxyError, Undecodable
 from proxy.fetch import OriginFetcher
-from proxy.gate import StartGate
+from proxy.gate import Dropped, StartGate
 from proxy.metrics import ProxyMetrics
 from proxy.negative import NegativeCache
-from proxy.pipeline import render
-from proxy.processing import ProcessingPool
+from proxy.pipeline import DEFAULT_MAX_DECODE_BYTES, Rendered, render
+from proxy.processing import PoolSlot, ProcessingPool
 from proxy.singleflight import Flights, Leases
 from proxy.storage import Store
 from proxy.thumbnail import CorruptEntry, Thumbnail
@@ -31,6 +36,8 @@ from proxy.urls import ThumbnailRequest
 log = logging.getLogger("thumbs.proxy")
 
 MEMORY, REDIS, DISK, GENERATED = "memory", "redis", "disk", "generated"
+# A fetched source whose render did not happen is kept this long for the retry.
+HOLD_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,9 @@ class ThumbnailService:
         metrics: ProxyMetrics,
         max_pixels: int,
         wait_limit: float,
+        max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
+        budget: FetchBudget | None = None,
+        hold: SourceHold | None = None,
     ) -> None:
         self.fetcher = fetcher
         self.pool = pool
@@ -63,7 +73,11 @@ class ThumbnailService:
         self.negative = negative
         self.metrics = metrics
         self.max_pixels = max_pixels
+        self.max_decode_bytes = max_decode_bytes
         self.wait_limit = wait_limit
+        # Defaults bound nothing new (tests and tools that build a service by hand).
+        self.budget = budget or FetchBudget(1_000_000, 1 << 62, fetcher.max_bytes, wait_limit)
+        self.hold = hold or SourceHold(0, 0)
         self.flights: Flights[Found] = Flights(on_abandon=metrics.abandoned.inc)
 
     def cached(self, request: ThumbnailRequest) -> Found | None:
@@ -182,17 +196,18 @@ class ThumbnailService:
     async def _generate(self, request: ThumbnailRequest, gate: StartGate) -> Thumbnail:
         key = request.cache_key
         started = time.perf_counter()
+        slot: PoolSlot | None = None
         try:
-            source = await self.fetcher.fetch(request.source)
-            fetched = time.perf_counter()
-            self.metrics.fetch_seconds.observe(fetched - started)
-            self.metrics.fetched_bytes.inc(len(source))
-            rendered = await self.pool.run(render, source, request.variant, self.max_pixels, gate=gate)
+            # Admission before download: no place in the pool, no request to the origin.
+            slot = self.pool.reserve()
+            source, rendered, fetched = await self._fetch_and_render(request, gate, slot)
         except ProxyError as error:
             self.metrics.failures.labels(error.code).inc()
             if isinstance(error, Overloaded):
                 self.metrics.pool_rejections.inc()
             await self.negative.put(key, error)
+            raise
+        except (Dropped, asyncio.CancelledError):
             raise
         except Exception as exc:  # a libvips or pipeline surprise is this image's problem, not a 500
             log.exception("unexpected failure generating %s", request.source)
@@ -200,6 +215,9 @@ class ThumbnailService:
             self.metrics.failures.labels(failure.code).inc()
             await self.negative.put(key, failure)
             raise failure from exc
+        finally:
+            if slot is not None:
+                slot.release()  # no-op once the render took it
         done = time.perf_counter()
         self.metrics.generation_seconds.observe(done - fetched)
         thumbnail = Thumbnail.create(rendered.data, rendered.width, rendered.height, rendered.color)
@@ -218,6 +236,29 @@ class ThumbnailService:
             },
         )
         return thumbnail
+
+    async def _fetch_and_render(
+        self, request: ThumbnailRequest, gate: StartGate, slot: PoolSlot
+    ) -> tuple[bytes, Rendered, float]:
+        """The source, its rendering and when the download ended, under a fetch ticket."""
+        started = time.perf_counter()
+        async with self.budget.admit() as ticket:
+            source = self.hold.take(request.source)
+            if source is None:
+                source = await self.fetcher.fetch(request.source, ticket)
+                self.metrics.fetched_bytes.inc(len(source))
+            ticket.downloaded(len(source))
+            fetched = time.perf_counter()
+            self.metrics.fetch_seconds.observe(fetched - started)
+            try:
+                rendered = await self.pool.run(
+                    render, source, request.variant, self.max_pixels, self.max_decode_bytes, gate=gate, slot=slot
+                )
+            except (Overloaded, Dropped, asyncio.CancelledError):
+                # The download happened but the render did not: keep it for the retry.
+                self.hold.put(request.source, source)
+                raise
+        return source, rendered, fetched
 
     async def _keep(self, key: str, thumbnail: Thumbnail) -> None:
         """Disk first (the durable copy), then Redis and memory."""

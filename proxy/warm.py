@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
-from proxy.errors import BadSignature, Overloaded, ProxyError
+import httpx
+
+from proxy.errors import BadSignature, Overloaded, ProxyError, Undecodable
 from proxy.fetch import SourcePolicy
 from proxy.service import ThumbnailService
+from proxy.source_url import DEFAULT_PORTS, parse_source_url
 from proxy.urls import BadSignature as SignatureMismatch
 from proxy.urls import BadThumbnailURL, ThumbnailRequest, parse_thumbnail_path
 from proxy.variants import DEFAULT_VARIANT
@@ -37,24 +39,44 @@ class Warmer:
         secrets: Sequence[str],
         queue: WarmQueue,
         concurrency: int,
+        public_base_url: str = "",
     ) -> None:
         self.service = service
         self.policy = policy
         self.secrets = [secret for secret in secrets if secret]
         self.queue = queue
         self.concurrency = max(1, concurrency)
+        self.public_origin = _origin_of(public_base_url)
 
     def resolve(self, source: str) -> ThumbnailRequest:
-        """The thumbnail a source (origin URL, thumbnail URL or path) stands for, or why not."""
-        path = source if source.startswith("/") else urlsplit(source).path
-        if path.startswith("/t/"):
+        """The thumbnail a source (origin URL, thumbnail URL or path) stands for, or why not.
+
+        A source is a thumbnail URL only when it is a bare path, when its host is this proxy's
+        public base, or when it verifies as a signed thumbnail URL: an origin's own ``/t/``
+        path (``https://cdn.example/t/x.png``) is warmed as the origin image it is. Anything
+        malformed is a refusal (:class:`ProxyError`), never another exception.
+        """
+        if not isinstance(source, str) or not source:
+            raise ProxyError("the source must be a non-empty string", status=400, code="bad_request")
+        if source.startswith("/") and not source.startswith("//"):
             try:
-                return parse_thumbnail_path(path, self.secrets)
+                return parse_thumbnail_path(source, self.secrets)
             except SignatureMismatch:
                 raise BadSignature("the thumbnail URL's signature does not match") from None
             except BadThumbnailURL:
-                if source.startswith("/"):
-                    raise ProxyError("not a thumbnail path", status=404, code="not_found") from None
+                raise ProxyError("not a thumbnail path", status=404, code="not_found") from None
+        url = parse_source_url(source)  # the one parser: a refusal with a reason, or a URL
+        path = url.raw_path.decode("ascii", "replace").split("?", 1)[0]
+        if path.startswith("/t/"):
+            ours = self.public_origin is not None and _origin_of_url(url) == self.public_origin
+            try:
+                return parse_thumbnail_path(path, self.secrets)
+            except SignatureMismatch:
+                if ours:
+                    raise BadSignature("the thumbnail URL's signature does not match") from None
+            except BadThumbnailURL:
+                if ours:
+                    raise ProxyError("not a thumbnail URL of this proxy", status=404, code="not_found") from None
         self.policy.check_url(source)
         return ThumbnailRequest(source=source, variant=DEFAULT_VARIANT)
 
@@ -77,6 +99,10 @@ class Warmer:
             except ProxyError as error:
                 outcomes.append(WarmOutcome(source, False, error.code, error.detail))
                 continue
+            except Exception as exc:  # never expected (resolve only refuses); still one item's answer
+                log.exception("resolving one warm source failed unexpectedly")
+                outcomes.append(WarmOutcome(source, False, "bad_request", f"invalid source ({type(exc).__name__})"))
+                continue
             accepted.append((source, request.source))
             # For accepted sources the detail carries the cache key (the 202 body's "key").
             outcomes.append(WarmOutcome(source, True, None, request.cache_key))
@@ -91,7 +117,9 @@ class Warmer:
         return outcomes
 
     async def make(self, source: str) -> WarmOutcome:
-        """Generate (or find) one thumbnail and make sure it is in the disk store."""
+        """Generate (or find) one thumbnail and make sure it is in the disk store.
+
+        Whatever goes wrong with this one source is its outcome, so a batch keeps the others."""
         try:
             request = self.resolve(source)
             for attempt in range(OVERLOAD_RETRIES + 1):
@@ -104,6 +132,10 @@ class Warmer:
                     await asyncio.sleep(0.1 * (attempt + 1))
         except ProxyError as error:
             return WarmOutcome(source, False, error.code, error.detail)
+        except Exception as exc:  # a surprise with one item is that item's failure, not the batch's
+            log.exception("warm-up of one source failed unexpectedly")
+            error = Undecodable(f"the source could not be warmed ({type(exc).__name__})")
+            return WarmOutcome(source, False, error.code, error.detail)
         return WarmOutcome(source, True, None, None, thumbnail.width, thumbnail.height, thumbnail.color)
 
     async def consume(self) -> None:
@@ -113,3 +145,19 @@ class Warmer:
     async def _handle_queued(self, source: str) -> None:
         request = ThumbnailRequest(source=source, variant=DEFAULT_VARIANT)
         await self.service.ensure_stored(request)
+
+
+def _origin_of(base_url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of the public base URL, to recognise our own thumbnail URLs."""
+    if not base_url:
+        return None
+    try:
+        return _origin_of_url(httpx.URL(base_url))
+    except Exception:  # a base URL httpx cannot parse matches nothing
+        return None
+
+
+def _origin_of_url(url: httpx.URL) -> tuple[str, str, int] | None:
+    if url.scheme not in DEFAULT_PORTS or not url.host:
+        return None
+    return url.scheme, url.host.lower().rstrip("."), url.port or DEFAULT_PORTS[url.scheme]

@@ -53,6 +53,19 @@ class Settings(BaseSettings):
     )
     max_source_bytes: int = Field(25_000_000, ge=1, description="Byte cap on an origin body, enforced while streaming.")
     max_source_pixels: int = Field(50_000_000, ge=1, description="Pixel cap, checked from the header before decoding.")
+    max_decode_bytes: int = Field(
+        256 * 1024 * 1024, ge=1,
+        description="Decode memory per image: width x height x bands x bytes per sample, full size when "
+        "the format cannot stream (interlaced PNG, progressive JPEG, GIF, WebP, AVIF/HEIC, TIFF); over it is a 413.",
+    )
+    max_concurrent_fetches: int = Field(
+        16, ge=1, description="Origin downloads one worker runs at once; more wait (bounded), then 503."
+    )
+    max_fetch_bytes_in_flight: int = Field(
+        200_000_000, ge=1,
+        description="Source bytes one worker holds between download and render (each download reserves "
+        "the byte cap until its length is known).",
+    )
     fetch_connect_timeout: float = Field(3.0, gt=0, description="Seconds to connect to an origin.")
     fetch_timeout: float = Field(10.0, gt=0, description="Seconds for a whole origin fetch.")
     max_redirects: int = Field(3, ge=0, le=10, description="Redirects followed, each re-checked.")

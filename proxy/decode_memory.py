@@ -1,0 +1,64 @@
+"""How much memory decoding a source will take, read from its header before any decoding.
+
+A pixel count is not a memory bound: a 405 KB interlaced 16-bit RGBA PNG of 7000x7000 is
+under a 50 MP cap, yet libvips must hold all of it (392 MB) before the first shrunk row
+comes out. So the budget counts ``width x height x bands x bytes per sample`` (libvips
+gives bands and sample format from the header alone) for every format libvips decodes whole:
+
+- interlaced (Adam7) PNG and progressive JPEG: a pass covers the whole image, so there is no
+  stream and no shrink-on-load benefit; a progressive JPEG's coefficients are 16-bit;
+- GIF, WebP, AVIF/HEIC (their decoders produce whole frames) and TIFF (a strip or tile can
+  be the whole image: counted at full size, whatever the layout).
+
+Baseline JPEG and non-interlaced PNG decode as a stream of rows into the shrink, so what
+they hold is a window of rows (:data:`STREAM_ROWS`) across the full width. Over the budget
+is a 413 ``too_large`` naming the need and the budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyvips
+
+from proxy import sniff as formats
+
+BYTES_PER_SAMPLE = {
+    "uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4,
+    "complex": 8, "double": 8, "dpcomplex": 16,
+}
+# Rows a streamed decode keeps in flight (libvips' line buffers and the shrink's window).
+STREAM_ROWS = 256
+# libjpeg keeps a progressive image's DCT coefficients, 16 bits each, for every sample.
+COEFFICIENT_BYTES = 2
+
+
+@dataclass(frozen=True)
+class DecodeCost:
+    bytes: int
+    streamed: bool
+    description: str  # e.g. "7000x7000 interlaced png, 4 bands of 16 bits"
+
+
+def decode_cost(data: bytes, fmt: str, header: pyvips.Image) -> DecodeCost:
+    width, height, bands = header.width, header.height, header.bands
+    sample = BYTES_PER_SAMPLE.get(str(header.format), 8)
+    interlaced = _interlaced(data, fmt, header)
+    layout = "interlaced " if interlaced else ""
+    description = f"{width}x{height} {layout}{fmt}, {bands} band{'s' if bands != 1 else ''} of {sample * 8} bits"
+    if fmt in (formats.JPEG, formats.PNG) and not interlaced:
+        return DecodeCost(width * bands * sample * min(height, STREAM_ROWS), True, description)
+    if fmt == formats.JPEG:  # progressive
+        sample = max(sample, COEFFICIENT_BYTES)
+    return DecodeCost(width * height * bands * sample, False, description)
+
+
+def _interlaced(data: bytes, fmt: str, header: pyvips.Image) -> bool:
+    if header.get_typeof("interlaced") and header.get("interlaced"):
+        return True
+    # The PNG header says it directly (IHDR is the first chunk; byte 28 is the interlace method).
+    return fmt == formats.PNG and data[12:16] == b"IHDR" and len(data) > 28 and data[28] != 0
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1e6:,.0f} MB" if size >= 10_000_000 else f"{size / 1e6:.1f} MB"
