@@ -13,6 +13,7 @@ from library_api.db import utcnow
 from tests.api.conftest import Harness
 from tests.api.seed import seed
 from tests.api.warm import RecordingWarmClient
+from tests.support.wait import wait_until
 
 ADMIN = {"authorization": "Bearer admin-token"}
 JOBS = "/api/library/generate-thumbnails"
@@ -23,13 +24,17 @@ async def statuses(harness: Harness) -> dict[str, str]:
     return {row["url"]: row["thumbnail_status"] for row in rows}
 
 
+async def progress_of(harness: Harness, job_id: int | None = None) -> dict[str, Any]:
+    path = JOBS if job_id is None else f"{JOBS}/{job_id}"
+    return (await harness.client.get(path, headers=ADMIN)).json()
+
+
 async def wait_done(harness: Harness, job_id: int) -> dict[str, Any]:
-    for _ in range(500):
-        progress = (await harness.client.get(f"{JOBS}/{job_id}", headers=ADMIN)).json()
-        if progress["status"] == "done":
-            return progress
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"job {job_id} did not finish: {progress}")
+    async def finished() -> dict[str, Any] | None:
+        progress = await progress_of(harness, job_id)
+        return progress if progress["status"] == "done" else None
+
+    return await wait_until(finished, 20, what=f"job {job_id} to finish")
 
 
 async def test_admin_token_is_required(harness: Harness) -> None:
@@ -166,14 +171,20 @@ async def test_warm_outage_pauses_the_job_without_marking_failures(harness: Harn
     assert (progress.done, progress.failed, progress.last_error) == (4, 0, None)
 
 
+async def _with_done(harness: Harness, done: int) -> dict[str, Any] | None:
+    progress = await progress_of(harness)
+    return progress if progress["done"] == done and progress["rate"] else None
+
+
 async def test_progress_reports_rate_and_eta_while_running(harness: Harness, origin_url: Any) -> None:
     await seed(harness.api.database, origin_url(""), 12)
     harness.warm.hold = asyncio.Event()
     harness.warm.hold_from = 2
     job = (await harness.client.post(JOBS, headers=ADMIN, json={"batch_size": 4})).json()
     await asyncio.wait_for(harness.warm.entered.wait(), 10)
-    await asyncio.sleep(0.05)
-    progress = (await harness.client.get(JOBS, headers=ADMIN)).json()
+    progress = await wait_until(
+        lambda: _with_done(harness, 4), what="the first batch's progress (rate needs processed images)"
+    )
     assert progress["id"] == job["id"]
     assert (progress["done"], progress["remaining"]) == (4, 8)
     assert progress["rate"] > 0 and progress["eta_seconds"] == pytest.approx(8 / progress["rate"], abs=0.1)
