@@ -220,7 +220,8 @@ def main() -> None:
            "THUMBS_ALLOWED_SOURCES": f"127.0.0.1:{origin_port}", "THUMBS_ALLOW_PRIVATE_SOURCES": "true",
            "THUMBS_PORT": str(edge_port), "THUMBS_HOST": "127.0.0.1", "THUMBS_WORKERS": str(args.workers),
            "THUMBS_REDIS_URL": args.redis_url, "THUMBS_REDIS_PREFIX": prefix,
-           "THUMBS_PUBLIC_BASE_URL": f"http://127.0.0.1:{edge_port}", "THUMBS_EDGE_CACHE_SIZE": "2g"}
+           "THUMBS_PUBLIC_BASE_URL": f"http://127.0.0.1:{edge_port}", "THUMBS_EDGE_CACHE_SIZE": "2g",
+           "THUMBS_ADMIN_TOKEN": "soak-admin", "THUMBS_WARM_TOKEN": "soak-warm", "THUMBS_INGEST_TOKEN": "soak-ingest"}
     origin = subprocess.Popen([sys.executable, "-m", "http.server", str(origin_port), "--bind", "127.0.0.1",
                                "--directory", str(args.corpus)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stack = subprocess.Popen([sys.executable, "-m", "thumbs.cli", "stack"], env=env, cwd=ROOT,

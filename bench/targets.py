@@ -49,7 +49,7 @@ def ours_settings(work: Path, name: str, origin_host: str, **overrides: object) 
     port = int(overrides.pop("port", 0)) or free_port()  # type: ignore[call-overload]
     return Settings(
         data_dir=data_dir, host="127.0.0.1", port=port, secret=SECRET, admin_token="bench-admin",
-        warm_token="bench-warm", allowed_sources=[origin_host], allow_private_sources=True,
+        warm_token="bench-warm", ingest_token="bench-ingest", allowed_sources=[origin_host], allow_private_sources=True,
         warm_consumer=False, _env_file=None, **overrides,  # type: ignore[call-arg]
     )
 

@@ -18,6 +18,8 @@ import asyncpg
 import orjson
 import sqlalchemy as sa
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
@@ -61,7 +63,10 @@ class LibraryAPI:
         self.backfill = Backfill(self.database, settings, warm_client, lease_seconds=job_lease_seconds)
         self.component = Component(
             routes=[
-                Route("/library/images", guarded(self.images), methods=ALL_METHODS),
+                Route(
+                    "/library/images", guarded(self.images), methods=ALL_METHODS,
+                    middleware=listing_cors(settings.cors_origins),
+                ),
                 Route("/library/generate-thumbnails", guarded(self.jobs), methods=ALL_METHODS),
                 Route("/library/generate-thumbnails/{job_id}", guarded(self.job), methods=ALL_METHODS),
                 Route("/openapi.json", self.openapi, methods=["GET", "HEAD"]),
@@ -145,6 +150,8 @@ class LibraryAPI:
     async def create_image(self, request: Request) -> Response:
         if self.settings.ingest_token:
             require_bearer(request, self.settings.ingest_token, "ingest")
+        elif not self.settings.ingest_open:
+            raise ApiError(403, "forbidden", "ingest is closed: set THUMBS_INGEST_TOKEN (or THUMBS_INGEST_OPEN=true)")
         body = await read_json_object(request)
         url = check_source_url(body.get("url"), self.settings.allowed_sources)
         pipeline_id = label(body, "pipeline_id")
@@ -205,6 +212,21 @@ class LibraryAPI:
 
     async def docs(self, request: Request) -> Response:
         return HTMLResponse(DOCS_HTML, headers={"cache-control": "no-cache"})
+
+
+def listing_cors(origins: list[str]) -> list[Middleware]:
+    """CORS for the listing only, for a Playground on another origin; nothing else gets CORS headers.
+
+    Writes stay same-origin: a preflight for POST is refused, and ingest wants a token anyway.
+    """
+    if not origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"],
+            allow_headers=["authorization", "if-none-match"], expose_headers=["etag"], max_age=600,
+        )
+    ]
 
 
 def method_not_allowed(request: Request, allow: str) -> ApiError:

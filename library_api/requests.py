@@ -29,10 +29,22 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return b"".join(chunks)
 
 
+def require_json_content_type(request: Request) -> None:
+    """Only ``application/json`` bodies: a cross-site form (text/plain, form-urlencoded) cannot
+    send that type without a CORS preflight, so it can no longer create rows."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(
+            415, "unsupported_media_type", "the body must be sent as Content-Type: application/json",
+            {"accept-post": "application/json"},
+        )
+
+
 async def read_json_object(request: Request) -> dict[str, Any]:
     body = await read_body(request)
     if not body.strip():
         raise bad_request("invalid_json", "the body must be a JSON object")
+    require_json_content_type(request)
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

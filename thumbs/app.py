@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -18,9 +17,8 @@ from proxy.warm_types import WarmClient
 from thumbs.component import Component
 from thumbs.errors import DEFAULT_HANDLERS
 from thumbs.frontend import frontend_component
+from thumbs.resources import frontend_dist
 from thumbs.settings import Settings
-
-FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 
 
 def create_app(settings: Settings, *, warm_consumer: bool | None = None) -> Starlette:
@@ -38,7 +36,7 @@ def create_app(settings: Settings, *, warm_consumer: bool | None = None) -> Star
     api_component = Component(
         routes=[api_mount], lifespan=api.component.lifespan, exception_handlers=api.component.exception_handlers
     )
-    return compose([*components, api_component, frontend_component(FRONTEND_DIST)])
+    return compose([*components, api_component, frontend_component(frontend_dist())])
 
 
 def compose(components: Sequence[Component]) -> Starlette:

@@ -9,4 +9,8 @@ from thumbs.settings import Settings
 
 
 def create_app_from_environment() -> Starlette:
-    return create_app(Settings())
+    settings = Settings()
+    missing = settings.missing_write_tokens()
+    if missing:
+        raise RuntimeError(f"{', '.join(missing)} not set: write endpoints would run open")
+    return create_app(settings)

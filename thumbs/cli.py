@@ -43,6 +43,16 @@ def require_secret(settings: Settings) -> None:
         fail("THUMBS_SECRET is not set: thumbnail URLs cannot be signed (the demo makes one for you)")
 
 
+def require_write_tokens(settings: Settings) -> None:
+    """Closed by default: no write endpoint runs open outside `thumbs demo`."""
+    missing = settings.missing_write_tokens()
+    if missing:
+        fail(
+            f"{', '.join(missing)} not set: write endpoints would run open "
+            "(set the tokens; THUMBS_INGEST_OPEN=true opens ingest on a trusted network)"
+        )
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind [THUMBS_HOST].")] = None,
@@ -57,6 +67,7 @@ def serve(
 
     settings = load_settings(host=host, port=port, workers=workers, warm_consumer=warm_consumer)
     require_secret(settings)
+    require_write_tokens(settings)
     run_server(settings)
 
 
@@ -133,6 +144,7 @@ def stack(
 
     settings = load_settings(workers=workers)
     require_secret(settings)
+    require_write_tokens(settings)
     run_stack(settings)
 
 

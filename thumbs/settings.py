@@ -73,8 +73,13 @@ class Settings(BaseSettings):
     # Tokens
     admin_token: str = Field("", description="Bearer token for admin endpoints (backfill).")
     warm_token: str = Field("", description="Bearer token for POST /warm.")
-    ingest_token: str = Field(
-        "", description="Bearer token for POST /api/library/images. Empty: ingest is open (keep it internal)."
+    ingest_token: str = Field("", description="Bearer token for POST /api/library/images.")
+    ingest_open: bool = Field(
+        False, description="Accept ingest without a token (only on a trusted internal network). Off: closed."
+    )
+    cors_origins: CommaList = Field(
+        default_factory=list,
+        description="Origins allowed to read the listing cross-origin, e.g. `https://app.example` (comma-separated).",
     )
 
     # Tiers and processing
@@ -97,7 +102,7 @@ class Settings(BaseSettings):
     stack_app_port: int = Field(0, ge=0, le=65535, description="Port of the app workers behind nginx (0: PORT+1).")
     edge_cache_size: str = Field("2g", pattern=r"^[0-9]+[kmg]?$", description="nginx thumbnail cache size.")
 
-    @field_validator("previous_secrets", "allowed_sources", mode="before")
+    @field_validator("previous_secrets", "allowed_sources", "cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -112,6 +117,14 @@ class Settings(BaseSettings):
             self.public_base_url = f"http://{self.host}:{self.port}"
         self.public_base_url = self.public_base_url.rstrip("/")
         return self
+
+    def missing_write_tokens(self) -> list[str]:
+        """Write endpoints that would run open: outside the demo, serving refuses to start."""
+        missing = [name for name, token in (("THUMBS_ADMIN_TOKEN", self.admin_token),
+                                            ("THUMBS_WARM_TOKEN", self.warm_token)) if not token]
+        if not self.ingest_token and not self.ingest_open:
+            missing.append("THUMBS_INGEST_TOKEN")
+        return missing
 
     @property
     def store_dir(self) -> Path:

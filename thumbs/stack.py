@@ -19,10 +19,10 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
+from thumbs.resources import nginx_template
 from thumbs.settings import Settings
 
 console = Console()
-TEMPLATE = Path(__file__).resolve().parent.parent / "nginx" / "thumbs.conf.template"
 PLACEHOLDER = re.compile(r"\$\{(THUMBS_[A-Z_]+)\}")
 MAIN_CONFIG = """\
 {user}worker_processes auto;
@@ -86,7 +86,7 @@ def write_nginx_config(settings: Settings, directory: Path) -> Path:
         "THUMBS_PROXY_UPSTREAM": upstream,
         "THUMBS_API_UPSTREAM": upstream,
     }
-    (run / "thumbs.conf").write_text(render_template(TEMPLATE.read_text(), values))
+    (run / "thumbs.conf").write_text(render_template(nginx_template().read_text(), values))
     main = directory / "nginx.conf"
     main.write_text(
         MAIN_CONFIG.format(
