@@ -17,6 +17,7 @@ from tests.proxy.conftest import Running, running
 from tests.support import images
 from tests.support.origin import Origin
 from tests.support.servers import free_port
+from tests.support.wait import wait_until
 from thumbs.settings import Settings
 
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -78,7 +79,7 @@ async def test_full_pool_answers_503_with_retry_after(make_settings: Callable[..
         pool = proxy.proxy.service.pool
         release = threading.Event()
         blockers = [asyncio.create_task(pool.run(release.wait, 10)) for _ in range(2)]
-        await asyncio.sleep(0.05)
+        await wait_until(lambda: pool.in_flight == 2, what="the blockers to fill the pool")
         try:
             response = await proxy.thumb(source)
             assert response.status_code == 503

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -19,10 +14,8 @@ from proxy.variants import THUMB
 from tests.proxy.conftest import running
 from tests.support import images
 from tests.support.origin import Origin
-from tests.support.servers import free_port
+from tests.support.proxy_process import proxy_process
 from thumbs.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_concurrent_requests_in_one_process_fetch_once(make_settings: Callable[..., Settings],
@@ -64,50 +57,14 @@ async def test_waiter_takes_over_when_the_lease_holder_dies(redis_settings: Call
     assert origin.hits[unique("orphan.jpg")] == 1
 
 
-@contextmanager
-def proxy_process(settings: Settings, data_dir: Path) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "THUMBS_DATA_DIR": str(data_dir),
-        "THUMBS_SECRET": settings.secret,
-        "THUMBS_ALLOWED_SOURCES": ",".join(settings.allowed_sources),
-        "THUMBS_ALLOW_PRIVATE_SOURCES": "true",
-        "THUMBS_REDIS_URL": settings.redis_url or "",
-        "THUMBS_REDIS_PREFIX": settings.redis_prefix,
-        "THUMBS_PUBLIC_BASE_URL": "http://thumbs.test",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "tests.proxy.app_factory:create",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("proxy process did not start")
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 async def test_two_processes_fetch_once(redis_settings: Callable[..., Settings], origin: Origin, unique,
                                         tmp_path: Path) -> None:
     settings = redis_settings()
     # The origin is slow, so both processes are certainly asking at the same time.
     source = origin.add(unique("shared.jpg"), images.jpeg(images.photo(800, 600)), delay=1.0)
     path = thumbnail_path(source, settings.secret)
-    with proxy_process(settings, tmp_path / "host-a") as first, proxy_process(settings, tmp_path / "host-b") as second:
+    with proxy_process(settings, tmp_path / "host-a") as (first, _), \
+            proxy_process(settings, tmp_path / "host-b") as (second, _):
         async with httpx.AsyncClient(timeout=30) as client:
             requests = [client.get(base + path) for base in (first, second) for _ in range(5)]
             responses = await asyncio.gather(*requests)

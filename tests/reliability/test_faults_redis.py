@@ -6,17 +6,16 @@ Both use private redis-servers or processes started here, never the shared ones'
 from __future__ import annotations
 
 import asyncio
-import os
+import logging
+import re
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -27,24 +26,21 @@ from tests.proxy.conftest import running
 from tests.reliability.conftest import ThrowawayRedis
 from tests.support import images
 from tests.support.origin import Origin
-from tests.support.servers import free_port
+from tests.support.proxy_process import proxy_process
+from tests.support.wait import wait_until
 from thumbs.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
 WARM_AUTH = {"authorization": "Bearer warm-token"}
 
 
-async def _wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 async def test_redis_restart_mid_run_loses_and_duplicates_nothing(
-    make_settings: Callable[..., Settings], origin: Origin, unique, throwaway_redis: ThrowawayRedis
+    make_settings: Callable[..., Settings], origin: Origin, unique, throwaway_redis: ThrowawayRedis,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = make_settings(redis_url=throwaway_redis.url, redis_prefix="restart:", negative_ttl=0)
+    # One processing thread, so one warm-up at a time (the consumer's concurrency is the pool's
+    # thread count): "the outage was mid-queue" must not depend on how many cores run the test.
+    settings = make_settings(redis_url=throwaway_redis.url, redis_prefix="restart:", negative_ttl=0,
+                             processing_threads=1)
     store = DiskStore(settings.store_dir)
     served = origin.add(unique("served.jpg"), images.jpeg(images.photo(300, 200)))
     during = origin.add(unique("during.jpg"), images.jpeg(images.photo(300, 200)))
@@ -58,7 +54,7 @@ async def test_redis_restart_mid_run_loses_and_duplicates_nothing(
         assert (await proxy.thumb(served)).status_code == 200
         accepted = await proxy.client.post("/warm", json={"sources": queued}, headers=WARM_AUTH)
         assert accepted.status_code == 202 and len(accepted.json()["accepted"]) == len(queued)
-        await _wait_until(lambda: stored() >= 2, 20, "the first warmed thumbnails")
+        await wait_until(lambda: stored() >= 2, 20, what="the first warmed thumbnails")
         throwaway_redis.kill()  # SIGKILL, mid-queue, with entries in flight
 
         hit = await proxy.thumb(served)
@@ -72,42 +68,17 @@ async def test_redis_restart_mid_run_loses_and_duplicates_nothing(
         assert [r["error"] for r in refused.json()["refused"]] == ["queue_unavailable"]
         assert stored() < len(queued)  # the outage really was mid-queue
 
-        await asyncio.sleep(1.0)
+        # Restart only once the warm consumer itself has run into the outage.
+        with caplog.at_level(logging.WARNING, logger="thumbs.proxy"):
+            await wait_until(lambda: any("warm consumer: redis unavailable" in r.getMessage() for r in caplog.records),
+                             20, what="the warm consumer to meet the outage")
         await asyncio.to_thread(throwaway_redis.start)  # same port, same append-only file
-        await _wait_until(lambda: stored() == len(queued), 40, "the queue to drain after Redis came back")
-        await _wait_until(lambda: proxy.proxy.service.flights.__len__() == 0, 10, "in-flight work")
+        await wait_until(lambda: stored() == len(queued), 40, what="the queue to drain after Redis came back")
+        await wait_until(lambda: len(proxy.proxy.service.flights) == 0, 10, what="in-flight work")
         assert (await proxy.client.get("/healthz")).json()["status"] == "ok"
     for source in queued:
         assert origin.hits[source.removeprefix(origin.base_url)] == 1, source  # none lost, none done twice
     assert origin.hits[unique("served.jpg")] == 1 and origin.hits[unique("during.jpg")] == 1
-
-
-@contextmanager
-def proxy_process(settings: Settings, data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    env = {**os.environ, **settings.as_environment(), "PYTHONPATH": str(ROOT), "THUMBS_DATA_DIR": str(data_dir)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "tests.proxy.app_factory:create",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("proxy process did not start")
-            time.sleep(0.1)
-        yield base, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-        process.wait(timeout=10)
 
 
 async def test_worker_killed_holding_the_lease_another_takes_over(
@@ -131,9 +102,9 @@ async def test_worker_killed_holding_the_lease_another_takes_over(
                 proxy_process(settings, tmp_path / "b") as (second, _):
             async with httpx.AsyncClient(timeout=60) as client:
                 doomed = asyncio.create_task(client.get(first + path))
-                await _wait_until(lambda: len(calls) == 1, 20, "worker A to start fetching")
+                await wait_until(lambda: len(calls) == 1, 20, what="worker A to start fetching")
                 waiting = [asyncio.create_task(client.get(second + path)) for _ in range(6)]
-                await asyncio.sleep(0.5)
+                await wait_until(lambda: _cluster_waits(client, second), 20, what="B to wait on A's lease")
                 assert len(calls) == 1  # B's requests wait on A's lease instead of fetching
                 holder.send_signal(signal.SIGKILL)
                 responses = await asyncio.gather(*waiting)
@@ -144,3 +115,10 @@ async def test_worker_killed_holding_the_lease_another_takes_over(
     assert [r.status_code for r in responses] == [200] * 6
     assert len({r.content for r in responses}) == 1 and responses[0].content.endswith(b"\xff\xd9")
     assert len(calls) == 2  # A's stuck fetch, then exactly one takeover by B
+
+
+async def _cluster_waits(client: httpx.AsyncClient, base: str) -> float:
+    """How many of this worker's flights waited on another worker's lease (its /metrics)."""
+    text = (await client.get(base + "/metrics")).text
+    match = re.search(r'^thumbs_proxy_coalesced_waits_total\{scope="cluster"\} (\S+)$', text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
