@@ -1,9 +1,9 @@
-import { useLayoutEffect, useRef } from "react";
+import { useCallback, useLayoutEffect, useRef, useState } from "react";
 import type { CellComponentProps } from "react-window";
 import { imageLabel } from "./labels";
 import type { PageStatus } from "./pageLoader";
-import { useIsActive, useIsSelected, type PickerState } from "./pickerState";
-import { Thumb } from "./Thumb";
+import { useIsActive, useIsSelected, useRecovery, type PickerState } from "./pickerState";
+import { Thumb, UNAVAILABLE_TEXT } from "./Thumb";
 import type { LibraryImage } from "./types";
 
 export interface CellData {
@@ -13,6 +13,8 @@ export interface CellData {
   cellSize: number;
   pages: ReadonlyMap<number, PageStatus>;
   pageSize: number;
+  /** Images added at the top since opening: grid index i is bounded-list index i - prepended. */
+  prepended: number;
   /** Active cell and selection (a store, so changes do not re-render every cell). */
   state: PickerState;
   /** Item indices [start, stop) of the first screen, loaded eagerly with high priority. */
@@ -23,6 +25,7 @@ export interface CellData {
 }
 
 const ROOT_SELECTOR = "[data-picker-root]";
+const GRID_SELECTOR = "[role=grid]";
 
 /**
  * One grid cell. Module-level on purpose: react-window memoizes cells by component identity, and
@@ -34,7 +37,14 @@ export function PickerCell(props: CellComponentProps<CellData>) {
   const image = index < itemCount ? items[index] : undefined;
   const active = useIsActive(props.state, index);
   const selected = useIsSelected(props.state, image?.url);
+  const recovery = useRecovery(props.state);
   const ref = useRef<HTMLDivElement>(null);
+  // Which image's tile currently says "Preview unavailable" (by id: the cell is reused for other images).
+  const [unavailableId, setUnavailableId] = useState<number | null>(null);
+  const onUnavailable = useCallback(
+    (id: number, unavailable: boolean) => setUnavailableId((cur) => (unavailable ? id : cur === id ? null : cur)),
+    [],
+  );
 
   // Roving focus: the active cell takes focus if focus is anywhere in the picker (the user is
   // navigating). The cell may only mount after the grid scrolls to it, hence an effect, not the key handler.
@@ -46,15 +56,15 @@ export function PickerCell(props: CellComponentProps<CellData>) {
       el.focus({ preventScroll: true });
     }
   }, [active]);
-  // A focused cell scrolled out of the DOM would drop focus to <body>; park it on the picker root so
-  // keys keep working. Only on unmount: while the element stays attached, React would restore focus
-  // to it after the commit anyway.
+  // A focused cell scrolled out of the DOM would drop focus to <body>; park it on the grid container,
+  // which shows a focus ring, so focus stays visible and the next arrow key brings it back to a cell.
+  // Only on unmount: while the element stays attached, React would restore focus to it anyway.
   useLayoutEffect(
     () => () => {
       // Read at unmount (the ref is still attached): the cell may have mounted empty (ragged last row).
       const el = ref.current;
-      const root = el?.closest<HTMLElement>(ROOT_SELECTOR);
-      if (el && root && document.activeElement === el) root.focus({ preventScroll: true });
+      const grid = el?.closest<HTMLElement>(GRID_SELECTOR);
+      if (el && grid && document.activeElement === el) grid.focus({ preventScroll: true });
     },
     [],
   );
@@ -68,29 +78,37 @@ export function PickerCell(props: CellComponentProps<CellData>) {
     "data-index": index,
     tabIndex: active ? 0 : -1,
     onClick: () => props.onCellClick(index),
+    // Focus that arrives some other way (a screen reader, a script) moves the roving tab stop too.
+    onFocus: () => props.state.setActive(index),
   };
 
   if (!image) {
-    const status = props.pages.get(Math.floor(index / props.pageSize));
+    const status = props.pages.get(Math.floor((index - props.prepended) / props.pageSize));
     const failed = status?.state === "failed";
     const retrying = status?.state === "retrying";
+    const text = failed ? (status.offline ? "Offline" : "Failed to load") : retrying ? "Retrying…" : null;
     return (
-      <div {...common} aria-busy={!failed} aria-label={failed ? "Failed to load" : "Loading"}>
-        <div className={failed || retrying ? "tp-tile tp-tile-error" : "tp-tile tp-skeleton"}>
-          {failed ? "Failed to load" : retrying ? "Retrying…" : null}
-        </div>
+      <div {...common} aria-busy={!failed} aria-label={text ?? "Loading"}>
+        <div className={failed || retrying ? "tp-tile tp-tile-error" : "tp-tile tp-skeleton"}>{text}</div>
       </div>
     );
   }
 
   return (
-    <div {...common} aria-selected={selected} aria-label={imageLabel(image)} data-selected={selected || undefined}>
+    <div
+      {...common}
+      aria-selected={selected}
+      aria-label={unavailableId === image.id ? `${imageLabel(image)}, ${UNAVAILABLE_TEXT.toLowerCase()}` : imageLabel(image)}
+      data-selected={selected || undefined}
+    >
       <div className="tp-tile" style={image.color ? { backgroundColor: image.color } : undefined}>
         <Thumb
           key={image.id}
           image={image}
           size={Math.round(props.cellSize)}
           eager={index >= props.eagerStart && index < props.eagerStop}
+          recovery={recovery}
+          onUnavailable={onUnavailable}
         />
         {selected && <span className="tp-check" aria-hidden="true">✓</span>}
       </div>

@@ -3,7 +3,7 @@ import { Grid, useGridRef } from "react-window";
 import { PickerCell, type CellData } from "./Cell";
 import { itemRangeForRows, rowCountFor } from "./layout";
 import { PickerState } from "./pickerState";
-import { FailedPagesBar, StatusPanel } from "./StatusPanel";
+import { FailedPagesBar, NewImagesNotice, StatusPanel } from "./StatusPanel";
 import type { LibraryImage } from "./types";
 import { useColumnLayout } from "./useColumnLayout";
 import { useGridKeyboard } from "./useGridKeyboard";
@@ -60,27 +60,27 @@ export function ImagePicker({
   const gridRef = useGridRef(null);
   const rootRef = useRef<HTMLDivElement>(null);
   const columnOpts = useMemo(() => ({ minCellSize, minColumns: 2, maxColumns }), [minCellSize, maxColumns]);
-  const { width, columnCount, cellSize, pageRows, setSize } = useColumnLayout(columnOpts);
-  const { snapshot, ensureRange, retry, reset } = usePagedLibrary(apiBase, limit, initialIndex);
-  const { items, total, pages } = snapshot;
+  const { columnCount, cellSize, pageRows, setSize } = useColumnLayout(columnOpts);
+  const [state] = useState(() => new PickerState(initialIndex));
+  const library = usePagedLibrary({ apiBase, pageSize: limit, onRecover: () => state.recover() }, initialIndex);
+  const { snapshot, ensureRange, retry, reset } = library;
+  const { items, total, pages, prepended } = snapshot;
 
   // Before the first page answers, one page of skeletons.
   const itemCount = total ?? limit;
   const rowCount = rowCountFor(itemCount, columnCount);
   const anchor = useScrollAnchor(gridRef, storageKey, initialIndex, {
-    width,
     columnCount,
+    cellSize,
     rowCount,
     ready: total !== null,
   });
-
-  const [state] = useState(() => new PickerState(initialIndex));
   const getActive = useCallback(() => state.getActive(), [state]);
   const setActive = useCallback((index: number) => state.setActive(index), [state]);
 
   // Handlers read the latest values through a ref so that cellProps keep one stable callback.
-  const latest = useRef({ items, pages, multiple, onSelect, onSelectionChange, limit });
-  latest.current = { items, pages, multiple, onSelect, onSelectionChange, limit };
+  const latest = useRef({ items, pages, prepended, multiple, onSelect, onSelectionChange, limit });
+  latest.current = { items, pages, prepended, multiple, onSelect, onSelectionChange, limit };
 
   const choose = useCallback(
     (index: number) => {
@@ -88,7 +88,7 @@ export function ImagePicker({
       state.setActive(index);
       const image = cur.items[index];
       if (!image) {
-        const page = Math.floor(index / cur.limit);
+        const page = Math.floor((index - cur.prepended) / cur.limit);
         if (cur.pages.get(page)?.state === "failed") retry(page);
         return;
       }
@@ -109,6 +109,7 @@ export function ImagePicker({
 
   const onKeyDown = useGridKeyboard({
     gridRef,
+    rootRef,
     getActive,
     setActive,
     columnCount,
@@ -117,7 +118,7 @@ export function ImagePicker({
     onActivate: choose,
   });
 
-  const { reportFirstVisible, captureForResize } = anchor;
+  const { beginResize, shiftBy, jumpTo } = anchor;
   const onCellsRendered = useCallback(
     (
       visible: { rowStartIndex: number; rowStopIndex: number },
@@ -125,7 +126,6 @@ export function ImagePicker({
     ) => {
       if (columnCount === 0) return;
       const first = visible.rowStartIndex * columnCount;
-      reportFirstVisible(first);
       // Keep the roving tab stop on screen while focus is elsewhere, so Tab lands on a visible cell.
       const root = rootRef.current;
       const active = state.getActive();
@@ -141,16 +141,29 @@ export function ImagePicker({
       );
       if (range) ensureRange(range[0], range[1]);
     },
-    [columnCount, itemCount, ensureRange, reportFirstVisible, state],
+    [columnCount, itemCount, ensureRange, state],
   );
 
   const onResize = useCallback(
     (size: { width: number; height: number }) => {
-      captureForResize(size.width);
+      beginResize();
       setSize(size);
     },
-    [captureForResize, setSize],
+    [beginResize, setSize],
   );
+
+  // New images go in at the top; the user's place (and the keyboard's active cell) moves down with them.
+  const { showNewer, newerCount } = library;
+  const onShowNewer = useCallback(() => {
+    const added = showNewer();
+    if (added === null) {
+      jumpTo(0);
+      state.setActive(0);
+    } else if (added > 0) {
+      shiftBy(added);
+      state.setActive(state.getActive() + added);
+    }
+  }, [showNewer, shiftBy, jumpTo, state]);
 
   // The first screen (from where the picker opened) loads eagerly and with high priority.
   const eagerStart = Math.floor(initialIndex / Math.max(1, columnCount)) * columnCount;
@@ -164,23 +177,33 @@ export function ImagePicker({
       cellSize,
       pages,
       pageSize: limit,
+      prepended,
       state,
       eagerStart,
       eagerStop,
       onCellClick: choose,
     }),
-    [items, itemCount, columnCount, cellSize, pages, limit, state, eagerStart, eagerStop, choose],
+    [items, itemCount, columnCount, cellSize, pages, limit, prepended, state, eagerStart, eagerStop, choose],
   );
 
   const firstPage = pages.get(0);
-  const failedPages = [...pages.values()].filter((s) => s.state === "failed").length;
+  const failed = [...pages.values()].filter((s) => s.state === "failed");
+  const failedOffline = failed.length > 0 && failed.every((s) => s.state === "failed" && s.offline);
   let overlay = null;
   if (total === null && firstPage?.state === "failed") {
-    overlay = (
+    overlay = firstPage.offline ? (
       <StatusPanel
         kind="error"
-        title="Couldn't load your image library."
-        detail={firstPage.error}
+        title="You're offline."
+        detail="Your image library will load by itself when the connection is back."
+        actionLabel="Try again"
+        onAction={() => retry()}
+      />
+    ) : (
+      <StatusPanel
+        kind="error"
+        title="The library isn't responding right now."
+        detail={`It will be tried again by itself; you can also try now. (${firstPage.error})`}
         actionLabel="Try again"
         onAction={() => retry()}
       />
@@ -202,9 +225,9 @@ export function ImagePicker({
       ref={rootRef}
       className={className ? `tp-picker ${className}` : "tp-picker"}
       data-picker-root=""
-      tabIndex={-1}
       onKeyDown={onKeyDown}
     >
+      {overlay === null && total !== null && <NewImagesNotice count={newerCount} onShow={onShowNewer} />}
       {overlay ?? (
         <Grid
           className="tp-grid"
@@ -221,10 +244,14 @@ export function ImagePicker({
           aria-label={ariaLabel}
           aria-multiselectable={multiple || undefined}
           aria-busy={total === null || undefined}
+          // Focus is parked here when the focused cell scrolls away (it shows a ring); arrows bring it back.
+          tabIndex={-1}
           style={{ height: "100%", width: "100%", overflowX: "hidden" }}
         />
       )}
-      {overlay === null && failedPages > 0 && <FailedPagesBar count={failedPages} onRetry={() => retry()} />}
+      {overlay === null && failed.length > 0 && (
+        <FailedPagesBar count={failed.length} offline={failedOffline} onRetry={() => retry()} />
+      )}
     </div>
   );
 }

@@ -1,19 +1,23 @@
 import { memo, useEffect, useLayoutEffect, useRef, useState } from "react";
 import type { LibraryImage } from "./types";
 
-// Module-level memory for the session: remounted cells (scrolled back into view) skip the fade for
-// URLs the browser has already decoded, and skip straight to the fallback for thumbnails that failed.
+// URLs the browser has decoded this session: remounted cells (scrolled back into view) skip the fade.
+// Successes only: failures are never remembered beyond the mounted tile, so an outage cannot stick.
 const decoded = new Set<string>();
-const brokenThumbs = new Set<string>();
 
-type Stage = "thumb" | "full" | "error";
+/**
+ * Backoff between attempts at a failing thumbnail (an <img> cannot read Retry-After). Bounded: after
+ * the last one the tile waits for a recovery signal (back online, tab visible again, Retry).
+ */
+export const THUMB_RETRY_DELAYS_MS = [400, 1500, 4000, 10_000, 30_000];
+/** Failures after which the tile says in words that it cannot show the preview (it keeps retrying). */
+export const UNAVAILABLE_AFTER = 2;
+export const UNAVAILABLE_TEXT = "Preview unavailable";
 
-// A thumbnail that fails is usually a busy proxy (503 while it catches up on a cold cache), and
-// the fallback original costs megabytes: retry the thumbnail before giving up on it.
-export const THUMB_RETRY_DELAYS_MS = [400, 1500];
-
-function firstStage(image: LibraryImage): Stage {
-  return image.thumbnail_url && !brokenThumbs.has(image.thumbnail_url) ? "thumb" : "full";
+/** What a tile shows: the thumbnail, or the original only for images that have no thumbnail at all. */
+export function thumbSource(image: LibraryImage): string {
+  // Never the original as a fallback for a failing thumbnail: it costs megabytes per tile.
+  return image.thumbnail_url ?? image.url;
 }
 
 export interface ThumbProps {
@@ -22,49 +26,81 @@ export interface ThumbProps {
   size: number;
   /** First screen: eager with high fetch priority; everything else lazy. */
   eager: boolean;
+  /** Changes when failed thumbnails should try again at once (PickerState.recover). */
+  recovery: number;
+  /** Told whether the tile currently says "Preview unavailable" (the cell puts it in its label). */
+  onUnavailable?: (id: number, unavailable: boolean) => void;
 }
 
 /**
- * The thumbnail (or, if it is missing or broken, the full image constrained by CSS). The tile
- * behind it is painted in the image's placeholder colour, so "loading" needs no extra element.
+ * The thumbnail. The tile behind it is painted in the image's placeholder colour, so "loading"
+ * needs no extra element; a thumbnail that keeps failing says so in words.
  */
-export const Thumb = memo(function Thumb({ image, size, eager }: ThumbProps) {
-  const [stage, setStage] = useState<Stage>(() => firstStage(image));
-  const [attempt, setAttempt] = useState(0);
-  const [retrying, setRetrying] = useState(false);
-  useEffect(() => {
-    if (!retrying) return;
-    const timer = setTimeout(() => {
-      setRetrying(false);
+export const Thumb = memo(function Thumb({ image, size, eager, recovery, onUnavailable }: ThumbProps) {
+  const src = thumbSource(image);
+  const [attempt, setAttempt] = useState(0); // key of the <img>: a fresh element per try
+  const [failures, setFailures] = useState(0); // consecutive
+  const [waiting, setWaiting] = useState(false);
+  const [seenRecovery, setSeenRecovery] = useState(recovery);
+  if (recovery !== seenRecovery) {
+    // Recovery signal: forget the failures and try now (state adjusted during render, React's pattern).
+    setSeenRecovery(recovery);
+    if (failures > 0) {
+      setFailures(0);
+      setWaiting(false);
       setAttempt((n) => n + 1);
-    }, THUMB_RETRY_DELAYS_MS[attempt]);
-    return () => clearTimeout(timer);
-  }, [retrying, attempt]);
-  if (retrying) return null; // the tile's placeholder colour shows meanwhile
-  if (stage === "error") {
-    return (
-      <span className="tp-broken" aria-hidden="true">
-        <span className="tp-broken-icon">!</span>
-        Unavailable
-      </span>
-    );
-  }
-  const src = stage === "thumb" && image.thumbnail_url ? image.thumbnail_url : image.url;
-  const onError = () => {
-    if (stage === "thumb" && attempt < THUMB_RETRY_DELAYS_MS.length) {
-      setRetrying(true);
-    } else if (stage === "thumb") {
-      brokenThumbs.add(src);
-      setStage("full");
-    } else {
-      setStage("error");
     }
-  };
-  // key: a new <img> per source and attempt, so a retry or fallback never inherits the failed element's state.
-  return <Img key={`${attempt}:${src}`} src={src} size={size} eager={eager} onError={onError} />;
+  }
+  const gaveUp = failures > THUMB_RETRY_DELAYS_MS.length;
+  useEffect(() => {
+    if (!waiting || gaveUp) return;
+    const timer = setTimeout(() => {
+      setWaiting(false);
+      setAttempt((n) => n + 1);
+    }, THUMB_RETRY_DELAYS_MS[failures - 1]);
+    return () => clearTimeout(timer);
+  }, [waiting, failures, gaveUp]);
+  const unavailable = failures >= UNAVAILABLE_AFTER;
+  useEffect(() => {
+    onUnavailable?.(image.id, unavailable);
+  }, [onUnavailable, image.id, unavailable]);
+
+  return (
+    <>
+      {!waiting && (
+        <Img
+          key={`${attempt}:${src}`}
+          src={src}
+          size={size}
+          eager={eager}
+          onLoad={() => setFailures(0)}
+          onError={() => {
+            setFailures((n) => n + 1);
+            setWaiting(true);
+          }}
+        />
+      )}
+      {unavailable && (
+        <span className="tp-broken">
+          <span className="tp-broken-icon" aria-hidden="true">
+            !
+          </span>
+          {UNAVAILABLE_TEXT}
+        </span>
+      )}
+    </>
+  );
 });
 
-function Img({ src, size, eager, onError }: { src: string; size: number; eager: boolean; onError: () => void }) {
+interface ImgProps {
+  src: string;
+  size: number;
+  eager: boolean;
+  onLoad: () => void;
+  onError: () => void;
+}
+
+function Img({ src, size, eager, onLoad, onError }: ImgProps) {
   const [loaded, setLoaded] = useState(() => decoded.has(src));
   const ref = useRef<HTMLImageElement>(null);
   useLayoutEffect(() => {
@@ -94,6 +130,7 @@ function Img({ src, size, eager, onError }: { src: string; size: number; eager: 
       onLoad={() => {
         decoded.add(src);
         setLoaded(true);
+        onLoad();
       }}
       onError={onError}
     />

@@ -1,10 +1,25 @@
 import { PageError, type PageResult } from "./pageLoader";
 import type { LibraryImage, LibraryPage } from "./types";
 
-/** URL of one limit/offset page. apiBase "" means same origin as the page. */
-export function libraryPageUrl(apiBase: string, limit: number, offset: number): string {
+const IMAGES_PATH = "/api/library/images";
+
+function imagesUrl(apiBase: string, params: Record<string, string | number | null | undefined>): string {
   const base = apiBase.replace(/\/+$/, "");
-  return `${base}/api/library/images?limit=${limit}&offset=${offset}`;
+  const query = Object.entries(params)
+    .filter(([, v]) => v !== null && v !== undefined && v !== "")
+    .map(([k, v]) => `${k}=${encodeURIComponent(String(v))}`)
+    .join("&");
+  return `${base}${IMAGES_PATH}?${query}`;
+}
+
+/** URL of one limit/offset page, bounded by `until` (a head cursor) when given. apiBase "" = same origin. */
+export function libraryPageUrl(apiBase: string, limit: number, offset: number, until: string | null = null): string {
+  return imagesUrl(apiBase, { limit, offset, until });
+}
+
+/** URL asking for the images strictly newer than a cursor (and how many there are). */
+export function newerThanUrl(apiBase: string, cursor: string, limit: number): string {
+  return imagesUrl(apiBase, { newer_than: cursor, limit });
 }
 
 /** HTTP statuses worth retrying: server trouble and rate limiting, not a bad request. */
@@ -12,29 +27,66 @@ export function isRetryableStatus(status: number): boolean {
   return status >= 500 || status === 408 || status === 429;
 }
 
+/** Retry-After in ms (delta-seconds or an HTTP date), or null when absent or unreadable. */
+export function parseRetryAfter(value: string | null, now: number = Date.now()): number | null {
+  if (value === null) return null;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? null : Math.max(0, date - now);
+}
+
+async function errorFor(res: Response): Promise<PageError> {
+  let detail = `HTTP ${res.status}`;
+  try {
+    const body = (await res.json()) as { error?: string; detail?: string };
+    if (body.detail || body.error) detail = `${detail}: ${body.detail ?? body.error}`;
+  } catch {
+    // Not JSON (e.g. a proxy's HTML error page): the status is all we have.
+  }
+  return new PageError(detail, isRetryableStatus(res.status), parseRetryAfter(res.headers.get("Retry-After")));
+}
+
 export async function fetchLibraryPage(
   apiBase: string,
   page: number,
   pageSize: number,
   signal: AbortSignal,
+  until: string | null = null,
 ): Promise<PageResult<LibraryImage>> {
-  const res = await fetch(libraryPageUrl(apiBase, pageSize, page * pageSize), {
+  const res = await fetch(libraryPageUrl(apiBase, pageSize, page * pageSize, until), {
     signal,
     headers: { Accept: "application/json" },
   });
-  if (!res.ok) {
-    let detail = `HTTP ${res.status}`;
-    try {
-      const body = (await res.json()) as { error?: string; detail?: string };
-      if (body.detail || body.error) detail = `${detail}: ${body.detail ?? body.error}`;
-    } catch {
-      // Not JSON (e.g. a proxy's HTML error page): the status is all we have.
-    }
-    throw new PageError(detail, isRetryableStatus(res.status));
-  }
+  if (!res.ok) throw await errorFor(res);
   const body = (await res.json()) as LibraryPage;
   if (!Array.isArray(body.images) || typeof body.total !== "number") {
     throw new PageError("Malformed library response", false);
   }
-  return { items: body.images, total: body.total };
+  const result: PageResult<LibraryImage> = { items: body.images, total: body.total };
+  if (typeof body.head_cursor === "string") result.headCursor = body.head_cursor;
+  return result;
+}
+
+export interface NewerImages {
+  /** Newest first, at most the limit asked for. */
+  images: LibraryImage[];
+  /** How many images are newer than the cursor in all (may exceed images.length). */
+  count: number;
+  /** Cursor of the newest of them, the next poll's starting point. */
+  headCursor: string | null;
+}
+
+export async function fetchNewerImages(
+  apiBase: string,
+  cursor: string,
+  limit: number,
+  signal: AbortSignal,
+): Promise<NewerImages> {
+  const res = await fetch(newerThanUrl(apiBase, cursor, limit), { signal, headers: { Accept: "application/json" } });
+  if (!res.ok) throw await errorFor(res);
+  const body = (await res.json()) as LibraryPage;
+  if (!Array.isArray(body.images)) throw new PageError("Malformed library response", false);
+  const count = typeof body.count === "number" ? body.count : body.images.length;
+  return { images: body.images, count, headCursor: typeof body.head_cursor === "string" ? body.head_cursor : null };
 }

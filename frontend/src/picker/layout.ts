@@ -75,3 +75,27 @@ export function pagesForRange(start: number, stop: number, pageSize: number, tot
   for (let p = Math.floor(lo / pageSize); p <= Math.floor(hi / pageSize); p++) pages.push(p);
   return pages;
 }
+
+/** Where the user is: the top-left item, and how far (0..1 of a row) the view is scrolled into its row. */
+export interface TopAnchor {
+  index: number;
+  fraction: number;
+}
+
+/** The place for a scroll offset. The epsilon keeps an exact row boundary from reading as the row above. */
+export function topAnchorFor(scrollTop: number, cellSize: number, columnCount: number): TopAnchor {
+  if (!(cellSize > 0) || columnCount <= 0) return { index: 0, fraction: 0 };
+  const rows = Math.max(0, scrollTop) / cellSize;
+  const row = Math.floor(rows + 1e-6);
+  return { index: row * columnCount, fraction: Math.max(0, Math.min(0.999, rows - row)) };
+}
+
+/**
+ * Scroll offset that puts the anchor's item in the top row, as far into it as before. Computed from
+ * the anchor alone, never from the previous offset, so repeated layouts cannot accumulate rounding.
+ */
+export function anchorScrollTop(anchor: TopAnchor, cellSize: number, columnCount: number, rowCount: number): number {
+  if (!(cellSize > 0) || columnCount <= 0 || rowCount <= 0) return 0;
+  const row = anchorRowFor(anchor.index, columnCount, rowCount);
+  return (row + anchor.fraction) * cellSize;
+}

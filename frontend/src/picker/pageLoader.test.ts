@@ -1,14 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { defaultBackoff, PageError, PageLoader, type PageResult } from "./pageLoader";
+import { defaultBackoff, FAILED_RETRY_MS, PageError, PageLoader, type PageResult } from "./pageLoader";
 
-type Call = { page: number; signal: AbortSignal; resolve: (r: PageResult<number>) => void; reject: (e: unknown) => void };
+type Call = { page: number; until: string | null; signal: AbortSignal; resolve: (r: PageResult<number>) => void; reject: (e: unknown) => void };
 
 /** A fetchPage whose answers the test controls, recording every call. */
 function controlledFetch() {
   const calls: Call[] = [];
   const fetchPage = vi.fn(
-    (page: number, _size: number, signal: AbortSignal) =>
-      new Promise<PageResult<number>>((resolve, reject) => calls.push({ page, signal, resolve, reject })),
+    (page: number, _size: number, signal: AbortSignal, until: string | null) =>
+      new Promise<PageResult<number>>((resolve, reject) => calls.push({ page, until, signal, resolve, reject })),
   );
   return { calls, fetchPage };
 }
@@ -112,7 +112,7 @@ describe("PageLoader", () => {
     }
     expect(calls).toHaveLength(3);
     expect(loader.getSnapshot().pages.get(0)).toMatchObject({ state: "failed", attempt: 3, error: "HTTP 500" });
-    vi.advanceTimersByTime(60_000);
+    vi.advanceTimersByTime(FAILED_RETRY_MS - 100);
     loader.ensureRange(0, 49); // scrolling over it again does not hammer the API
     expect(calls).toHaveLength(3);
     loader.retry();
@@ -199,6 +199,149 @@ describe("PageLoader", () => {
     const pages = calls.map((c) => c.page);
     expect(pages).toEqual([0, 1, 2, 3, 4]);
     expect(loader.getSnapshot().items.filter((x) => x !== undefined)).toHaveLength(TOTAL);
+  });
+});
+
+describe("PageLoader recovery", () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it("asks a failed page again by itself, after Retry-After when the server sent one", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, maxAttempts: 1 });
+    loader.ensurePage(0);
+    calls[0]!.reject(new PageError("HTTP 503", true, 3000));
+    await flush();
+    expect(loader.getSnapshot().pages.get(0)).toMatchObject({ state: "failed", offline: false });
+    vi.advanceTimersByTime(2999);
+    expect(calls).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    expect(calls).toHaveLength(2);
+    calls[1]!.reject(new PageError("HTTP 503", true));
+    await flush();
+    vi.advanceTimersByTime(FAILED_RETRY_MS - 1);
+    expect(calls).toHaveLength(2);
+    vi.advanceTimersByTime(1);
+    expect(calls).toHaveLength(3);
+    calls[2]!.resolve(pageOf(0));
+    await flush();
+    expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loaded" });
+  });
+
+  it("waits out a Retry-After longer than its own backoff", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, backoffMs: () => 100 });
+    loader.ensurePage(0);
+    calls[0]!.reject(new PageError("HTTP 429", true, 2000));
+    await flush();
+    vi.advanceTimersByTime(1999);
+    expect(calls).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    expect(calls).toHaveLength(2);
+  });
+
+  it("offline, a network error does not burn attempts: the page waits for wake()", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    let online = false;
+    const loader = new PageLoader({ pageSize: 50, fetchPage, isOnline: () => online, backoffMs: () => 10 });
+    loader.ensurePage(0);
+    calls[0]!.reject(new TypeError("Failed to fetch"));
+    await flush();
+    expect(loader.getSnapshot().pages.get(0)).toMatchObject({ state: "failed", offline: true, attempt: 1 });
+    vi.advanceTimersByTime(10 * FAILED_RETRY_MS);
+    expect(calls).toHaveLength(1); // nothing while offline
+    online = true;
+    loader.wake();
+    expect(calls).toHaveLength(2);
+    calls[1]!.resolve(pageOf(0));
+    await flush();
+    expect(loader.getSnapshot().items[0]).toBe(0);
+  });
+
+  it("wake() and retry() also cut a pending backoff short, with fresh attempts", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, backoffMs: () => 5000 });
+    loader.ensureRange(0, 99);
+    calls[0]!.reject(new PageError("HTTP 502", true));
+    calls[1]!.reject(new PageError("HTTP 502", true));
+    await flush();
+    loader.wake();
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 0, 1]);
+    expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loading", attempt: 1 });
+    vi.advanceTimersByTime(10_000);
+    expect(calls).toHaveLength(4); // the cancelled backoff timers did not fire too
+  });
+});
+
+describe("PageLoader stable list", () => {
+  const withHead = (page: number, head: string, total = TOTAL): PageResult<number> => ({
+    ...pageOf(page),
+    total,
+    headCursor: head,
+  });
+
+  it("bounds every page after the first by page 0's head cursor", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensurePage(0);
+    expect(calls[0]!.until).toBeNull();
+    calls[0]!.resolve(withHead(0, "HEAD0"));
+    await flush();
+    expect(loader.getSnapshot().headCursor).toBe("HEAD0");
+    loader.ensureRange(0, 160);
+    expect(calls.slice(1).map((c) => [c.page, c.until])).toEqual([
+      [1, "HEAD0"],
+      [2, "HEAD0"],
+      [3, "HEAD0"],
+    ]);
+  });
+
+  it("under a bound the total never grows with inserts; a short page marks the end", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensurePage(0);
+    calls[0]!.resolve(withHead(0, "H", 230));
+    await flush();
+    loader.ensurePage(1);
+    calls[1]!.resolve(withHead(1, "H", 233)); // an API whose total counts the 3 new images too
+    await flush();
+    expect(loader.getSnapshot().total).toBe(230);
+    loader.ensurePage(4);
+    calls[2]!.resolve({ items: [200, 201], total: 230, headCursor: "x" }); // 28 deleted meanwhile
+    await flush();
+    expect(loader.getSnapshot().total).toBe(202);
+  });
+
+  it("prepend() puts new images first without moving page numbers", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensurePage(0);
+    calls[0]!.resolve(withHead(0, "H"));
+    await flush();
+    loader.prepend([-3, -2, -1], "NEWHEAD");
+    const snap = loader.getSnapshot();
+    expect(snap.items.slice(0, 5)).toEqual([-3, -2, -1, 0, 1]);
+    expect(snap.total).toBe(TOTAL + 3);
+    expect(snap.prepended).toBe(3);
+    expect(snap.headCursor).toBe("NEWHEAD");
+    // Grid items 53..55 are bounded-list items 50..52: page 1, still bounded by the first head.
+    loader.ensureRange(53, 55);
+    expect(calls.slice(1).map((c) => [c.page, c.until])).toEqual([[1, "H"]]);
+    calls[1]!.resolve(withHead(1, "H"));
+    await flush();
+    expect(loader.getSnapshot().items[53]).toBe(50);
+    expect(loader.getSnapshot().items[TOTAL + 2]).toBeUndefined();
+  });
+
+  it("an API without head_cursor pages by plain offset (no until)", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensurePage(0);
+    calls[0]!.resolve(pageOf(0));
+    await flush();
+    loader.ensurePage(1);
+    expect(calls[1]!.until).toBeNull();
+    expect(loader.getSnapshot().headCursor).toBeNull();
   });
 });
 

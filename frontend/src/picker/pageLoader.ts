@@ -4,9 +4,16 @@
  * Why not react-window-infinite-loader: 2.0.1 is List-only and skips every other unloaded range
  * (its `index += 2` loop), so a user who stops scrolling can be left looking at skeletons.
  *
- * Guarantees: a page is never requested while it is loaded, in flight or waiting for a retry;
- * transient failures are retried with exponential backoff; a page that keeps failing ends in
- * `failed` (shown as such, not as an endless skeleton) until `retry()` is called.
+ * Guarantees:
+ * - a page is never requested while it is loaded, in flight or waiting for a retry;
+ * - transient failures are retried with exponential backoff, or after the server's Retry-After;
+ *   a page that keeps failing ends in `failed` (shown as such, not as an endless skeleton);
+ * - nothing stays failed for good: `wake()` (the browser came back online, the tab became visible)
+ *   and `retry()` (the user's Retry button) ask again, and a page that failed while the browser was
+ *   offline does not burn its attempts: it waits for `wake()`;
+ * - a stable list under inserts: page 0's `headCursor` becomes the `until` bound of every
+ *   request after it, so offsets keep meaning the same rows however many images are added meanwhile.
+ *   Images newer than the bound are added at the top with `prepend()`, never by shifting pages.
  * Framework-free: React subscribes through `subscribe`/`getSnapshot` (useSyncExternalStore).
  */
 import { pagesForRange } from "./layout";
@@ -14,41 +21,63 @@ import { pagesForRange } from "./layout";
 export type PageStatus =
   | { state: "loading"; attempt: number }
   | { state: "retrying"; attempt: number; error: string; retryAt: number }
-  | { state: "failed"; attempt: number; error: string }
+  | { state: "failed"; attempt: number; error: string; offline: boolean }
   | { state: "loaded" };
 
 export interface PageResult<T> {
   items: T[];
   total: number;
+  /** Cursor of the page's first row (API `head_cursor`); absent from APIs that predate it. */
+  headCursor?: string | null;
 }
 
 export class PageError extends Error {
   /** False for errors that a retry cannot fix (e.g. HTTP 400), so they fail at once. */
   readonly retryable: boolean;
-  constructor(message: string, retryable: boolean) {
+  /** The server's Retry-After, in ms, when it sent one. */
+  readonly retryAfterMs: number | null;
+  constructor(message: string, retryable: boolean, retryAfterMs: number | null = null) {
     super(message);
     this.name = "PageError";
     this.retryable = retryable;
+    this.retryAfterMs = retryAfterMs;
   }
 }
 
+export type FetchPage<T> = (
+  page: number,
+  pageSize: number,
+  signal: AbortSignal,
+  /** `until` bound (the first page's head cursor); null for page 0 and for APIs without one. */
+  until: string | null,
+) => Promise<PageResult<T>>;
+
 export interface PageLoaderOptions<T> {
   pageSize: number;
-  fetchPage: (page: number, pageSize: number, signal: AbortSignal) => Promise<PageResult<T>>;
+  fetchPage: FetchPage<T>;
   /** Attempts per page before it is marked failed (first try included). */
   maxAttempts?: number;
   /** Delay before retry number `attempt` (1 = the first retry). */
   backoffMs?: (attempt: number) => number;
   now?: () => number;
+  /** navigator.onLine by default: a network error while offline waits for wake() instead of retrying. */
+  isOnline?: () => boolean;
+  /** Delay before a failed page is asked again by itself (no Retry-After). */
+  failedRetryMs?: number;
 }
 
 export interface PagesSnapshot<T> {
-  /** Sparse: items[i] is undefined until its page has loaded. */
+  /** Sparse: items[i] is undefined until its page has loaded. Prepended images come first. */
   items: readonly (T | undefined)[];
   /** Null until the first page answers. */
   total: number | null;
+  /** Keyed by page number of the bounded list (before any prepended images). */
   pages: ReadonlyMap<number, PageStatus>;
   pageSize: number;
+  /** Images added at the top since the picker opened (they come before page 0). */
+  prepended: number;
+  /** Cursor of the newest image shown (poll `newer_than` with it); null until known or unsupported. */
+  headCursor: string | null;
 }
 
 /** 500 ms, 1 s, 2 s, ... capped at 8 s, with ±20 % jitter so many clients do not retry in step. */
@@ -57,15 +86,27 @@ export function defaultBackoff(attempt: number, random: () => number = Math.rand
   return Math.round(base * (0.8 + 0.4 * random()));
 }
 
+/** A page that failed with server trouble and no Retry-After is asked again this much later, by itself. */
+export const FAILED_RETRY_MS = 30_000;
+
+/** Retry-After is honoured but bounded: a server asking for an hour would otherwise freeze the grid. */
+export const MAX_RETRY_AFTER_MS = 60_000;
+
+const defaultIsOnline = () => typeof navigator === "undefined" || navigator.onLine !== false;
+
 export class PageLoader<T> {
   readonly pageSize: number;
-  private readonly fetchPage: PageLoaderOptions<T>["fetchPage"];
+  private readonly fetchPage: FetchPage<T>;
   private readonly maxAttempts: number;
   private readonly backoffMs: (attempt: number) => number;
   private readonly now: () => number;
+  private readonly isOnline: () => boolean;
+  private readonly failedRetryMs: number;
   private readonly controllers = new Map<number, AbortController>();
   private readonly timers = new Map<number, ReturnType<typeof setTimeout>>();
   private readonly listeners = new Set<() => void>();
+  /** Undefined until page 0 answers; then the bound (null if the API has no head_cursor). */
+  private until: string | null | undefined = undefined;
   private snapshot: PagesSnapshot<T>;
   private running = true;
 
@@ -76,7 +117,9 @@ export class PageLoader<T> {
     this.maxAttempts = Math.max(1, opts.maxAttempts ?? 4);
     this.backoffMs = opts.backoffMs ?? ((a) => defaultBackoff(a));
     this.now = opts.now ?? Date.now;
-    this.snapshot = { items: [], total: null, pages: new Map(), pageSize: this.pageSize };
+    this.isOnline = opts.isOnline ?? defaultIsOnline;
+    this.failedRetryMs = opts.failedRetryMs ?? FAILED_RETRY_MS;
+    this.snapshot = this.empty();
   }
 
   getSnapshot = (): PagesSnapshot<T> => this.snapshot;
@@ -86,24 +129,53 @@ export class PageLoader<T> {
     return () => this.listeners.delete(listener);
   };
 
-  /** Make sure every page overlapping items [start, stop] is loaded or on its way. */
+  /** Make sure every page overlapping items [start, stop] (grid indices) is loaded or on its way. */
   ensureRange(start: number, stop: number): void {
-    for (const page of pagesForRange(start, stop, this.pageSize, this.snapshot.total)) this.ensurePage(page);
+    const shift = this.snapshot.prepended;
+    const baseTotal = this.snapshot.total === null ? null : this.snapshot.total - shift;
+    for (const page of pagesForRange(start - shift, stop - shift, this.pageSize, baseTotal)) this.ensurePage(page);
   }
 
   ensurePage(page: number): void {
     if (!this.running || page < 0) return;
-    const { total } = this.snapshot;
-    if (total !== null && page * this.pageSize >= total && page > 0) return;
+    const { total, prepended } = this.snapshot;
+    if (total !== null && page * this.pageSize >= total - prepended && page > 0) return;
     if (this.snapshot.pages.has(page)) return; // loaded, loading, retrying or failed: never twice
     this.request(page, 1);
   }
 
-  /** Retry failed pages (all of them, or one). Pages that are loading or loaded are left alone. */
+  /** The user's Retry: every failed or backing-off page is asked again now, with fresh attempts. */
   retry(page?: number): void {
     if (!this.running) return;
-    const failed = [...this.snapshot.pages].filter(([p, s]) => s.state === "failed" && (page === undefined || p === page));
-    for (const [p] of failed) this.request(p, 1);
+    const stuck = [...this.snapshot.pages].filter(
+      ([p, s]) => (s.state === "failed" || s.state === "retrying") && (page === undefined || p === page),
+    );
+    for (const [p] of stuck) {
+      const timer = this.timers.get(p);
+      if (timer !== undefined) clearTimeout(timer);
+      this.timers.delete(p);
+      this.request(p, 1);
+    }
+  }
+
+  /** The connection came back or the tab became visible: same as Retry, the user need not press it. */
+  wake(): void {
+    this.retry();
+  }
+
+  /**
+   * Add images newer than the list's head at the top (newest first). The bounded pages keep their
+   * numbers; grid indices of everything below move down by `items.length`.
+   */
+  prepend(items: readonly T[], headCursor: string | null): void {
+    if (items.length === 0 || this.snapshot.total === null) return;
+    const next = [...items, ...this.snapshot.items];
+    this.commit({
+      items: next,
+      total: this.snapshot.total + items.length,
+      prepended: this.snapshot.prepended + items.length,
+      headCursor: headCursor ?? this.snapshot.headCursor,
+    });
   }
 
   /** Abort in-flight requests and pending retries; their pages become requestable again on `start()`. */
@@ -122,18 +194,26 @@ export class PageLoader<T> {
     this.running = true;
   }
 
-  /** Forget everything (e.g. the user asked to reload after an error) and start over. */
+  /** Forget everything (e.g. the user asked to reload, or too many new images to add) and start over. */
   reset(): void {
     this.stop();
     this.running = true;
-    this.commit({ items: [], total: null, pages: new Map() });
+    this.until = undefined;
+    this.commit(this.empty());
+  }
+
+  private empty(): PagesSnapshot<T> {
+    return { items: [], total: null, pages: new Map(), pageSize: this.pageSize, prepended: 0, headCursor: null };
   }
 
   private request(page: number, attempt: number): void {
     const ctrl = new AbortController();
     this.controllers.set(page, ctrl);
     this.setPage(page, { state: "loading", attempt });
-    this.fetchPage(page, this.pageSize, ctrl.signal).then(
+    // Until page 0 answers there is no bound yet: pages asked for together with it (a restored scroll
+    // position) go unbounded, which is the same list unless an image lands in those milliseconds.
+    const until = this.until ?? null;
+    this.fetchPage(page, this.pageSize, ctrl.signal, until).then(
       (result) => {
         if (this.controllers.get(page) !== ctrl) return; // stopped or superseded
         this.controllers.delete(page);
@@ -147,33 +227,59 @@ export class PageLoader<T> {
     );
   }
 
-  private onLoaded(page: number, { items, total }: PageResult<T>): void {
-    const offset = page * this.pageSize;
+  private onLoaded(page: number, { items, total, headCursor }: PageResult<T>): void {
+    const { prepended } = this.snapshot;
+    let firstAnswer = false;
+    if (page === 0 && this.until === undefined) {
+      this.until = headCursor ?? null;
+      firstAnswer = true;
+    }
+    // Under a bound, the list cannot grow (newer images come through prepend()); it can shrink when
+    // images are deleted, and a short page marks the end. Without a bound, the latest answer wins.
+    let baseTotal = Math.max(0, total);
+    const known = this.snapshot.total === null ? null : this.snapshot.total - prepended;
+    if (this.until && known !== null) baseTotal = Math.min(baseTotal, known);
+    if (items.length < this.pageSize && (items.length > 0 || page > 0)) {
+      baseTotal = Math.min(baseTotal, page * this.pageSize + items.length);
+    }
     const next = this.snapshot.items.slice();
-    // The total can change between pages (images added or deleted); the latest answer wins.
-    next.length = Math.max(0, total);
+    next.length = prepended + baseTotal;
+    const offset = prepended + page * this.pageSize;
     items.forEach((item, i) => {
       if (offset + i < next.length) next[offset + i] = item;
     });
     const pages = new Map(this.snapshot.pages);
     pages.set(page, { state: "loaded" });
-    this.commit({ items: next, total, pages });
+    const patch: Partial<PagesSnapshot<T>> = { items: next, total: prepended + baseTotal, pages };
+    if (firstAnswer) patch.headCursor = this.until ?? null;
+    this.commit(patch);
   }
 
   private onFailed(page: number, attempt: number, err: unknown): void {
     const error = err instanceof Error ? err.message : String(err);
-    const retryable = !(err instanceof PageError) || err.retryable;
-    if (!retryable || attempt >= this.maxAttempts) {
-      this.setPage(page, { state: "failed", attempt, error });
+    const isPageError = err instanceof PageError;
+    // fetch() rejects with a TypeError on a network failure; offline, retrying only burns attempts.
+    const offline = !isPageError && !this.isOnline();
+    const retryable = !isPageError || err.retryable;
+    const retryAfter = isPageError && err.retryAfterMs !== null ? Math.min(MAX_RETRY_AFTER_MS, err.retryAfterMs) : null;
+    if (offline || !retryable || attempt >= this.maxAttempts) {
+      this.setPage(page, { state: "failed", attempt, error, offline });
+      // Come back by ourselves: when the server said to, or a while later (wake() and Retry work sooner).
+      // Offline pages wait for the `online` event; a bad request would fail the same way again.
+      if (retryable && !offline) this.schedule(page, retryAfter ?? this.failedRetryMs, 1);
       return;
     }
-    const delay = this.backoffMs(attempt);
+    const delay = Math.max(this.backoffMs(attempt), retryAfter ?? 0);
     this.setPage(page, { state: "retrying", attempt, error, retryAt: this.now() + delay });
+    this.schedule(page, delay, attempt + 1);
+  }
+
+  private schedule(page: number, delay: number, attempt: number): void {
     this.timers.set(
       page,
       setTimeout(() => {
         this.timers.delete(page);
-        if (this.running) this.request(page, attempt + 1);
+        if (this.running) this.request(page, attempt);
       }, delay),
     );
   }

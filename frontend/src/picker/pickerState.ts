@@ -10,6 +10,8 @@ import type { LibraryImage } from "./types";
 export class PickerState {
   private active: number;
   private selected: ReadonlyMap<string, LibraryImage> = new Map();
+  /** Bumped when failed thumbnails should try again now (back online, tab visible, Retry pressed). */
+  private recovery = 0;
   private readonly listeners = new Set<() => void>();
 
   constructor(activeIndex: number) {
@@ -41,6 +43,16 @@ export class PickerState {
     this.emit();
   }
 
+  getRecovery(): number {
+    return this.recovery;
+  }
+
+  /** Tell every mounted thumbnail that gave up or is backing off to try again at once. */
+  recover(): void {
+    this.recovery += 1;
+    this.emit();
+  }
+
   private emit(): void {
     for (const l of this.listeners) l();
   }
@@ -52,4 +64,8 @@ export function useIsActive(state: PickerState, index: number): boolean {
 
 export function useIsSelected(state: PickerState, url: string | undefined): boolean {
   return useSyncExternalStore(state.subscribe, () => url !== undefined && state.getSelected().has(url));
+}
+
+export function useRecovery(state: PickerState): number {
+  return useSyncExternalStore(state.subscribe, () => state.getRecovery());
 }

@@ -21,4 +21,8 @@ export interface LibraryPage {
   limit: number;
   offset: number;
   next_cursor?: string | null;
+  /** Cursor of the page's first row: the `until` bound that keeps later pages stable under inserts. */
+  head_cursor?: string | null;
+  /** With `newer_than`: how many images are newer than that cursor in all. */
+  count?: number;
 }

@@ -5,6 +5,7 @@ import { rowOf } from "./layout";
 
 export interface GridKeyboardOptions {
   gridRef: RefObject<GridImperativeAPI | null>;
+  rootRef: RefObject<HTMLElement | null>;
   getActive: () => number;
   setActive: (index: number) => void;
   columnCount: number;
@@ -19,10 +20,10 @@ export interface GridKeyboardOptions {
  * exist in the DOM yet), so this only updates the index and scrolls its row into view.
  */
 export function useGridKeyboard(opts: GridKeyboardOptions): (e: KeyboardEvent<HTMLElement>) => void {
-  const { gridRef, getActive, setActive, columnCount, itemCount, pageRows, onActivate } = opts;
+  const { gridRef, rootRef, getActive, setActive, columnCount, itemCount, pageRows, onActivate } = opts;
   return useCallback(
     (e: KeyboardEvent<HTMLElement>) => {
-      if (e.altKey) return;
+      if (e.altKey || !isGridTarget(e.target, rootRef.current, gridRef.current?.element ?? null)) return;
       const activeIndex = getActive();
       if (e.key === "Enter" || e.key === " ") {
         if (activeIndex < itemCount) {
@@ -37,6 +38,16 @@ export function useGridKeyboard(opts: GridKeyboardOptions): (e: KeyboardEvent<HT
       setActive(next);
       gridRef.current?.scrollToRow({ index: rowOf(next, columnCount), align: "auto", behavior: "instant" });
     },
-    [gridRef, getActive, setActive, columnCount, itemCount, pageRows, onActivate],
+    [gridRef, rootRef, getActive, setActive, columnCount, itemCount, pageRows, onActivate],
   );
+}
+
+/**
+ * Keys belong to the grid only when they come from a cell or from the grid container itself (where
+ * focus is parked). Buttons in the picker (Retry, new images) handle their own Enter/Space/arrows.
+ */
+export function isGridTarget(target: EventTarget, root: HTMLElement | null, grid: HTMLElement | null): boolean {
+  if (!(target instanceof Element)) return false;
+  if (target === grid || target === root) return true;
+  return target.getAttribute("role") === "gridcell" && grid !== null && grid.contains(target);
 }

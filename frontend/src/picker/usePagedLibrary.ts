@@ -1,22 +1,60 @@
-import { useCallback, useEffect, useMemo, useSyncExternalStore } from "react";
-import { fetchLibraryPage } from "./api";
-import { PageLoader, type PagesSnapshot } from "./pageLoader";
+import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
+import { fetchLibraryPage, fetchNewerImages, type NewerImages } from "./api";
+import { PageLoader, type FetchPage, type PagesSnapshot } from "./pageLoader";
 import type { LibraryImage } from "./types";
+
+/** How often to ask whether images were added while the picker is open (and visible). */
+export const NEWER_POLL_MS = 20_000;
+/** Most new images added in place; more than that and the list reloads from the top. */
+export const NEWER_LIMIT = 200;
+
+export type FetchNewer = (cursor: string, limit: number, signal: AbortSignal) => Promise<NewerImages>;
+
+export interface LibrarySource {
+  apiBase: string;
+  pageSize: number;
+  /** Replaces the HTTP page fetch (tests, hosts with their own transport). */
+  fetchPage?: FetchPage<LibraryImage>;
+  fetchNewer?: FetchNewer;
+  /** Called when everything failed should try again (thumbnails listen through PickerState). */
+  onRecover?: () => void;
+  pollMs?: number;
+}
 
 export interface PagedLibrary {
   snapshot: PagesSnapshot<LibraryImage>;
   ensureRange: (start: number, stop: number) => void;
+  /** Retry everything that failed (pages here; thumbnails through onRecover). */
   retry: (page?: number) => void;
   reset: () => void;
+  /** Images created after the picker opened, not yet shown (0 when none or unknown). */
+  newerCount: number;
+  /**
+   * Add the new images at the top. Returns how many items were inserted before the old first
+   * item (the caller shifts the scroll by that), or null if the list was reloaded from the top instead.
+   */
+  showNewer: () => number | null;
+  /** Ask now whether there are new images (focus, online). */
+  checkNewer: () => void;
 }
 
-/** Library pages for the grid, loaded on demand by page number (see PageLoader). */
-export function usePagedLibrary(apiBase: string, pageSize: number, initialIndex = 0): PagedLibrary {
+const isVisible = () => typeof document === "undefined" || document.visibilityState !== "hidden";
+
+/**
+ * The library's data, owned in one place: pages of a list frozen at the moment the picker opened
+ * (PageLoader + head cursor), recovery from outages (online / visibilitychange events), and a poll
+ * for images added since (newer_than), shown only when the user asks.
+ */
+export function usePagedLibrary(source: LibrarySource, initialIndex = 0): PagedLibrary {
+  const { apiBase, pageSize } = source;
+  const latest = useRef(source);
+  latest.current = source;
   const loader = useMemo(
     () =>
       new PageLoader<LibraryImage>({
         pageSize,
-        fetchPage: (page, size, signal) => fetchLibraryPage(apiBase, page, size, signal),
+        fetchPage: (page, size, signal, until) =>
+          (latest.current.fetchPage ?? ((...a) => fetchLibraryPage(apiBase, ...a)))(page, size, signal, until),
       }),
     [apiBase, pageSize],
   );
@@ -24,17 +62,86 @@ export function usePagedLibrary(apiBase: string, pageSize: number, initialIndex 
 
   useEffect(() => {
     loader.start();
-    // The first page on open (it also tells us the total), plus the page a restored scroll position needs.
+    // The first page on open (it also tells us the total and the bound), plus the page a restored scroll position needs.
     loader.ensurePage(0);
     loader.ensurePage(Math.floor(initialIndex / pageSize));
     return () => loader.stop();
   }, [loader]); // eslint-disable-line react-hooks/exhaustive-deps -- initialIndex only matters on open
 
+  const [newer, setNewer] = useState<NewerImages | null>(null);
+  const headCursor = snapshot.headCursor;
+  const polling = useRef<AbortController | null>(null);
+  const checkNewer = useCallback(() => {
+    if (!headCursor || polling.current || !isVisible()) return;
+    const ctrl = new AbortController();
+    polling.current = ctrl;
+    const fetchNewer: FetchNewer =
+      latest.current.fetchNewer ?? ((cursor, limit, signal) => fetchNewerImages(apiBase, cursor, limit, signal));
+    fetchNewer(headCursor, NEWER_LIMIT, ctrl.signal)
+      .then((found) => {
+        if (!ctrl.signal.aborted) setNewer(found.count > 0 ? found : null);
+      })
+      .catch(() => {
+        // A failed poll is not worth a message: the next one (or the next page) will tell.
+      })
+      .finally(() => {
+        if (polling.current === ctrl) polling.current = null;
+      });
+  }, [apiBase, headCursor]);
+
+  useEffect(() => {
+    setNewer(null); // a new head (after showNewer or a reload): the old answer is stale
+    if (!headCursor) return;
+    const timer = setInterval(checkNewer, latest.current.pollMs ?? NEWER_POLL_MS);
+    return () => {
+      clearInterval(timer);
+      polling.current?.abort();
+      polling.current = null;
+    };
+  }, [headCursor, checkNewer]);
+
+  // Recovery without a click: the connection came back, or the user came back to the tab.
+  useEffect(() => {
+    const wake = () => {
+      loader.wake();
+      latest.current.onRecover?.();
+      checkNewer();
+    };
+    const onVisibility = () => {
+      if (isVisible()) wake();
+    };
+    window.addEventListener("online", wake);
+    window.addEventListener("focus", checkNewer);
+    document.addEventListener("visibilitychange", onVisibility);
+    return () => {
+      window.removeEventListener("online", wake);
+      window.removeEventListener("focus", checkNewer);
+      document.removeEventListener("visibilitychange", onVisibility);
+    };
+  }, [loader, checkNewer]);
+
   const ensureRange = useCallback((start: number, stop: number) => loader.ensureRange(start, stop), [loader]);
-  const retry = useCallback((page?: number) => loader.retry(page), [loader]);
+  const retry = useCallback(
+    (page?: number) => {
+      loader.retry(page);
+      if (page === undefined) latest.current.onRecover?.();
+    },
+    [loader],
+  );
   const reset = useCallback(() => {
     loader.reset();
     loader.ensurePage(0);
   }, [loader]);
-  return { snapshot, ensureRange, retry, reset };
+  const showNewer = useCallback((): number | null => {
+    if (!newer) return 0;
+    setNewer(null);
+    if (newer.count > newer.images.length || !newer.headCursor) {
+      reset(); // too many to add in place (or no cursor to continue from): start over from the top
+      return null;
+    }
+    loader.prepend(newer.images, newer.headCursor);
+    return newer.images.length;
+  }, [loader, newer, reset]);
+
+  return { snapshot, ensureRange, retry, reset, newerCount: newer?.count ?? 0, showNewer, checkNewer };
 }

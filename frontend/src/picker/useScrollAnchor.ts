@@ -1,6 +1,6 @@
-import { useCallback, useEffect, useRef, type RefObject } from "react";
+import { useCallback, useLayoutEffect, useRef, type RefObject } from "react";
 import type { GridImperativeAPI } from "react-window";
-import { anchorRowFor } from "./layout";
+import { anchorScrollTop, topAnchorFor, type TopAnchor } from "./layout";
 
 /** First visible item index saved for this picker in this tab, or 0. */
 export function readSavedIndex(key: string | null): number {
@@ -23,54 +23,96 @@ function save(key: string | null, index: number): void {
 }
 
 export interface ScrollAnchor {
-  /** Call from onResize before the new width is applied: remembers which item is at the top. */
-  captureForResize: (nextWidth: number) => void;
-  /** Call from onCellsRendered with the first visible item. */
-  reportFirstVisible: (index: number) => void;
+  /** Call from onResize before the new size is applied: scroll events until the re-anchor are not the user's. */
+  beginResize: () => void;
+  /** `count` items were inserted before everything shown: keep the same item at the top. */
+  shiftBy: (count: number) => void;
+  /** Put item `index` at the top (e.g. after the list was reloaded from the start). */
+  jumpTo: (index: number) => void;
+  /** The item the user is looking at (top-left), in current item indices. */
+  getIndex: () => number;
 }
 
 /**
- * Keeps the top image in view across column changes and across closing/reopening the picker.
- * One mechanism for both: a pending "anchor" item index, scrolled to once the layout (and the
- * total, so the row exists) is known.
+ * Keeps the user's place: the item at the top-left stays at the top across column changes, cell-size
+ * changes (any width step, fractional sizes included), inserts at the top and closing/reopening.
+ *
+ * The place is an item index plus how far into its row the view was, and only a scroll the user
+ * made changes it. Re-anchoring after a layout change scrolls to where that item now is, but never
+ * re-reads the place from the new layout: reading it back would round down to a row start each time,
+ * and a drag-resize of many small steps would walk the view upwards row by row.
  */
 export function useScrollAnchor(
   gridRef: RefObject<GridImperativeAPI | null>,
   storageKey: string | null,
   /** Item to bring to the top once the layout is ready (from readSavedIndex). */
   initialIndex: number,
-  layout: { width: number; columnCount: number; rowCount: number; ready: boolean },
+  layout: { columnCount: number; cellSize: number; rowCount: number; ready: boolean },
 ): ScrollAnchor {
-  const firstVisible = useRef(initialIndex);
-  const anchor = useRef<number | null>(initialIndex > 0 ? initialIndex : null);
+  const place = useRef<TopAnchor>({ index: initialIndex, fraction: 0 });
+  // A re-anchor is owed: restore on open, a resize in progress, or items inserted above.
+  const pending = useRef(initialIndex > 0);
+  // scrollTop we set ourselves: its scroll event must not be mistaken for the user's.
+  const expectedTop = useRef<number | null>(null);
+  const appliedLayout = useRef("");
+  const latest = useRef(layout);
+  latest.current = layout;
 
-  // Captured in onResize, not in an effect: the Grid's own onCellsRendered effect runs before ours
-  // and would already report the top item of the new layout.
-  // Height-only resizes keep rows where they are, so only a width change needs an anchor.
-  const widthRef = useRef(layout.width);
-  widthRef.current = layout.width;
-  const captureForResize = useCallback((nextWidth: number) => {
-    if (nextWidth !== widthRef.current && anchor.current === null) anchor.current = firstVisible.current;
-  }, []);
-
-  const reportFirstVisible = useCallback(
-    (index: number) => {
-      if (anchor.current !== null) return; // a restore is pending: the transient top must not overwrite it
-      firstVisible.current = index;
-      save(storageKey, index);
+  const onScroll = useCallback(
+    (event: Event) => {
+      const el = event.currentTarget as HTMLElement;
+      if (pending.current) return;
+      if (expectedTop.current !== null && Math.abs(el.scrollTop - expectedTop.current) < 1) return;
+      expectedTop.current = null;
+      const { columnCount, cellSize } = latest.current;
+      if (columnCount <= 0 || !(cellSize > 0)) return;
+      place.current = topAnchorFor(el.scrollTop, cellSize, columnCount);
+      save(storageKey, place.current.index);
     },
     [storageKey],
   );
 
-  const { width, columnCount, rowCount, ready } = layout;
-  useEffect(() => {
-    if (anchor.current === null || !ready || columnCount <= 0 || rowCount <= 0) return;
-    const grid = gridRef.current;
-    if (!grid) return;
-    const target = anchor.current;
-    anchor.current = null;
-    grid.scrollToRow({ index: anchorRowFor(target, columnCount, rowCount), align: "start", behavior: "instant" });
-  }, [gridRef, width, columnCount, rowCount, ready]);
+  // Runs after every commit (cheap): attach to the grid element (it comes and goes with the status
+  // panels), then re-anchor when the layout changed or an anchor is owed.
+  const attached = useRef<HTMLElement | null>(null);
+  useLayoutEffect(() => {
+    const el = gridRef.current?.element ?? null;
+    if (el !== attached.current) {
+      attached.current?.removeEventListener("scroll", onScroll);
+      el?.addEventListener("scroll", onScroll, { passive: true });
+      attached.current = el;
+    }
+    const { columnCount, cellSize, rowCount, ready } = layout;
+    if (!el || !ready || columnCount <= 0 || !(cellSize > 0) || rowCount <= 0) return;
+    const key = `${columnCount}:${cellSize}:${el.clientHeight}`;
+    if (!pending.current && key === appliedLayout.current) return;
+    appliedLayout.current = key;
+    pending.current = false;
+    el.scrollTop = anchorScrollTop(place.current, cellSize, columnCount, rowCount);
+    expectedTop.current = el.scrollTop; // read back: the browser clamps at the end
+  });
+  useLayoutEffect(() => () => attached.current?.removeEventListener("scroll", onScroll), [onScroll]);
 
-  return { captureForResize, reportFirstVisible };
+  const beginResize = useCallback(() => {
+    pending.current = true;
+  }, []);
+  const shiftBy = useCallback(
+    (count: number) => {
+      if (count <= 0) return;
+      place.current = { ...place.current, index: place.current.index + count };
+      pending.current = true;
+      save(storageKey, place.current.index);
+    },
+    [storageKey],
+  );
+  const jumpTo = useCallback(
+    (index: number) => {
+      place.current = { index: Math.max(0, index), fraction: 0 };
+      pending.current = true;
+      save(storageKey, place.current.index);
+    },
+    [storageKey],
+  );
+  const getIndex = useCallback(() => place.current.index, []);
+  return { beginResize, shiftBy, jumpTo, getIndex };
 }
