@@ -54,12 +54,17 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 class LibraryAPI:
     def __init__(
-        self, settings: Settings, warm_client: WarmClient, *, job_lease_seconds: float = LEASE_SECONDS
+        self,
+        settings: Settings,
+        warm_client: WarmClient,
+        *,
+        job_lease_seconds: float = LEASE_SECONDS,
+        durable_warm: WarmClient | None = None,
     ) -> None:
         self.settings = settings
         self.warm_client = warm_client
         self.database = create_database(settings)
-        self.ingest = IngestWarmer(self.database, settings, warm_client)
+        self.ingest = IngestWarmer(self.database, settings, warm_client, durable=durable_warm)
         self.backfill = Backfill(self.database, settings, warm_client, lease_seconds=job_lease_seconds)
         self.component = Component(
             routes=[
@@ -161,7 +166,7 @@ class LibraryAPI:
             self.database, url=url, pipeline_id=pipeline_id, step=step, width=width, height=height
         )
         if row["thumbnail_status"] != READY:
-            self.ingest.submit(int(row["id"]), url)
+            await self.ingest.submit(int(row["id"]), url)
         return JSONResponse(
             image_json(row, self.settings), status_code=201 if created else 200, headers={"cache-control": "no-store"}
         )
@@ -309,8 +314,15 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def create_api(settings: Settings, warm_client: WarmClient, *, job_lease_seconds: float = LEASE_SECONDS) -> LibraryAPI:
-    return LibraryAPI(settings, warm_client, job_lease_seconds=job_lease_seconds)
+def create_api(
+    settings: Settings,
+    warm_client: WarmClient,
+    *,
+    job_lease_seconds: float = LEASE_SECONDS,
+    durable_warm: WarmClient | None = None,
+) -> LibraryAPI:
+    """``durable_warm``: a warm client whose queue outlives this process (ingest enqueues there)."""
+    return LibraryAPI(settings, warm_client, job_lease_seconds=job_lease_seconds, durable_warm=durable_warm)
 
 
 def mount_api(api: LibraryAPI) -> Starlette:

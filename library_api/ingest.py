@@ -1,9 +1,14 @@
 """Warming thumbnails of freshly ingested images, off the request path.
 
-``POST /library/images`` answers 201 at once and hands the image here. A few workers take
-what is queued in batches and ask the warm client to generate and wait, then record each
-outcome on its row. If the queue is full or the process stops, rows simply stay
-``pending``: the backfill job is the safety net, so nothing here needs to be durable.
+One of two ways, chosen by the composition root (one place: ``thumbs.app``):
+
+- **Durable** (Redis configured): before ``POST /library/images`` answers 201 the image is
+  appended to the proxy's warm stream, tagged with its id; whichever ``thumbs worker`` (or
+  serving process with a consumer) takes it generates the thumbnail and writes the outcome
+  to the row. A process killed right after answering loses nothing.
+- **In-process** (the embedded one-process default): a bounded asyncio queue; a few workers
+  take batches, ask the warm client to generate and wait, and record each outcome. If the
+  process stops, rows simply stay ``pending`` and the backfill job is the safety net.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ class IngestWarmer:
         settings: Settings,
         warm_client: WarmClient,
         *,
+        durable: WarmClient | None = None,
         workers: int = 2,
         batch_size: int = 32,
         max_queued: int = 10_000,
@@ -36,14 +42,24 @@ class IngestWarmer:
         self.database = database
         self.settings = settings
         self.warm_client = warm_client
+        self.durable = durable
         self.workers = workers
         self.batch_size = batch_size
         self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(max_queued)
         self.tasks: list[asyncio.Task[None]] = []
         self.writes = ShieldedWrites()
 
-    def submit(self, image_id: int, url: str) -> bool:
-        """Queue one image; False when full (it stays pending for the backfill)."""
+    async def submit(self, image_id: int, url: str) -> bool:
+        """Queue one image; False when it could not be (it stays pending for the backfill)."""
+        if self.durable is not None:
+            try:
+                [outcome] = await self.durable.warm([url], wait=False, tags=[str(image_id)])
+            except Exception:
+                logger.exception("enqueueing image %s on the warm stream failed; left for the backfill", image_id)
+                return False
+            if not outcome.ok:
+                logger.warning("warm stream refused image %s (%s); left for the backfill", image_id, outcome.error)
+            return outcome.ok
         try:
             self.queue.put_nowait((image_id, url))
         except asyncio.QueueFull:
@@ -52,6 +68,8 @@ class IngestWarmer:
         return True
 
     def start(self) -> None:
+        if self.durable is not None:
+            return  # the stream's consumers do the work
         self.tasks = [asyncio.create_task(self.work(), name=f"ingest-warm-{n}") for n in range(self.workers)]
 
     async def stop(self) -> None:

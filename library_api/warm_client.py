@@ -43,7 +43,10 @@ class HttpWarmClient:
             await self._client.aclose()
             self._client = None
 
-    async def warm(self, sources: Sequence[str], *, wait: bool) -> list[WarmOutcome]:
+    async def warm(
+        self, sources: Sequence[str], *, wait: bool, tags: Sequence[str | None] | None = None
+    ) -> list[WarmOutcome]:
+        # Tags are for the durable queue's consumers; the remote /warm endpoint takes sources only.
         outcomes: list[WarmOutcome] = []
         for start in range(0, len(sources), MAX_SOURCES_PER_CALL):
             outcomes += await self._warm_chunk(list(sources[start : start + MAX_SOURCES_PER_CALL]), wait)

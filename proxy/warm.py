@@ -21,7 +21,7 @@ from proxy.source_url import DEFAULT_PORTS, parse_source_url
 from proxy.urls import BadSignature as SignatureMismatch
 from proxy.urls import BadThumbnailURL, ThumbnailRequest, parse_thumbnail_path
 from proxy.variants import DEFAULT_VARIANT
-from proxy.warm_queue import WarmQueue
+from proxy.warm_queue import Finished, WarmQueue
 from proxy.warm_types import WarmOutcome
 
 log = logging.getLogger("thumbs.proxy")
@@ -80,7 +80,9 @@ class Warmer:
         self.policy.check_url(source)
         return ThumbnailRequest(source=source, variant=DEFAULT_VARIANT)
 
-    async def warm(self, sources: Sequence[str], *, wait: bool) -> list[WarmOutcome]:
+    async def warm(
+        self, sources: Sequence[str], *, wait: bool, tags: Sequence[str | None] | None = None
+    ) -> list[WarmOutcome]:
         if len(sources) > MAX_SOURCES_PER_CALL:
             raise ProxyError(f"at most {MAX_SOURCES_PER_CALL} sources per call", status=413, code="too_large")
         if wait:
@@ -92,8 +94,8 @@ class Warmer:
 
             return list(await asyncio.gather(*(one(source) for source in sources)))
         outcomes: list[WarmOutcome] = []
-        accepted: list[tuple[str, str]] = []
-        for source in sources:
+        accepted: list[tuple[str, str, str | None]] = []
+        for source, tag in zip(sources, tags or [None] * len(sources), strict=True):
             try:
                 request = self.resolve(source)
             except ProxyError as error:
@@ -103,13 +105,13 @@ class Warmer:
                 log.exception("resolving one warm source failed unexpectedly")
                 outcomes.append(WarmOutcome(source, False, "bad_request", f"invalid source ({type(exc).__name__})"))
                 continue
-            accepted.append((source, request.source))
+            accepted.append((source, request.source, tag))
             # For accepted sources the detail carries the cache key (the 202 body's "key").
             outcomes.append(WarmOutcome(source, True, None, request.cache_key))
         try:
-            await self.queue.put([origin for _, origin in accepted])
+            await self.queue.put([origin for _, origin, _ in accepted], [tag for _, _, tag in accepted])
         except ProxyError as error:
-            refused = {source for source, _ in accepted}
+            refused = {source for source, _, _ in accepted}
             outcomes = [
                 WarmOutcome(o.source, False, error.code, error.detail) if o.source in refused else o
                 for o in outcomes
@@ -138,13 +140,17 @@ class Warmer:
             return WarmOutcome(source, False, error.code, error.detail)
         return WarmOutcome(source, True, None, None, thumbnail.width, thumbnail.height, thumbnail.color)
 
-    async def consume(self) -> None:
-        """Work through the queue until cancelled."""
-        await self.queue.consume(self._handle_queued, self.concurrency)
+    async def consume(self, finished: Finished | None = None) -> None:
+        """Work through the queue until cancelled; ``finished`` hears each entry's final outcome."""
+        if finished is None:
+            await self.queue.consume(self._handle_queued, self.concurrency)
+        else:
+            await self.queue.consume(self._handle_queued, self.concurrency, finished)
 
-    async def _handle_queued(self, source: str) -> None:
+    async def _handle_queued(self, source: str) -> WarmOutcome:
         request = ThumbnailRequest(source=source, variant=DEFAULT_VARIANT)
-        await self.service.ensure_stored(request)
+        thumbnail = await self.service.ensure_stored(request)
+        return WarmOutcome(source, True, None, None, thumbnail.width, thumbnail.height, thumbnail.color)
 
 
 def _origin_of(base_url: str) -> tuple[str, str, int] | None:

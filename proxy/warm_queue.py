@@ -24,10 +24,15 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from proxy.errors import ProxyError
+from proxy.warm_types import WarmOutcome
 
 log = logging.getLogger("thumbs.proxy")
 
-Handler = Callable[[str], Awaitable[None]]
+# Makes one queued thumbnail (raising ProxyError when it cannot) and says what it made.
+Handler = Callable[[str], Awaitable[WarmOutcome]]
+# Told once per entry when it reaches a final state (made, failed for good, or parked), with
+# the entry's opaque tag (the library uses the image id to write the outcome to its row).
+Finished = Callable[[str, str | None, WarmOutcome], Awaitable[None]]
 TRANSIENT_STATUSES = frozenset({502, 503, 504})
 
 
@@ -39,12 +44,24 @@ def queue_full(detail: str) -> ProxyError:
     return ProxyError(detail, status=503, code="queue_unavailable", headers={"Retry-After": "5"})
 
 
+def failure_outcome(source: str, exc: BaseException, attempts: int | None = None) -> WarmOutcome:
+    code = exc.code if isinstance(exc, ProxyError) else "warm_failed"
+    detail = exc.detail if isinstance(exc, ProxyError) else f"{type(exc).__name__}: {exc}"
+    if attempts is not None:
+        detail = f"gave up after {attempts} attempts: {detail}"
+    return WarmOutcome(source, False, code, detail[:500])
+
+
+async def _nothing_to_report(source: str, tag: str | None, outcome: WarmOutcome) -> None:
+    return None
+
+
 class WarmQueue(Protocol):
-    async def put(self, sources: Sequence[str]) -> None: ...
+    async def put(self, sources: Sequence[str], tags: Sequence[str | None] | None = None) -> None: ...
 
     async def depth(self) -> int: ...
 
-    async def consume(self, handle: Handler, concurrency: int) -> None: ...
+    async def consume(self, handle: Handler, concurrency: int, finished: Finished = _nothing_to_report) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -57,14 +74,14 @@ class MemoryWarmQueue:
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.parked: deque[tuple[str, str]] = deque(maxlen=1000)
-        self._queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, int, str | None]] = asyncio.Queue()
         self._delayed = 0
 
-    async def put(self, sources: Sequence[str]) -> None:
+    async def put(self, sources: Sequence[str], tags: Sequence[str | None] | None = None) -> None:
         if self._queue.qsize() + self._delayed + len(sources) > self.max_items:
             raise queue_full("the warm queue is full")
-        for source in sources:
-            self._queue.put_nowait((source, 0))
+        for source, tag in zip(sources, tags or [None] * len(sources), strict=True):
+            self._queue.put_nowait((source, 0, tag))
 
     async def depth(self) -> int:
         return self._queue.qsize() + self._delayed
@@ -72,35 +89,44 @@ class MemoryWarmQueue:
     async def close(self) -> None:
         return None
 
-    async def consume(self, handle: Handler, concurrency: int) -> None:
-        workers = [asyncio.create_task(self._work(handle)) for _ in range(max(1, concurrency))]
+    async def consume(self, handle: Handler, concurrency: int, finished: Finished = _nothing_to_report) -> None:
+        workers = [asyncio.create_task(self._work(handle, finished)) for _ in range(max(1, concurrency))]
         try:
             await asyncio.gather(*workers)
         finally:
             for worker in workers:
                 worker.cancel()
 
-    async def _work(self, handle: Handler) -> None:
+    async def _work(self, handle: Handler, finished: Finished) -> None:
         while True:
-            source, attempts = await self._queue.get()
+            source, attempts, tag = await self._queue.get()
             try:
-                await handle(source)
+                outcome: WarmOutcome | None = await handle(source)
             except Exception as exc:
-                self._failed(source, attempts + 1, exc)
+                outcome = self._failed(source, attempts + 1, tag, exc)
+            if outcome is not None:
+                try:
+                    await finished(source, tag, outcome)
+                except Exception:
+                    log.exception("recording the warm outcome of %s failed", source)
 
-    def _failed(self, source: str, attempts: int, exc: Exception) -> None:
+    def _failed(self, source: str, attempts: int, tag: str | None, exc: Exception) -> WarmOutcome | None:
+        """The final outcome, or None when the entry was rescheduled."""
         if not is_transient(exc):
             log.info("warm %s failed permanently: %s", source, exc)
-        elif attempts >= self.max_attempts:
+            return failure_outcome(source, exc)
+        if attempts >= self.max_attempts:
             log.warning("warm %s parked after %d attempts: %s", source, attempts, exc)
             self.parked.append((source, str(exc)))
-        else:
-            self._delayed += 1
-            asyncio.get_running_loop().call_later(self.backoff * 2 ** (attempts - 1), self._retry, source, attempts)
+            return failure_outcome(source, exc, attempts)
+        self._delayed += 1
+        delay = self.backoff * 2 ** (attempts - 1)
+        asyncio.get_running_loop().call_later(delay, self._retry, source, attempts, tag)
+        return None
 
-    def _retry(self, source: str, attempts: int) -> None:
+    def _retry(self, source: str, attempts: int, tag: str | None) -> None:
         self._delayed -= 1
-        self._queue.put_nowait((source, attempts))
+        self._queue.put_nowait((source, attempts, tag))
 
 
 # Move due retries back into the stream atomically, so no entry is lost or doubled.
@@ -108,7 +134,8 @@ _PROMOTE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
 for _, item in ipairs(due) do
   local entry = cjson.decode(item)
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'source', entry.source, 'attempts', entry.attempts)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'source', entry.source, 'attempts', entry.attempts,
+             'tag', entry.tag or '')
   redis.call('ZREM', KEYS[1], item)
 end
 return #due
@@ -147,13 +174,15 @@ class RedisWarmQueue:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def put(self, sources: Sequence[str]) -> None:
+    async def put(self, sources: Sequence[str], tags: Sequence[str | None] | None = None) -> None:
+        """Append to the stream; once this returns the entries survive this process."""
         if not sources:
             return
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                for source in sources:
-                    pipe.xadd(self.stream, {"source": source, "attempts": 0}, maxlen=self.max_len, approximate=True)
+                for source, tag in zip(sources, tags or [None] * len(sources), strict=True):
+                    fields = {"source": source, "attempts": 0, "tag": tag or ""}
+                    pipe.xadd(self.stream, fields, maxlen=self.max_len, approximate=True)  # type: ignore[arg-type]
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise queue_full(f"the warm queue (Redis) is unavailable: {type(exc).__name__}") from exc
@@ -179,7 +208,7 @@ class RedisWarmQueue:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def consume(self, handle: Handler, concurrency: int) -> None:
+    async def consume(self, handle: Handler, concurrency: int, finished: Finished = _nothing_to_report) -> None:
         ready = False
         while True:
             try:
@@ -188,7 +217,9 @@ class RedisWarmQueue:
                     ready = True
                 await self.client.eval(_PROMOTE, 2, self.retry_set, self.stream, time.time(), self.max_len)
                 entries = await self._claim_stale(concurrency) or await self._read_new(concurrency)
-                await asyncio.gather(*(self._process(handle, entry_id, fields) for entry_id, fields in entries))
+                await asyncio.gather(
+                    *(self._process(handle, finished, entry_id, fields) for entry_id, fields in entries)
+                )
             except (RedisError, OSError) as exc:
                 log.warning("warm consumer: redis unavailable (%s); retrying", exc)
                 ready = False
@@ -207,25 +238,40 @@ class RedisWarmQueue:
         )
         return [entry for _, entries in result or [] for entry in entries]
 
-    async def _process(self, handle: Handler, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+    async def _process(self, handle: Handler, finished: Finished, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         source = fields.get(b"source", b"").decode("utf-8", "replace")
-        attempts = int(fields.get(b"attempts", b"0") or 0) + 1
+        tag = fields.get(b"tag", b"").decode("utf-8", "replace") or None
         try:
-            await handle(source)
+            attempts = int(fields.get(b"attempts", b"0") or 0) + 1
+        except ValueError:
+            attempts = self.max_attempts  # a damaged entry gets one last try
+        try:
+            outcome: WarmOutcome | None = await handle(source)
         except Exception as exc:
-            await self._failed(source, attempts, exc)
+            outcome = await self._failed(source, attempts, tag, exc)
+        if outcome is not None:
+            try:
+                await finished(source, tag, outcome)
+            except Exception:
+                # Not acknowledged: the entry stays pending and a live consumer claims it again
+                # (the thumbnail is stored by then, so the retry only writes the outcome).
+                log.exception("recording the warm outcome of %s failed; left pending", source)
+                return
         await self.client.xack(self.stream, self.GROUP, entry_id)
 
-    async def _failed(self, source: str, attempts: int, exc: Exception) -> None:
+    async def _failed(self, source: str, attempts: int, tag: str | None, exc: Exception) -> WarmOutcome | None:
+        """The final outcome, or None when the entry was rescheduled."""
         if not is_transient(exc):
             log.info("warm %s failed permanently: %s", source, exc)
-        elif attempts >= self.max_attempts:
+            return failure_outcome(source, exc)
+        if attempts >= self.max_attempts:
             log.warning("warm %s parked after %d attempts: %s", source, attempts, exc)
             await self.client.xadd(
-                self.parked_stream, {"source": source, "attempts": attempts, "error": str(exc)[:500]},
+                self.parked_stream, {"source": source, "attempts": attempts, "error": str(exc)[:500], "tag": tag or ""},
                 maxlen=100_000, approximate=True,
             )
-        else:
-            due = time.time() + self.backoff * 2 ** (attempts - 1)
-            member = orjson.dumps({"source": source, "attempts": attempts, "nonce": secrets.token_hex(4)})
-            await self.client.zadd(self.retry_set, {member: due})
+            return failure_outcome(source, exc, attempts)
+        due = time.time() + self.backoff * 2 ** (attempts - 1)
+        member = orjson.dumps({"source": source, "attempts": attempts, "tag": tag or "", "nonce": secrets.token_hex(4)})
+        await self.client.zadd(self.retry_set, {member: due})
+        return None

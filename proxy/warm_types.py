@@ -21,10 +21,13 @@ class WarmOutcome:
 
 
 class WarmClient(Protocol):
-    async def warm(self, sources: Sequence[str], *, wait: bool) -> list[WarmOutcome]:
+    async def warm(
+        self, sources: Sequence[str], *, wait: bool, tags: Sequence[str | None] | None = None
+    ) -> list[WarmOutcome]:
         """Queue thumbnails for ``sources``; with ``wait`` generate them and report each.
 
         Without ``wait`` the outcomes only say whether each source was accepted
-        (``ok=True``) or refused (``ok=False`` with an error).
+        (``ok=True``) or refused (``ok=False`` with an error). ``tags`` (one per source,
+        opaque to the proxy) travel with queued entries to the consumer's ``finished`` hook.
         """
         ...

@@ -19,24 +19,31 @@ from thumbs.errors import DEFAULT_HANDLERS
 from thumbs.frontend import frontend_component
 from thumbs.resources import frontend_dist
 from thumbs.settings import Settings
+from thumbs.warm_consumer import consumer_component
 
 
 def create_app(settings: Settings, *, warm_consumer: bool | None = None) -> Starlette:
     """Compose the proxy, the API and the frontend; each owns its routes and lifespan."""
-    proxy = create_proxy(settings, warm_consumer=settings.warm_consumer if warm_consumer is None else warm_consumer)
+    consume = settings.warm_consumer if warm_consumer is None else warm_consumer
+    # The consumer is started below, after the library's database is connected.
+    proxy = create_proxy(settings, warm_consumer=False)
     components = [proxy.component]
     warm_client: WarmClient = proxy.warmer
-    if settings.warm_url:  # the proxy's warm queue lives in other processes (the stack, compose)
+    if settings.warm_url:  # the backfill's generate-and-wait calls go to other processes (the stack, compose)
         http_warm_client = HttpWarmClient(settings.warm_url, settings.warm_token)
         components.append(Component(routes=[], lifespan=lambda: _closing(http_warm_client)))
         warm_client = http_warm_client
-    api = create_api(settings, warm_client)
+    # The one decision on how ingest warms: with Redis, onto the durable stream (any worker
+    # consumes it and writes the row); without, the in-process queue of this one process.
+    durable_warm = proxy.warmer if settings.redis_url else None
+    api = create_api(settings, warm_client, durable_warm=durable_warm)
     # JSON pages compress ~5x; thumbnails are JPEG already, so gzip stays off their hot path.
     api_mount = Mount("/api", routes=list(api.component.routes), middleware=[Middleware(GZipMiddleware)])
     api_component = Component(
         routes=[api_mount], lifespan=api.component.lifespan, exception_handlers=api.component.exception_handlers
     )
-    return compose([*components, api_component, frontend_component(frontend_dist())])
+    consumers = [consumer_component(proxy.warmer, api.database, settings)] if consume else []
+    return compose([*components, api_component, *consumers, frontend_component(frontend_dist())])
 
 
 def compose(components: Sequence[Component]) -> Starlette:

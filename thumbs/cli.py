@@ -108,7 +108,7 @@ def backfill(
 @app.command()
 def worker() -> None:
     """Consume the warm queue (needs THUMBS_REDIS_URL; without Redis the queue lives in `serve`)."""
-    from proxy.worker import run_worker
+    from thumbs.worker import run_worker
 
     settings = load_settings()
     require_secret(settings)
