@@ -94,6 +94,8 @@ jobs = sa.Table(
     sa.Column("run_processed", sa.BigInteger, nullable=False, server_default="0"),
     # Why the last run stopped early (the warm path was down), until a batch succeeds again.
     sa.Column("last_error", sa.Text),
+    # Added by 0006: also walk images that failed before (a plain job walks only pending ones).
+    sa.Column("retry_failed", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 job_failures = sa.Table(

@@ -104,7 +104,7 @@ async def test_postgresql_legacy_table_is_migrated_in_place(legacy_pg: str, make
         stats = await connection.fetchrow(
             """SELECT count(*) AS rows, count(url_hash) AS hashed, count(DISTINCT url) AS urls,
                       bool_and(thumbnail_status = 'pending') AS pending,
-                      min(created_at) AS oldest,
+                      min(created_at) AS oldest, count(*) FILTER (WHERE created_at IS NULL) AS undated,
                       (SELECT value FROM library_counters WHERE name = 'images') AS counter
                FROM pipeline_step_outputs"""
         )
@@ -119,7 +119,8 @@ async def test_postgresql_legacy_table_is_migrated_in_place(legacy_pg: str, make
     assert stats["hashed"] == stats["urls"]  # one hash per distinct URL; duplicates stay listed
     assert stats["pending"] is True
     assert first == dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)  # naive legacy times were UTC
-    assert stats["oldest"] == dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # the NULL date, kept at the end
+    assert stats["oldest"] == dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+    assert stats["undated"] == 1  # the NULL date stays NULL (0005), listed after every dated image
 
     # Twice is a no-op.
     in_thread(lambda: run_migrations(settings))

@@ -66,7 +66,10 @@ def upgrade() -> None:
 
 
 def upgrade_postgresql(created_at_type: sa.types.TypeEngine) -> None:
-    if isinstance(created_at_type, sa.DateTime) and not created_at_type.timezone:
+    if not isinstance(created_at_type, sa.DateTime):
+        # Dates kept as text or numbers (epoch ms): 0005 reads and converts them.
+        return
+    if not created_at_type.timezone:
         # Legacy naive timestamps were written in UTC.
         op.execute(f"ALTER TABLE {TABLE} ALTER COLUMN created_at TYPE timestamptz USING created_at AT TIME ZONE 'UTC'")
     op.execute(f"UPDATE {TABLE} SET created_at = 'epoch' WHERE created_at IS NULL")
