@@ -55,6 +55,8 @@ class CappedDecoder:
         self._inflater = self._new_inflater() if self.coding != IDENTITY else None
         self._first = True
         self._fed = False
+        self._after_end = b""
+        self._padding = False
 
     def _new_inflater(self) -> zlib._Decompress:
         if self.coding in GZIP_CODINGS:
@@ -74,7 +76,15 @@ class CappedDecoder:
             if self._inflater.eof:
                 # Concatenated gzip members are one gzip body (RFC 1952); whatever else
                 # follows the end of the stream is padding we ignore, as browsers do.
-                if not data or self.coding not in GZIP_CODINGS or not data.startswith(b"\x1f\x8b"):
+                data = self._after_end + data
+                self._after_end = b""
+                if self._padding or not data or self.coding not in GZIP_CODINGS:
+                    return
+                if len(data) < 2:
+                    self._after_end = data  # too short to tell a new member from padding yet
+                    return
+                if not data.startswith(b"\x1f\x8b"):
+                    self._padding = True
                     return
                 self._inflater = self._new_inflater()
             limit = min(PIECE, self.cap - self.produced + 1)

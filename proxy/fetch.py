@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import httpcore
@@ -195,12 +195,13 @@ def _httpx_errors() -> Iterator[None]:
 
 
 class _ResponseStream(httpx.AsyncByteStream):
-    def __init__(self, stream: AsyncIterator[bytes] | Iterable[bytes]) -> None:
+    def __init__(self, stream: Iterable[bytes] | AsyncIterable[bytes]) -> None:
+        assert isinstance(stream, AsyncIterable)  # the async pool always streams asynchronously
         self._stream = stream
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         with _httpx_errors():
-            async for part in self._stream:  # type: ignore[union-attr]
+            async for part in self._stream:
                 yield part
 
     async def aclose(self) -> None:

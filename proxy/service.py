@@ -76,8 +76,8 @@ class ThumbnailService:
         self.max_decode_bytes = max_decode_bytes
         self.wait_limit = wait_limit
         # Defaults bound nothing new (tests and tools that build a service by hand).
-        self.budget = budget or FetchBudget(1_000_000, 1 << 62, fetcher.max_bytes, wait_limit)
-        self.hold = hold or SourceHold(0, 0)
+        self.budget = budget if budget is not None else FetchBudget(1_000_000, 1 << 62, fetcher.max_bytes, wait_limit)
+        self.hold = hold if hold is not None else SourceHold(0, 0)  # (an empty hold is falsy)
         self.flights: Flights[Found] = Flights(on_abandon=metrics.abandoned.inc)
 
     def cached(self, request: ThumbnailRequest) -> Found | None:

@@ -57,8 +57,10 @@ def parse_source_url(text: object) -> httpx.URL:
 
 def _valid_host(raw_host: str) -> bool:
     if ":" in raw_host:  # httpx strips the brackets of an IPv6 literal
+        if "%" in raw_host:
+            return False  # a zone id ("%eth0") names a local interface, never an origin
         try:
-            ipaddress.IPv6Address(raw_host)  # no zone ids ("%eth0"): they name local interfaces
+            ipaddress.IPv6Address(raw_host)
         except ValueError:
             return False
         return True

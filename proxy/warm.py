@@ -136,8 +136,8 @@ class Warmer:
             return WarmOutcome(source, False, error.code, error.detail)
         except Exception as exc:  # a surprise with one item is that item's failure, not the batch's
             log.exception("warm-up of one source failed unexpectedly")
-            error = Undecodable(f"the source could not be warmed ({type(exc).__name__})")
-            return WarmOutcome(source, False, error.code, error.detail)
+            failure = Undecodable(f"the source could not be warmed ({type(exc).__name__})")
+            return WarmOutcome(source, False, failure.code, failure.detail)
         return WarmOutcome(source, True, None, None, thumbnail.width, thumbnail.height, thumbnail.color)
 
     async def consume(self, finished: Finished | None = None) -> None:

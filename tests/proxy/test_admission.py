@@ -1,0 +1,107 @@
+"""Units of the admission layer and the capped decoder: budgets, the hold, bounded pieces."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+
+import pytest
+
+from proxy.admission import FetchBudget, SourceHold
+from proxy.content_coding import PIECE, CappedDecoder, StackedEncoding, UnsupportedEncoding, codings_of
+from proxy.errors import Overloaded, TooLarge
+
+
+async def test_a_ticket_shrinks_to_the_declared_length_and_frees_its_slot_when_downloaded() -> None:
+    budget = FetchBudget(max_fetches=2, max_bytes=100, per_fetch=50, wait_limit=1)
+    async with budget.admit() as ticket:
+        assert (budget.fetches, budget.bytes) == (1, 50)
+        ticket.expect(10)
+        assert budget.bytes == 10
+        ticket.downloaded(8)
+        assert (budget.fetches, budget.bytes) == (0, 8)  # the body stays counted until the render is done
+    assert (budget.fetches, budget.bytes) == (0, 0)
+
+
+async def test_a_full_budget_waits_then_overloads() -> None:
+    budget = FetchBudget(max_fetches=1, max_bytes=100, per_fetch=50, wait_limit=0.1)
+    async with budget.admit():
+        with pytest.raises(Overloaded) as refused:
+            async with budget.admit():
+                pass  # pragma: no cover
+        assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "2"
+    assert budget.rejected == 1 and budget.fetches == 0
+
+
+async def test_a_waiter_is_admitted_when_bytes_come_free() -> None:
+    budget = FetchBudget(max_fetches=10, max_bytes=100, per_fetch=60, wait_limit=5)
+    order: list[str] = []
+
+    async def second() -> None:
+        async with budget.admit():
+            order.append("second")
+
+    async with budget.admit() as first:
+        waiter = asyncio.create_task(second())
+        await asyncio.sleep(0.05)
+        assert budget.waiting == 1 and order == []
+        first.expect(30)  # 30 + 60 fits in 100
+        await asyncio.wait_for(waiter, 1)
+    assert order == ["second"] and budget.bytes == 0
+
+
+async def test_one_download_may_always_run_alone() -> None:
+    budget = FetchBudget(max_fetches=4, max_bytes=10, per_fetch=50, wait_limit=0.1)
+    async with budget.admit():
+        assert budget.bytes == 50
+
+
+def test_the_hold_is_bounded_and_expires() -> None:
+    hold = SourceHold(max_bytes=10, seconds=60)
+    hold.put("a", b"12345")
+    hold.put("b", b"12345")
+    hold.put("c", b"123")  # the oldest goes to make room
+    assert hold.take("a") is None and hold.bytes == 8
+    hold.put("big", b"x" * 11)  # larger than the whole hold: not kept
+    assert hold.take("big") is None
+    assert hold.take("b") == b"12345" and hold.take("b") is None
+    short = SourceHold(max_bytes=10, seconds=0.0001)
+    short.put("a", b"1")
+    import time
+
+    time.sleep(0.01)
+    assert short.take("a") is None and short.bytes == 0
+
+
+def test_codings_are_parsed_with_identity_dropped() -> None:
+    assert codings_of("") == [] and codings_of("identity") == [] and codings_of(" GZip ,identity") == ["gzip"]
+    with pytest.raises(StackedEncoding):
+        CappedDecoder("gzip, gzip", 10)
+    with pytest.raises(UnsupportedEncoding):
+        CappedDecoder("br", 10)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+def test_inflation_is_done_in_bounded_pieces_and_stops_at_the_cap(coding: str) -> None:
+    zeros = b"\0" * 40_000_000
+    body = gzip.compress(zeros) if coding == "gzip" else zlib.compress(zeros)
+    cap = 10_000_000
+    decoder = CappedDecoder(coding, cap)
+    pieces: list[int] = []
+    with pytest.raises(TooLarge):
+        for start in range(0, len(body), 65536):
+            for piece in decoder.feed(body[start:start + 65536]):
+                pieces.append(len(piece))
+    assert max(pieces) <= PIECE  # each call does a bounded amount of work
+    assert decoder.produced == cap + 1 and sum(pieces) <= cap
+
+
+def test_a_whole_body_round_trips_in_any_chunking() -> None:
+    data = bytes(range(256)) * 20_000
+    body = gzip.compress(data) + gzip.compress(b"tail")  # two members are one gzip body
+    for size in (1, 7, 4096, len(body)):
+        decoder = CappedDecoder("gzip", 10_000_000)
+        out = b"".join(piece for start in range(0, len(body), size) for piece in decoder.feed(body[start:start + size]))
+        decoder.finish()
+        assert out == data + b"tail"

@@ -1,0 +1,381 @@
+"""Hostile origins (issue 11 §1): content-coding bombs, bursts of big misses, decode-memory
+bombs, and the per-item warm contract. Bounded by what the proxy *did* (bytes the decoder
+produced, origin request counters, pool and budget counters), never by wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import threading
+import zlib
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import pyvips
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from proxy.urls import ThumbnailRequest, cache_key
+from proxy.variants import THUMB
+from tests.proxy.conftest import running
+from tests.support import images
+from tests.support.images import _png_chunk
+from tests.support.origin import Origin
+from thumbs.settings import Settings
+
+WARM_AUTH = {"authorization": "Bearer warm-token"}
+MB = 1_000_000
+
+
+async def until(predicate: Callable[[], object], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def _png() -> bytes:
+    return images.png(images.photo(120, 80))
+
+
+@pytest.mark.parametrize(
+    "coding", ["gzip, gzip", "gzip,gzip", "deflate, gzip", "gzip, deflate", "x-gzip, gzip", "gzip, identity, gzip"]
+)
+async def test_stacked_encodings_are_refused_before_inflating_anything(
+    coding: str, make_settings: Callable[..., Settings], origin: Origin, unique
+) -> None:
+    # The issue's example: a tiny body that would inflate to gigabytes in two passes.
+    inner = gzip.compress(gzip.compress(b"\0" * 50 * MB))
+    source = origin.add(unique("stacked.png"), inner, headers={"content-encoding": coding})
+    async with running(make_settings(negative_ttl=0)) as proxy:
+        response = await proxy.thumb(source)
+        assert response.status_code == 502, response.text
+        assert response.json()["error"] == "stacked_encoding"
+        assert response.headers["cache-control"] == "no-store"
+        assert proxy.proxy.service.fetcher.decoded_bytes == 0  # refused on the header alone
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "compress", "x-compress", "bogus", "gzip;q=1", "\u00e9"])
+async def test_unknown_encodings_are_refused(coding: str, make_settings: Callable[..., Settings], origin: Origin,
+                                             unique) -> None:
+    async def handler(_: Request) -> Response:
+        return Response(_png(), headers={"content-encoding": coding.encode("utf-8").decode("latin-1")})
+
+    source = origin.add_handler(unique("odd.png"), handler)
+    async with running(make_settings(negative_ttl=0)) as proxy:
+        response = await proxy.thumb(source)
+    assert response.status_code == 502, response.text
+    assert response.json()["error"] == "unsupported_encoding"
+
+
+def _deflate(data: bytes, raw: bool = False) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize("coding", ["gzip", "x-gzip", "deflate", "raw-deflate"])
+async def test_one_honest_coding_is_undone_and_rendered(coding: str, make_settings: Callable[..., Settings],
+                                                        origin: Origin, unique) -> None:
+    png = _png()
+    body = gzip.compress(png) if "gzip" in coding else _deflate(png, raw=coding == "raw-deflate")
+    header = "deflate" if coding == "raw-deflate" else coding
+    source = origin.add(unique("coded.png"), body, headers={"content-encoding": header})
+    async with running(make_settings()) as proxy:
+        response = await proxy.thumb(source)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "image/jpeg"
+        assert proxy.proxy.service.fetcher.decoded_bytes == len(png)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+async def test_a_single_coding_bomb_stops_at_the_byte_cap(coding: str, make_settings: Callable[..., Settings],
+                                                          origin: Origin, unique) -> None:
+    """~200 KB on the wire, 200 MB inflated: the decoder hands out at most cap + 1 bytes."""
+    cap = 2 * MB
+    zeros = b"\0" * 200 * MB
+    bomb = gzip.compress(zeros, 9) if coding == "gzip" else _deflate(zeros)
+    del zeros
+    assert len(bomb) < 300_000
+    source = origin.add(unique("bomb.png"), bomb, headers={"content-encoding": coding})
+    async with running(make_settings(max_source_bytes=cap, negative_ttl=0)) as proxy:
+        response = await proxy.thumb(source)
+        assert response.status_code == 413, response.text
+        assert response.json()["error"] == "too_large"
+        produced = proxy.proxy.service.fetcher.decoded_bytes
+    assert cap < produced <= cap + 1  # nothing inflated past the cap (200 MB were on offer)
+
+
+async def test_truncated_and_corrupt_compressed_bodies_are_clean_502s(make_settings: Callable[..., Settings],
+                                                                      origin: Origin, unique) -> None:
+    whole = gzip.compress(_png())
+    truncated = origin.add(unique("cut.png"), whole[: len(whole) // 2], headers={"content-encoding": "gzip"})
+    corrupt = origin.add(unique("junk.png"), b"this is not gzip at all", headers={"content-encoding": "gzip"})
+    async with running(make_settings(negative_ttl=0)) as proxy:
+        for source in (truncated, corrupt):
+            response = await proxy.thumb(source)
+            assert response.status_code == 502, response.text
+            assert response.json()["error"] == "origin_error"
+
+
+async def test_the_fetcher_asks_origins_for_identity_only(make_settings: Callable[..., Settings], origin: Origin,
+                                                          unique) -> None:
+    seen: list[str] = []
+
+    async def handler(request: Request) -> Response:
+        seen.append(request.headers.get("accept-encoding", ""))
+        return Response(_png(), media_type="image/png")
+
+    source = origin.add_handler(unique("ae.png"), handler)
+    async with running(make_settings()) as proxy:
+        assert (await proxy.thumb(source)).status_code == 200
+    assert seen == ["identity"]
+
+
+class Gate:
+    """An origin handler that holds its answer until released, counting who arrived."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.arrived = 0
+        self.release = asyncio.Event()
+
+    async def __call__(self, _: Request) -> Response:
+        self.arrived += 1
+        await self.release.wait()
+        return Response(self.body, media_type="image/png")
+
+
+async def test_a_full_pool_is_503_before_the_origin_is_contacted(make_settings: Callable[..., Settings],
+                                                                 origin: Origin, unique) -> None:
+    held = [Gate(_png()) for _ in range(2)]
+    busy = [origin.add_handler(unique(f"busy{index}.png"), gate) for index, gate in enumerate(held)]
+    extra = origin.add(unique("extra.png"), _png())
+    settings = make_settings(processing_threads=1, processing_queue=1, negative_ttl=0)  # two places
+    async with running(settings) as proxy:
+        first = [asyncio.create_task(proxy.thumb(source)) for source in busy]
+        await until(lambda: sum(gate.arrived for gate in held) == 2)  # both downloading, each with a place
+        refused = await proxy.thumb(extra)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"] == "overloaded"
+        assert int(refused.headers["retry-after"]) >= 1
+        assert origin.hits[unique("extra.png")] == 0  # refused before any request to the origin
+        for gate in held:
+            gate.release.set()
+        assert [r.status_code for r in await asyncio.gather(*first)] == [200, 200]
+        again = await proxy.thumb(extra)  # the retry, once there is room
+        assert again.status_code == 200
+        assert proxy.proxy.service.pool.in_flight == 0
+    assert origin.hits[unique("extra.png")] == 1
+
+
+async def test_downloads_beyond_the_budget_wait_without_contacting_the_origin(
+    make_settings: Callable[..., Settings], origin: Origin, unique
+) -> None:
+    held = [Gate(_png()) for _ in range(3)]
+    sources = [origin.add_handler(unique(f"b{index}.png"), gate) for index, gate in enumerate(held)]
+    async with running(make_settings(max_concurrent_fetches=2, negative_ttl=0)) as proxy:
+        budget = proxy.proxy.service.budget
+        tasks = [asyncio.create_task(proxy.thumb(source)) for source in sources]
+        await until(lambda: budget.fetches == 2 and budget.waiting == 1)
+        await asyncio.sleep(0.1)
+        assert sum(gate.arrived for gate in held) == 2  # the third waits for a ticket, not on the origin
+        for gate in held:
+            gate.release.set()
+        assert [r.status_code for r in await asyncio.gather(*tasks)] == [200, 200, 200]
+        assert budget.fetches == 0 and budget.bytes == 0  # every ticket given back
+    assert sum(gate.arrived for gate in held) == 3
+
+
+async def test_bytes_in_flight_bound_how_many_big_sources_download_at_once(
+    make_settings: Callable[..., Settings], origin: Origin, unique
+) -> None:
+    """Budget = 2 x the byte cap: sources with no declared length reserve the whole cap each."""
+    cap = 1 * MB
+    arrived: list[str] = []
+    release = asyncio.Event()
+
+    def streaming(name: str) -> Callable[[Request], object]:
+        async def handler(_: Request) -> Response:
+            arrived.append(name)
+
+            async def body() -> AsyncIterator[bytes]:
+                yield _png()
+                await release.wait()
+
+            return StreamingResponse(body(), media_type="image/png")  # chunked: no Content-Length
+        return handler
+
+    sources = [origin.add_handler(unique(f"s{index}.png"), streaming(str(index))) for index in range(4)]
+    settings = make_settings(max_source_bytes=cap, max_fetch_bytes_in_flight=2 * cap, negative_ttl=0)
+    async with running(settings) as proxy:
+        budget = proxy.proxy.service.budget
+        tasks = [asyncio.create_task(proxy.thumb(source)) for source in sources]
+        await until(lambda: budget.waiting == 2 and len(arrived) == 2)
+        await asyncio.sleep(0.1)
+        assert len(arrived) == 2 and budget.bytes == 2 * cap  # two reservations of the cap; two wait
+        release.set()
+        assert [r.status_code for r in await asyncio.gather(*tasks)] == [200] * 4
+        assert budget.bytes == 0
+    assert len(arrived) == 4
+
+
+class BlockedPool:
+    """Occupies the only processing thread until released."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def block(self) -> None:
+        self.event.wait(10)
+
+
+async def test_a_source_fetched_for_a_request_that_left_is_not_fetched_again_for_its_retry(
+    make_settings: Callable[..., Settings], origin: Origin, unique
+) -> None:
+    source = origin.add(unique("kept.png"), _png())
+    path = unique("kept.png")
+    async with running(make_settings(processing_threads=1, processing_queue=4)) as proxy:
+        service = proxy.proxy.service
+        blocker = BlockedPool()
+        occupied = asyncio.ensure_future(service.pool.run(blocker.block))
+        request = ThumbnailRequest(source, THUMB)
+        waiting = asyncio.create_task(service.generate(request, abandonable=True))
+        queued = service.pool._executor._work_queue  # type: ignore[union-attr]
+        await until(lambda: queued.qsize() == 1)  # downloaded, its render queued behind the blocker
+        assert origin.hits[path] == 1
+        waiting.cancel()  # the client left: the queued render is dropped ...
+        await asyncio.gather(waiting, return_exceptions=True)
+        await until(lambda: len(service.hold) == 1)  # ... but the download is kept
+        blocker.event.set()
+        await occupied
+        retry = await proxy.thumb(source)
+        assert retry.status_code == 200 and retry.headers["x-thumb-tier"] == "generated"
+        assert origin.hits[path] == 1  # the retry used the held source
+        assert len(service.hold) == 0 and service.hold.bytes == 0
+
+        # After the window, a held source is gone: a new miss downloads again.
+        other = origin.add(unique("expires.png"), _png())
+        service.hold.seconds = 0.05
+        service.hold.put(other, _png())
+        await asyncio.sleep(0.1)
+        assert (await proxy.thumb(other)).status_code == 200
+    assert origin.hits[unique("expires.png")] == 1
+
+
+def _interlaced_rgba16(side: int, interlace: bool = True) -> bytes:
+    """A 16-bit RGBA PNG made with pyvips (``pngsave(interlace=..., bitdepth=16)``)."""
+    image = pyvips.Image.xyz(side, side)[0].cast("ushort") * 40
+    image = image.bandjoin([image, image, image]).copy(interpretation="rgb16").cast("ushort")
+    return image.pngsave_buffer(interlace=interlace, bitdepth=16, compression=9)
+
+
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def adam7_rgba16_bomb(side: int) -> bytes:
+    """The issue's sample class: a valid interlaced 16-bit RGBA PNG of ``side`` x ``side`` zero
+    pixels, compressed row by row (pyvips would hold the whole 392 MB image to write it)."""
+    compressor = zlib.compressobj(9)
+    parts: list[bytes] = []
+    for x0, y0, dx, dy in ADAM7:
+        width, height = -(-(side - x0) // dx), -(-(side - y0) // dy)
+        row = b"\0" * (1 + width * 8)  # filter byte + RGBA x 16 bits
+        for _ in range(height):
+            parts.append(compressor.compress(row))
+    parts.append(compressor.flush())
+    ihdr = side.to_bytes(4, "big") * 2 + bytes([16, 6, 0, 0, 1])  # 16-bit, RGBA, Adam7
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"".join(parts))
+            + _png_chunk(b"IEND", b""))
+
+
+@pytest.mark.timeout(120)
+async def test_decode_budget_refuses_an_interlaced_16_bit_png_cheaply(make_settings: Callable[..., Settings],
+                                                                       origin: Origin, unique) -> None:
+    """The issue's sample: 7000x7000 RGBA 16-bit, interlaced, well under 1 MB; 392 MB to decode."""
+    bomb = adam7_rgba16_bomb(7000)
+    assert len(bomb) < 1 * MB
+    header = pyvips.Image.new_from_buffer(bomb, "", access="sequential")
+    assert (header.width, header.bands, header.format, header.get("interlaced")) == (7000, 4, "ushort", 1)
+    source = origin.add(unique("adam7.png"), bomb)
+    async with running(make_settings(negative_ttl=0)) as proxy:  # default budget: 256 MiB
+        response = await proxy.thumb(source)
+    assert response.status_code == 413, response.text
+    body = response.json()
+    assert body["error"] == "too_large"
+    assert "392 MB" in body["detail"] and "268 MB decode budget" in body["detail"]
+    assert "interlaced" in body["detail"]
+
+
+async def test_the_same_image_streamed_fits_and_interlaced_does_not(make_settings: Callable[..., Settings],
+                                                                    origin: Origin, unique) -> None:
+    """Same pixels, two layouts: the budget counts what the decoder must hold, not the pixels."""
+    streamed = origin.add(unique("plain.png"), _interlaced_rgba16(1200, interlace=False))
+    interlaced = origin.add(unique("adam7.png"), _interlaced_rgba16(1200, interlace=True))
+    progressive = origin.add(unique("prog.jpg"), images.jpeg(images.photo(1200, 1200), interlace=True))
+    baseline = origin.add(unique("base.jpg"), images.jpeg(images.photo(1200, 1200)))
+    # 1200 x 1200 x 4 x 2 = 11.5 MB interlaced; a 256-row window streamed = 2.5 MB.
+    async with running(make_settings(max_decode_bytes=5 * MB, negative_ttl=0)) as proxy:
+        assert (await proxy.thumb(streamed)).status_code == 200
+        assert (await proxy.thumb(baseline)).status_code == 200
+        for source in (interlaced, progressive):
+            refused = await proxy.thumb(source)
+            assert refused.status_code == 413 and refused.json()["error"] == "too_large", source
+    async with running(make_settings(max_decode_bytes=12 * MB, negative_ttl=0)) as proxy:
+        assert (await proxy.thumb(interlaced)).status_code == 200
+        assert (await proxy.thumb(progressive)).status_code == 200  # 1200 x 1200 x 3 x 2 = 8.6 MB
+
+
+async def test_the_pixel_cap_still_applies(make_settings: Callable[..., Settings], origin: Origin, unique) -> None:
+    source = origin.add(unique("wide.png"), images.png(images.solid(400, 300)))
+    async with running(make_settings(max_source_pixels=100_000, negative_ttl=0)) as proxy:
+        response = await proxy.thumb(source)
+    assert response.status_code == 413 and response.json()["error"] == "too_many_pixels"
+
+
+MALFORMED = [
+    "http://[x", "http://[object Object]/x.png", "http://img.example.com\uff0fx.png",
+    "http:\uff0f\uff0fimg.example.com/x",
+    "http://\uff0f\uff0f/x.png", "", " ", "http://", "http://x:99999/a.png", "http://%41.com/x.png", "http://a b/x",
+    "http://[fe80::1%25eth0]/x.png", "\x00", "http://\u0000/", "https://[::1", "//", "/t/", "/t/x/y/z.jpg",
+    "http://" + "a" * 300 + "/x.png", "http://\u00ad/x.png", "javascript:alert(1)", "http://x.test/\u202e.png",
+]
+
+
+@pytest.mark.parametrize("wait", [True, False])
+async def test_a_warm_batch_answers_per_item_and_keeps_the_good_ones(
+    wait: bool, make_settings: Callable[..., Settings], origin: Origin, unique
+) -> None:
+    good = [origin.add(unique(f"good{index}.png"), _png()) for index in range(3)]
+    # An origin whose own paths start with /t/ is an origin, not a thumbnail URL, even when
+    # the path has a thumbnail URL's shape (signature/variant/file).
+    t_path = origin.add("/t" + unique("x.png"), _png())
+    t_shaped = origin.add("/t" + unique("thumb/aGVsbG8.jpg").replace("/thumb", "A" * 43 + "/thumb", 1), _png())
+    good += [t_path, t_shaped]
+    sources = [good[0], *MALFORMED[:10], good[1], *MALFORMED[10:], t_path, good[2], t_shaped]
+    settings = make_settings()
+    async with running(settings, warm_consumer=not wait) as proxy:
+        response = await proxy.client.post("/warm", json={"sources": sources, "wait": wait}, headers=WARM_AUTH)
+        store = proxy.proxy.service.store
+        if wait:
+            assert response.status_code == 200, response.text
+            results = response.json()["results"]
+            assert [r["source"] for r in results] == sources
+            by_source = {r["source"]: r for r in results}
+            for source in good:
+                assert by_source[source]["ok"] is True, by_source[source]
+            for source in MALFORMED:
+                assert by_source[source]["ok"] is False and by_source[source]["error"], source
+                assert by_source[source]["error"] in {"source_not_allowed", "not_found", "bad_request"}, source
+        else:
+            assert response.status_code == 202, response.text
+            body = response.json()
+            assert [item["source"] for item in body["accepted"]] == [good[0], good[1], t_path, good[2], t_shaped]
+            assert sorted(item["source"] for item in body["refused"]) == sorted(MALFORMED)
+        for source in good:
+            await until(lambda source=source: store.exists(cache_key(source, THUMB)))
