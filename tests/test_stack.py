@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,11 +22,18 @@ from thumbs.demo_images import demo_image
 pytestmark = pytest.mark.nginx
 
 
+@dataclass(frozen=True)
+class Stack:
+    public: str
+    internal: str
+
+
 @pytest.fixture
-def stack(tmp_path: Path, pg_url: str, redis_url: str, redis_prefix: str, origin: Origin) -> Iterator[str]:
+def stack(tmp_path: Path, pg_url: str, redis_url: str, redis_prefix: str, origin: Origin) -> Iterator[Stack]:
     require_binary("nginx")
-    port = free_port()
+    port, internal = free_port(), free_port()
     environment = clean_environment(
+        THUMBS_EDGE_INTERNAL_PORT=str(internal),
         THUMBS_DATA_DIR=str(tmp_path / "data"),
         THUMBS_PORT=str(port),
         THUMBS_STACK_APP_PORT=str(free_port()),
@@ -50,13 +58,13 @@ def stack(tmp_path: Path, pg_url: str, redis_url: str, redis_prefix: str, origin
         while True:
             assert process.poll() is None, (tmp_path / "stack.log").read_text()
             try:
-                if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{internal}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline, (tmp_path / "stack.log").read_text()
             time.sleep(0.3)
-        yield base_url
+        yield Stack(base_url, f"http://127.0.0.1:{internal}")
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -71,18 +79,26 @@ def stack(tmp_path: Path, pg_url: str, redis_url: str, redis_prefix: str, origin
             httpx.get(base_url + "/healthz", timeout=1)
 
 
-def test_stack_serves_the_library_through_nginx_with_cache_hits(stack: str, origin: Origin) -> None:
+def test_stack_serves_the_library_through_nginx_with_cache_hits(stack: Stack, origin: Origin) -> None:
     source = origin.add("/stack/one.png", demo_image(5, "small").data, content_type="image/png")
+    body = {"url": source, "pipeline_id": "p1", "step": "generate"}
+    # Ingest is not on the public edge, even with the token; the internal listener has it.
+    token = {"authorization": "Bearer ingest-token"}
+    public = httpx.post(stack.public + "/api/library/images", json=body, headers=token)
+    assert public.status_code == 405 and public.json()["error"] == "method_not_allowed"
+    for path in ("/healthz", "/metrics", "/warm", "/api/library/generate-thumbnails", "/api/openapi.json"):
+        hidden = httpx.get(stack.public + path)
+        assert hidden.status_code == 404 and hidden.json()["error"] == "not_found", path
     created = httpx.post(
-        stack + "/api/library/images",
+        stack.internal + "/api/library/images",
         json={"url": source, "pipeline_id": "p1", "step": "generate"},
         headers={"authorization": "Bearer ingest-token"},
         timeout=10,
     )
     assert created.status_code in (200, 201), created.text
-    listing = httpx.get(stack + "/api/library/images", params={"limit": 5}, timeout=10).json()
+    listing = httpx.get(stack.public + "/api/library/images", params={"limit": 5}, timeout=10).json()
     image = next(item for item in listing["images"] if item["url"] == source)
-    assert image["thumbnail_url"].startswith(stack + "/t/")
+    assert image["thumbnail_url"].startswith(stack.public + "/t/")
     first = httpx.get(image["thumbnail_url"], timeout=30)
     second = httpx.get(image["thumbnail_url"], timeout=30)
     assert first.status_code == 200 and first.headers["content-type"] == "image/jpeg"

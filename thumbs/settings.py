@@ -100,6 +100,10 @@ class Settings(BaseSettings):
 
     # The production shape on one machine (`thumbs stack`)
     stack_app_port: int = Field(0, ge=0, le=65535, description="Port of the app workers behind nginx (0: PORT+1).")
+    edge_internal_port: int = Field(
+        0, ge=0, le=65535,
+        description="The stack's internal edge port on 127.0.0.1 (ingest, warm, admin, health, metrics; 0: PORT+2).",
+    )
     edge_cache_size: str = Field("2g", pattern=r"^[0-9]+[kmg]?$", description="nginx thumbnail cache size.")
 
     @field_validator("previous_secrets", "allowed_sources", "cors_origins", mode="before")

@@ -73,6 +73,10 @@ def app_port(settings: Settings) -> int:
     return settings.stack_app_port or settings.port + 1
 
 
+def internal_port(settings: Settings) -> int:
+    return settings.edge_internal_port or settings.port + 2
+
+
 def write_nginx_config(settings: Settings, directory: Path) -> Path:
     """Render nginx/thumbs.conf.template plus a main config under ``directory``."""
     run, logs = directory / "run", directory / "logs"
@@ -81,6 +85,8 @@ def write_nginx_config(settings: Settings, directory: Path) -> Path:
     upstream = f"127.0.0.1:{app_port(settings)}"
     values = {
         "THUMBS_EDGE_LISTEN": f"{settings.host}:{settings.port}",
+        # Never on a public address: ingest, warm, admin and operations live here.
+        "THUMBS_EDGE_INTERNAL_LISTEN": f"127.0.0.1:{internal_port(settings)}",
         "THUMBS_EDGE_CACHE_DIR": str((directory / "cache").resolve()),
         "THUMBS_EDGE_CACHE_SIZE": settings.edge_cache_size,
         "THUMBS_PROXY_UPSTREAM": upstream,
@@ -156,11 +162,12 @@ def run_stack(settings: Settings) -> None:
         processes["nginx"] = subprocess.Popen(
             [nginx, "-p", str(directory.resolve()), "-c", str(config.resolve()), "-g", "daemon off;"]
         )
-        wait_ready(f"http://{settings.host}:{settings.port}/healthz", "nginx", processes["nginx"])
+        wait_ready(f"http://127.0.0.1:{internal_port(settings)}/healthz", "nginx", processes["nginx"])
         console.print(
             f"\n[bold green]thumbs stack[/] is serving on http://{settings.host}:{settings.port}/ "
             f"(nginx → {settings.workers} app worker(s) on :{app_port(settings)}"
             f"{', warm worker' if with_redis else ''})\n"
+            f"  internal (ingest, warm, admin, /healthz, /readyz, /metrics): http://127.0.0.1:{internal_port(settings)}/\n"
             f"  config and logs: {directory}\n"
             "Press Ctrl-C to stop."
         )

@@ -23,6 +23,7 @@ NO_REDIS = (
 
 
 async def run_worker(settings: Settings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not settings.redis_url:
         log.warning(NO_REDIS)
         print(NO_REDIS)
