@@ -9,5 +9,6 @@ export default defineConfig({
   plugins: [react(), ...(apiTarget ? [] : [mockLibraryApi()])],
   server: apiTarget ? { proxy: { "/api": apiTarget } } : {},
   build: { outDir: "dist", emptyOutDir: true, target: "es2022" },
-  test: { environment: "node", include: ["src/**/*.test.ts"] },
+  // Pure modules run in node; component tests (*.test.tsx) declare `@vitest-environment jsdom`.
+  test: { environment: "node", include: ["src/**/*.test.{ts,tsx}"], setupFiles: ["src/test/setup.ts"] },
 });

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { fetchLibraryPage, isRetryableStatus, libraryPageUrl } from "./api";
+import { fetchLibraryPage, fetchNewerImages, isRetryableStatus, libraryPageUrl, parseRetryAfter } from "./api";
 import { PageError } from "./pageLoader";
 
 const json = (status: number, body: unknown) =>
@@ -48,5 +48,35 @@ describe("isRetryableStatus", () => {
   it("retries server errors, timeouts and rate limits only", () => {
     expect([500, 502, 503, 408, 429].every(isRetryableStatus)).toBe(true);
     expect([400, 401, 403, 404, 422].some(isRetryableStatus)).toBe(false);
+  });
+});
+
+describe("stable paging and new images", () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("adds the until bound to page URLs and reads head_cursor", async () => {
+    expect(libraryPageUrl("", 50, 100, "abc=")).toBe("/api/library/images?limit=50&offset=100&until=abc%3D");
+    const fetchMock = vi.fn(async () => json(200, { images: [], total: 0, limit: 50, offset: 0, head_cursor: "H" }));
+    vi.stubGlobal("fetch", fetchMock);
+    const result = await fetchLibraryPage("", 1, 50, new AbortController().signal, "H");
+    expect(fetchMock).toHaveBeenCalledWith("/api/library/images?limit=50&offset=50&until=H", expect.anything());
+    expect(result.headCursor).toBe("H");
+  });
+
+  it("asks newer_than and returns the images, their count and the new head", async () => {
+    const fetchMock = vi.fn(async () => json(200, { images: [{ id: 9 }], count: 4, head_cursor: "N", total: 4 }));
+    vi.stubGlobal("fetch", fetchMock);
+    const found = await fetchNewerImages("", "H", 200, new AbortController().signal);
+    expect(fetchMock).toHaveBeenCalledWith("/api/library/images?newer_than=H&limit=200", expect.anything());
+    expect(found).toEqual({ images: [{ id: 9 }], count: 4, headCursor: "N" });
+  });
+
+  it("passes Retry-After on to the loader", async () => {
+    vi.stubGlobal("fetch", async () => new Response("busy", { status: 503, headers: { "Retry-After": "7" } }));
+    const err = (await fetchLibraryPage("", 0, 50, new AbortController().signal).catch((e: unknown) => e)) as PageError;
+    expect(err.retryAfterMs).toBe(7000);
+    expect(parseRetryAfter(null)).toBeNull();
+    expect(parseRetryAfter("soon")).toBeNull();
+    expect(parseRetryAfter("Thu, 01 Jan 2026 00:00:10 GMT", Date.UTC(2026, 0, 1))).toBe(10_000);
   });
 });

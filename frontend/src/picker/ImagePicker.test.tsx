@@ -1,0 +1,220 @@
+// @vitest-environment jsdom
+/**
+ * The picker as a user meets it, in jsdom: what is on screen and in the accessibility tree after
+ * outages, inserts, resizes and key presses. The API is an in-memory fake with the real contract
+ * (src/test/fakeLibrary.ts); images "load" or "fail" when a test fires their events.
+ */
+import { act, cleanup, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { fakeLibrary, type FakeLibrary } from "../test/fakeLibrary";
+import { resizeAll } from "../test/setup";
+import { ImagePicker, type ImagePickerProps } from "./ImagePicker";
+
+let lib: FakeLibrary;
+let online = true;
+
+function setOnline(value: boolean) {
+  online = value;
+  lib.offline = !value;
+}
+
+beforeEach(() => {
+  lib = fakeLibrary(1000);
+  online = true;
+  Object.defineProperty(window.navigator, "onLine", { configurable: true, get: () => online });
+  vi.stubGlobal("fetch", (input: RequestInfo | URL) => lib.fetch(input));
+  sessionStorage.clear();
+  resizeAll(800, 600); // 5 columns of 160 px, 3.75 rows on screen
+});
+
+afterEach(() => {
+  cleanup();
+  vi.unstubAllGlobals();
+});
+
+function renderPicker(props: Partial<ImagePickerProps> = {}) {
+  const onSelect = vi.fn();
+  const utils = render(<ImagePicker scrollKey={null} onSelect={onSelect} {...props} />);
+  return { ...utils, onSelect };
+}
+
+const grid = () => screen.getByRole("grid");
+const cell = (index: number) => document.querySelector<HTMLElement>(`[role=gridcell][data-index="${index}"]`);
+
+/** Scroll the grid like a user: set scrollTop and fire the event the browser would. */
+async function scrollTo(top: number) {
+  await act(async () => {
+    grid().scrollTop = top;
+    fireEvent.scroll(grid());
+  });
+}
+
+/** After the picker sets scrollTop itself, the browser fires a scroll event; jsdom does not. */
+async function settleScroll() {
+  await act(async () => {
+    fireEvent.scroll(grid());
+  });
+}
+
+async function loaded(index: number) {
+  await waitFor(() => expect(cell(index)?.getAttribute("aria-label") ?? "").toMatch(/^Image \d+/));
+}
+
+describe("recovery", () => {
+  it("first load offline says so, then loads by itself when the connection returns", async () => {
+    setOnline(false);
+    renderPicker();
+    const alert = await screen.findByRole("alert");
+    expect((alert)?.textContent).toContain("You're offline");
+    setOnline(true);
+    await act(async () => {
+      window.dispatchEvent(new Event("online"));
+    });
+    await loaded(0);
+    expect(screen.queryByRole("alert")).toBeNull();
+  });
+
+  it("server trouble reads as such and recovers when the tab becomes visible again", async () => {
+    lib.failWith = { status: 503 };
+    renderPicker();
+    const alert = await screen.findByRole("alert", {}, { timeout: 8000 });
+    expect((alert)?.textContent).toContain("The library isn't responding");
+    expect((alert)?.textContent).toContain("database is down");
+    lib.failWith = null;
+    await act(async () => {
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    await loaded(0);
+  }, 15_000);
+
+  it("a failing thumbnail says 'Preview unavailable' and never falls back to the original", async () => {
+    renderPicker();
+    await loaded(0);
+    const img = () => cell(0)!.querySelector("img")!;
+    fireEvent.error(img());
+    await waitFor(() => expect(cell(0)!.querySelector("img")).not.toBeNull(), { timeout: 2000 });
+    expect(img().getAttribute("src")).toBe("/t/1000.jpg");
+    fireEvent.error(img());
+    await within(cell(0)!).findByText("Preview unavailable");
+    expect((cell(0))?.getAttribute("aria-label")).toMatch(/preview unavailable$/);
+    expect(document.querySelector('img[src^="/full/"]')).toBeNull();
+    // Back online: the tile tries its thumbnail again at once (no session memory of the failure).
+    await act(async () => {
+      window.dispatchEvent(new Event("online"));
+    });
+    expect(img().getAttribute("src")).toBe("/t/1000.jpg");
+    fireEvent.load(img());
+    await waitFor(() => expect(within(cell(0)!).queryByText("Preview unavailable")).toBeNull());
+  });
+
+  it("Retry clears everything failed, pages and thumbnails, and its keys are its own", async () => {
+    const user = userEvent.setup();
+    lib.failWhen = (url) => url.searchParams.get("offset") === "50";
+    lib.failWith = { status: 400 }; // not retryable: fails at once
+    renderPicker();
+    await loaded(0);
+    await scrollTo(160 * 8); // items 40..59: page 0 shown, page 1 failed
+    const bar = await screen.findByRole("alert");
+    expect(bar.textContent).toContain("could not be loaded");
+    // A thumbnail that gave up for now (next try in 1.5 s).
+    fireEvent.error(cell(45)!.querySelector("img")!);
+    await waitFor(() => expect(cell(45)!.querySelector("img")).not.toBeNull(), { timeout: 2000 });
+    fireEvent.error(cell(45)!.querySelector("img")!);
+    await within(cell(45)!).findByText("Preview unavailable");
+    expect(cell(45)!.querySelector("img")).toBeNull();
+
+    const retry = within(bar).getByRole("button", { name: "Retry" });
+    retry.focus();
+    await user.keyboard("{ArrowDown}");
+    expect(document.activeElement).toBe(retry);
+    lib.failWith = null;
+    const before = lib.requests.length;
+    await user.keyboard("{Enter}");
+    expect(cell(45)!.querySelector("img")).not.toBeNull(); // at once, not after its backoff
+    await waitFor(() => expect(screen.queryByRole("alert")).toBeNull());
+    expect(lib.requests.slice(before).map((u) => u.searchParams.get("offset"))).toContain("50");
+    await loaded(55);
+    expect(document.querySelector("[aria-selected=true]")).toBeNull(); // Enter retried, it selected nothing
+  });
+});
+
+describe("a stable list", () => {
+  it("images added while open never show twice, and come in at the top on request, keeping the place", async () => {
+    const user = userEvent.setup();
+    renderPicker();
+    await loaded(0);
+    lib.insert(7);
+    await scrollTo(160 * 19); // rows 19.. (items 95..) need page 1 and 2
+    await loaded(102);
+    const ids = [97, 98, 99, 100, 101, 102].map((i) => cell(i)!.getAttribute("aria-label")!.split(",")[0]);
+    expect(new Set(ids).size).toBe(6);
+    expect(lib.requests.filter((u) => u.searchParams.get("offset") === "50")[0]!.searchParams.get("until")).toBe(
+      "1000",
+    );
+
+    await act(async () => {
+      window.dispatchEvent(new Event("focus")); // also polled every 20 s
+    });
+    await waitFor(() => expect((screen.getByRole("status"))?.textContent).toContain("7 new images"));
+    const topLeft = cell(95)!.getAttribute("aria-label");
+    await user.click(screen.getByRole("button", { name: "Show 7 new images" }));
+    await settleScroll();
+    // The image that was top-left is still in the top row, seven places on (a row further down).
+    expect(cell(102)!.getAttribute("aria-label")).toBe(topLeft);
+    expect(grid().scrollTop).toBeLessThanOrEqual(Math.floor(102 / 5) * 160);
+    expect(grid().scrollTop + 160).toBeGreaterThan(Math.floor(102 / 5) * 160);
+    await scrollTo(0);
+    expect(cell(0)!.getAttribute("aria-label")).toMatch(/^Image 1007,/);
+    expect(cell(7)!.getAttribute("aria-label")).toMatch(/^Image 1000,/);
+    expect(screen.queryByRole("button", { name: /new image/ })).toBeNull();
+  });
+});
+
+describe("place kept through resizes", () => {
+  it("a drag-resize narrower and back in many small steps keeps the top-left item in view", async () => {
+    renderPicker();
+    await loaded(0);
+    await scrollTo(160 * 25 + 37); // row 25 of 5 columns: item 125 at the top-left
+    const anchor = 125;
+    const startTop = grid().scrollTop;
+    const widths = [...Array.from({ length: 40 }, (_, i) => 800 - 7 * i), ...Array.from({ length: 41 }, (_, i) => 520 + 7 * i)];
+    for (const width of widths) {
+      await act(async () => resizeAll(width, 600));
+      await settleScroll();
+      const cols = Math.min(10, Math.max(2, Math.floor(width / 160)));
+      const size = Math.floor((width / cols) * 100) / 100;
+      const rowTop = Math.floor(anchor / cols) * size;
+      expect(rowTop, `width ${width}`).toBeLessThanOrEqual(grid().scrollTop + 1e-6);
+      expect(rowTop + size, `width ${width}`).toBeGreaterThan(grid().scrollTop);
+    }
+    await act(async () => resizeAll(800, 600));
+    await settleScroll();
+    expect(grid().scrollTop).toBeCloseTo(startTop, 6);
+  });
+});
+
+describe("selection and keyboard", () => {
+  it("click selects and reports the full URL", async () => {
+    const user = userEvent.setup();
+    const { onSelect } = renderPicker();
+    await loaded(2);
+    await user.click(cell(2)!);
+    expect(onSelect).toHaveBeenCalledWith("/full/998.jpg", expect.objectContaining({ id: 998 }));
+    expect((cell(2))?.getAttribute("aria-selected")).toBe("true");
+  });
+
+  it("a focused cell that scrolls away leaves focus visible on the grid; an arrow brings it back", async () => {
+    const user = userEvent.setup();
+    renderPicker();
+    await loaded(1);
+    await user.click(cell(1)!);
+    expect(document.activeElement).toBe(cell(1));
+    await scrollTo(160 * 60);
+    expect(cell(1)).toBeNull();
+    expect(document.activeElement).toBe(grid());
+    await user.keyboard("{ArrowDown}");
+    await settleScroll();
+    await waitFor(() => expect(document.activeElement).toBe(cell(6)));
+  });
+});
