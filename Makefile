@@ -34,8 +34,15 @@ lint: $(STAMP)
 frontend-test: $(FRONTEND_STAMP)
 	cd frontend && npm test --silent
 
+# Under coverage, subprocesses included ([tool.coverage] in pyproject.toml); prints the total and
+# writes var/coverage/report.txt, and still fails when a test fails.
 pytest: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider
+	rm -rf var/coverage && mkdir -p var/coverage
+	status=0; $(BIN)/coverage run -m pytest -q -p no:cacheprovider || status=$$?; \
+	$(BIN)/coverage combine -q && \
+	$(BIN)/coverage report --skip-covered --sort=cover > var/coverage/report.txt && \
+	echo "coverage: $$($(BIN)/coverage report --format=total)% of thumbs/, proxy/, library_api/ (report: var/coverage/report.txt)"; \
+	exit $$status
 
 e2e: build
 	$(BIN)/pytest -q -p no:cacheprovider tests/e2e

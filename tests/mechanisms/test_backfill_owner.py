@@ -31,6 +31,7 @@ from tests.api.conftest import Harness
 from tests.api.seed import seed
 from tests.api.warm import RecordingWarmClient
 from tests.support.servers import serve_in_thread
+from thumbs.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,22 +142,22 @@ start_at: list[float] = []
 first_claim = backfill.Backfill.claim
 
 
-async def claim_at_the_agreed_moment(self, batch_size):
+async def claim_at_the_agreed_moment(self, *args, **kwargs):
     # Connected and ready: both processes make their first claim at the same wall-clock instant.
     if start_at:
         moment = start_at.pop()
         await asyncio.sleep(max(0.0, moment - time.time() - 0.002))
         while time.time() < moment:
             pass
-    return await first_claim(self, batch_size)
+    return await first_claim(self, *args, **kwargs)
 
 
 backfill.Backfill.claim = claim_at_the_agreed_moment
 
 
 async def main() -> None:
-    settings = Settings(_env_file=None, database_url=sys.argv[1], secret="test-secret")
-    client = HttpWarmClient(sys.argv[2], "t")
+    settings = Settings(_env_file=None)  # the test's settings, as THUMBS_* variables
+    client = HttpWarmClient(sys.argv[1], "t")
     print("ready", flush=True)
     start_at.append(float(await asyncio.to_thread(sys.stdin.readline)))
     try:
@@ -195,11 +196,11 @@ class WarmEndpoint:
         return JSONResponse({"results": results})
 
 
-async def _child(database_url: str, warm_url: str) -> asyncio.subprocess.Process:
+async def _child(settings: Settings, warm_url: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CHILD, database_url, warm_url,
+        sys.executable, "-c", CHILD, warm_url,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT, env={**os.environ, **settings.as_environment(), "PYTHONPATH": str(ROOT)},
     )
 
 
@@ -219,7 +220,7 @@ async def test_two_backfill_processes_started_together_on_postgresql_have_one_ow
     endpoint = WarmEndpoint()
     app = Starlette(routes=[Route("/warm", endpoint.warm, methods=["POST"])])
     with serve_in_thread(app) as base:
-        children = [await _child(harness.settings.database_url, base + "/warm") for _ in range(2)]
+        children = [await _child(harness.settings, base + "/warm") for _ in range(2)]
         try:
             for child in children:
                 assert child.stdout is not None
