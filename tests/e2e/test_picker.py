@@ -723,3 +723,79 @@ def test_no_serious_accessibility_violations(session: Session) -> None:
     session.open()
     expect(session.page.get_by_role("status").filter(has_text="Your library is empty")).to_be_visible()
     assert serious_violations(session.page) == [], "empty"
+
+
+def ingest_copies(server: Any, count: int) -> list[int]:
+    """Add `count` new images to the live server's library as the pipeline would (POST, ingest token)."""
+    import shutil
+
+    import httpx
+
+    origin = server.data_dir / "origin" / "small"
+    source = sorted(origin.iterdir())[0]
+    token = (server.data_dir / "demo-keys" / "ingest-token").read_text().strip()
+    ids = []
+    for i in range(count):
+        name = f"e2e-new-{time.time_ns()}-{i}{source.suffix}"
+        shutil.copyfile(source, origin / name)
+        response = httpx.post(
+            f"{server.base_url}{API_PATH}",
+            json={"url": f"{server.origin_url}/images/{name}", "pipeline_id": "e2e", "step": "generate"},
+            headers={"authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+def cell_ids(session: Session, indices: range) -> dict[int, int]:
+    labels = session.page.evaluate(
+        "(idx) => Object.fromEntries(idx.map((i) => [i, document.querySelector(`[role=gridcell][data-index=\"${i}\"]`)"
+        "?.getAttribute('aria-label') ?? '']))",
+        list(indices),
+    )
+    return {int(i): int(m.group(1)) for i, label in labels.items() if (m := re.match(r"Image (\d+)", label))}
+
+
+def test_images_added_while_open_never_show_twice_and_come_in_on_request(
+    session: Session, request: pytest.FixtureRequest
+) -> None:
+    if "THUMBS_E2E_BASE_URL" in __import__("os").environ:
+        pytest.skip("needs the live server's ingest token")
+    server = request.getfixturevalue("live_server")
+    if "head_cursor" not in first_api_page(session):
+        pytest.skip("the library API has no head_cursor yet")
+    session.open()
+    session.wait_for_thumbnails(12)
+    cols = session.grid()["columns"]
+    new_ids = ingest_copies(server, 3)
+
+    # Scroll over the page boundary at 100: positions 97..102 are six different images.
+    height = session.grid()["cellHeight"]
+    session.scroll_to(height * (96 // cols))
+    session.page.wait_for_function(
+        "() => [97,98,99,100,101,102].every((i) => /^Image /.test("
+        "document.querySelector(`[role=gridcell][data-index=\"${i}\"]`)?.getAttribute('aria-label') ?? ''))"
+    )
+    around = cell_ids(session, range(97, 103))
+    assert len(set(around.values())) == 6, around
+    assert not set(around.values()) & set(new_ids)
+
+    # Announced (the poll also runs every 20 s; focus asks at once), added on request, place kept.
+    before = session.grid()
+    top_id = cell_ids(session, range(before["top"], before["top"] + 1))[before["top"]]
+    session.page.evaluate("() => window.dispatchEvent(new Event('focus'))")
+    expect(session.page.get_by_role("status").filter(has_text="3 new images")).to_be_attached(timeout=10_000)
+    session.page.get_by_role("button", name="Show 3 new images").click()
+    session.page.wait_for_function(
+        f"() => document.querySelector('[role=gridcell][data-index=\"{before['top'] + 3}\"]')"
+        f"?.getAttribute('aria-label')?.startsWith('Image {top_id},')"
+    )
+    after = session.wait_for_grid(lambda g: g["top"] <= before["top"] + 3 <= g["bottom"])
+    assert after["top"] <= before["top"] + 3 < after["top"] + cols, (before, after)
+    session.scroll_to(0)
+    session.page.wait_for_function(
+        "() => /^Image /.test(document.querySelector('[data-index=\"2\"]')?.getAttribute('aria-label') ?? '')"
+    )
+    assert sorted(cell_ids(session, range(0, 3)).values()) == sorted(new_ids)
