@@ -105,6 +105,10 @@ class LibraryAPI:
             if close is not None:
                 await close()
 
+    async def ping(self) -> None:
+        """The database answers a query (readiness)."""
+        await self.database.fetch_val("SELECT 1")
+
     async def check_schema(self) -> None:
         try:
             current = await self.database.fetch_val(f"SELECT version_num FROM {VERSION_TABLE}")
@@ -186,7 +190,10 @@ class LibraryAPI:
         batch_size = body.get("batch_size", DEFAULT_BATCH_SIZE)
         if type(batch_size) is not int or not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise bad_request("invalid_body", f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}")
-        claim = await self.backfill.start(batch_size)
+        retry_failed = body.get("retry_failed", False)
+        if type(retry_failed) is not bool:
+            raise bad_request("invalid_body", "retry_failed must be true or false")
+        claim = await self.backfill.start(batch_size, retry_failed=retry_failed)
         location = request.url.path + f"/{claim.job['id']}"
         return await self.job_response(location, claim.job, status=202 if claim.created else 200, location=True)
 

@@ -42,6 +42,7 @@ class Proxy:
     warmer: Warmer
     service: ThumbnailService
     metrics: ProxyMetrics
+    health: HealthCheck
 
 
 def create_proxy(settings: Settings, *, warm_consumer: bool) -> Proxy:
@@ -91,15 +92,15 @@ def create_proxy(settings: Settings, *, warm_consumer: bool) -> Proxy:
     secrets = [settings.secret, *settings.previous_secrets]
     warmer = Warmer(service, policy, secrets, queue, concurrency=pool.threads,
                     public_base_url=settings.public_base_url)
-    metrics.pool_in_flight.set_function(lambda: pool.in_flight)
-    metrics.pool_saturation.set_function(lambda: pool.saturation)
+    health = HealthCheck(pool, store, redis_tier)
     endpoints = ProxyEndpoints(
-        service, warmer, HealthCheck(pool, store, redis_tier), metrics, settings.warm_token
+        service, warmer, health, metrics, settings.warm_token
     )
     routes = [
         Route("/t/{path:path}", ThumbnailEndpoint(service, metrics, secrets), methods=ALL_METHODS, name="thumbnail"),
         Route("/warm", endpoints.warm, methods=ALL_METHODS, name="warm"),
         Route("/healthz", endpoints.health, methods=ALL_METHODS, name="healthz"),
+        Route("/readyz", endpoints.ready, methods=ALL_METHODS, name="readyz"),
         Route("/metrics", endpoints.metrics_page, methods=ALL_METHODS, name="metrics"),
     ]
 
@@ -112,12 +113,16 @@ def create_proxy(settings: Settings, *, warm_consumer: bool) -> Proxy:
             consumer = asyncio.create_task(warmer.consume(), name="thumbs-warm-consumer")
         # In the background: a large store takes a while to walk, and serving need not wait for it.
         sweep = asyncio.create_task(_sweep(store), name="thumbs-store-sweep")
+        # Gauges are sampled, not computed at scrape time: with several workers the scrape
+        # reads every worker's last sample from the multiprocess files.
+        sampler = asyncio.create_task(_sample_pool(pool, metrics), name="thumbs-pool-gauges")
         try:
             yield
         finally:
-            sweep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweep
+            for task in (sweep, sampler):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if consumer is not None:
                 consumer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -131,7 +136,18 @@ def create_proxy(settings: Settings, *, warm_consumer: bool) -> Proxy:
             pool.close()
 
     component = Component(routes=routes, lifespan=lifespan, exception_handlers={ProxyError: handle_proxy_error})
-    return Proxy(component=component, warmer=warmer, service=service, metrics=metrics)
+    return Proxy(component=component, warmer=warmer, service=service, metrics=metrics, health=health)
+
+
+def sample_pool(pool: ProcessingPool, metrics: ProxyMetrics) -> None:
+    metrics.pool_in_flight.set(pool.in_flight)
+    metrics.pool_saturation.set(pool.saturation)
+
+
+async def _sample_pool(pool: ProcessingPool, metrics: ProxyMetrics, interval: float = 1.0) -> None:
+    while True:
+        sample_pool(pool, metrics)
+        await asyncio.sleep(interval)
 
 
 async def _sweep(store: DiskStore) -> None:

@@ -201,9 +201,16 @@ class ProxyEndpoints:
         return sources, wait
 
     async def health(self, request: Request) -> Response:
+        """Liveness: answers while the process serves, whatever its load."""
         if request.method not in ("GET", "HEAD"):
             return MethodNotAllowed("GET /healthz", headers={"Allow": "GET, HEAD"}).response()
-        report = await self.health_check.run()
+        return JSONResponse(self.health_check.live(), headers={"Cache-Control": "no-store"})
+
+    async def ready(self, request: Request) -> Response:
+        """Readiness: what a load balancer needs to route to this replica or not."""
+        if request.method not in ("GET", "HEAD"):
+            return MethodNotAllowed("GET /readyz", headers={"Allow": "GET, HEAD"}).response()
+        report = await self.health_check.ready()
         return JSONResponse(report, status_code=200 if report["status"] != "down" else 503,
                             headers={"Cache-Control": "no-store"})
 
@@ -211,5 +218,7 @@ class ProxyEndpoints:
         if request.method not in ("GET", "HEAD"):
             return MethodNotAllowed("GET /metrics", headers={"Allow": "GET, HEAD"}).response()
         self.metrics.queue_depth.set(await self.warmer.queue.depth())
+        self.metrics.pool_in_flight.set(self.service.pool.in_flight)
+        self.metrics.pool_saturation.set(self.service.pool.saturation)
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8",
                         headers={"Cache-Control": "no-store"})

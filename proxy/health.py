@@ -1,12 +1,19 @@
-"""/healthz: libvips can encode, the disk store is writable, Redis is reachable or not.
+"""Liveness and readiness.
 
-Redis being down is "degraded" (the proxy keeps serving from memory and disk); libvips or
-the disk failing is "down" (503), because then no new thumbnail can be made or kept.
+- ``/healthz`` (liveness): the process serves. Nothing is checked, so a full processing pool
+  (load) or a broken disk (readiness) never gets a live process restarted.
+- ``/readyz`` (readiness, what a load balancer needs): libvips can encode, the store is
+  writable, Redis and any added dependency (the library database) answer, and how
+  saturated the processing pool is. libvips or the store failing, or a required dependency
+  failing, is "down" (503): no new thumbnail can be made or kept. Redis down is "degraded"
+  (200: memory and disk keep serving). A saturated pool is "busy" (200, with the figures):
+  the replica is healthy, and the pool answers its own 503 + Retry-After per request.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pyvips
@@ -14,6 +21,9 @@ import pyvips
 from proxy.processing import ProcessingPool
 from proxy.storage import DiskStore
 from proxy.tiers import RedisTier
+
+CHECK_TIMEOUT = 5.0
+Check = Callable[[], Awaitable[None]]  # raises when the dependency is not usable
 
 
 def vips_self_test() -> int:
@@ -27,30 +37,49 @@ class HealthCheck:
         self.pool = pool
         self.store = store
         self.redis = redis
+        self.required: dict[str, Check] = {}
 
-    async def run(self) -> dict[str, Any]:
+    def require(self, name: str, check: Check) -> None:
+        """Another dependency readiness depends on (the composition root adds the database)."""
+        self.required[name] = check
+
+    def live(self) -> dict[str, Any]:
+        return {"status": "ok"}
+
+    async def ready(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
         down = False
         try:
-            checks["libvips"] = {"ok": await asyncio.wait_for(self.pool.run(vips_self_test), 5) > 0}
+            # In a thread of its own, not the pool: a full pool is load, not a broken libvips.
+            encoded = await asyncio.wait_for(asyncio.to_thread(vips_self_test), CHECK_TIMEOUT)
+            checks["libvips"] = {"ok": encoded > 0}
         except Exception as exc:
             checks["libvips"] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
         down |= not checks["libvips"]["ok"]
         try:
-            await asyncio.to_thread(self.store.check_writable)
+            await asyncio.wait_for(asyncio.to_thread(self.store.check_writable), CHECK_TIMEOUT)
             checks["disk"] = {"ok": True}
-        except OSError as exc:
-            checks["disk"] = {"ok": False, "detail": str(exc)}
+        except (OSError, TimeoutError) as exc:
+            checks["disk"] = {"ok": False, "detail": str(exc) or type(exc).__name__}
             down = True
+        for name, check in self.required.items():
+            try:
+                await asyncio.wait_for(check(), CHECK_TIMEOUT)
+                checks[name] = {"ok": True}
+            except Exception as exc:
+                checks[name] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
+                down = True
+        degraded = False
         if self.redis is None:
             checks["redis"] = {"ok": True, "configured": False}
-            degraded = False
         else:
             reachable = await self.redis.ping()
             checks["redis"] = {"ok": reachable, "configured": True}
             if not reachable:
                 checks["redis"]["detail"] = self.redis.last_error
             degraded = not reachable
-        checks["pool"] = {"in_flight": self.pool.in_flight, "capacity": self.pool.capacity}
-        status = "down" if down else "degraded" if degraded else "ok"
+        saturation = self.pool.saturation
+        checks["pool"] = {"in_flight": self.pool.in_flight, "capacity": self.pool.capacity,
+                          "saturation": round(saturation, 3)}
+        status = "down" if down else "degraded" if degraded else "busy" if saturation >= 1.0 else "ok"
         return {"status": status, "checks": checks}

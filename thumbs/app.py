@@ -37,6 +37,7 @@ def create_app(settings: Settings, *, warm_consumer: bool | None = None) -> Star
     # consumes it and writes the row); without, the in-process queue of this one process.
     durable_warm = proxy.warmer if settings.redis_url else None
     api = create_api(settings, warm_client, durable_warm=durable_warm)
+    proxy.health.require("database", api.ping)
     # JSON pages compress ~5x; thumbnails are JPEG already, so gzip stays off their hot path.
     api_mount = Mount("/api", routes=list(api.component.routes), middleware=[Middleware(GZipMiddleware)])
     api_component = Component(

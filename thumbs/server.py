@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 from typing import TypedDict
 
 import uvicorn
 
+from proxy.metrics import MULTIPROCESS_ENV
 from thumbs.app import create_app
 from thumbs.settings import Settings
 
@@ -38,6 +40,14 @@ def run_server(settings: Settings) -> None:
         return
     # Worker processes rebuild the settings from the environment: hand them the resolved values.
     os.environ.update(settings.as_environment())
+    # Metrics from every worker, summed at each scrape (prometheus-client's multiprocess mode).
+    # The workers must see the variable before they import prometheus_client; a fresh directory
+    # per server start, so no earlier run's values leak in.
+    if not os.environ.get(MULTIPROCESS_ENV):
+        directory = (settings.data_dir / "metrics").resolve()
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        os.environ[MULTIPROCESS_ENV] = str(directory)
     uvicorn.run(
         "thumbs.asgi:create_app_from_environment",
         factory=True,

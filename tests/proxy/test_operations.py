@@ -55,14 +55,14 @@ async def test_redis_down_keeps_serving_from_memory_and_disk(make_settings: Call
         settings = make_settings(redis_url=url, redis_prefix="t:")
         async with running(settings) as proxy:
             assert (await proxy.thumb(first)).headers["x-thumb-tier"] == "generated"
-            health = (await proxy.client.get("/healthz")).json()
+            health = (await proxy.client.get("/readyz")).json()
             assert health["status"] == "ok" and health["checks"]["redis"]["ok"] is True
             server.kill()
             server.wait()
             assert (await proxy.thumb(first)).headers["x-thumb-tier"] == "memory"
             fresh = await proxy.thumb(second)
             assert fresh.status_code == 200 and fresh.headers["x-thumb-tier"] == "generated"
-            health = await proxy.client.get("/healthz")
+            health = await proxy.client.get("/readyz")
             assert health.status_code == 200
             assert health.json()["status"] == "degraded"
             assert health.json()["checks"]["redis"]["ok"] is False
@@ -94,8 +94,8 @@ async def test_full_pool_answers_503_with_retry_after(make_settings: Callable[..
         assert "thumbs_proxy_pool_rejections_total 1.0" in metrics
 
 
-async def test_healthz_without_redis(proxy: Running) -> None:
-    response = await proxy.client.get("/healthz")
+async def test_readyz_without_redis(proxy: Running) -> None:
+    response = await proxy.client.get("/readyz")
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
@@ -103,12 +103,39 @@ async def test_healthz_without_redis(proxy: Running) -> None:
     assert body["checks"]["redis"] == {"ok": True, "configured": False}
 
 
-async def test_healthz_down_when_disk_is_not_writable(make_settings: Callable[..., Settings],
+async def test_healthz_is_liveness_only_and_readyz_reports_a_full_pool_as_busy(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A full pool is load, not death: /healthz stays 200 and /readyz says busy, with libvips ok."""
+    async with running(make_settings(processing_threads=1, processing_queue=1)) as proxy:
+        pool = proxy.proxy.service.pool
+        release = threading.Event()
+        blockers = [asyncio.create_task(pool.run(release.wait, 10)) for _ in range(2)]
+        await wait_until(lambda: pool.in_flight == 2, what="the blockers to fill the pool")
+        try:
+            live = await proxy.client.get("/healthz")
+            ready = await proxy.client.get("/readyz")
+        finally:
+            release.set()
+            await asyncio.gather(*blockers)
+    assert live.status_code == 200 and live.json() == {"status": "ok"}
+    assert ready.status_code == 200, ready.text
+    body = ready.json()
+    assert body["status"] == "busy" and body["checks"]["libvips"]["ok"] is True
+    assert body["checks"]["pool"]["saturation"] >= 1.0
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data dir should be")
+    async with running(make_settings(data_dir=blocker)) as broken:
+        assert (await broken.client.get("/healthz")).status_code == 200
+        assert (await broken.client.get("/readyz")).status_code == 503
+
+
+async def test_readyz_down_when_disk_is_not_writable(make_settings: Callable[..., Settings],
                                                       tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the data dir should be")
     async with running(make_settings(data_dir=blocker)) as proxy:
-        response = await proxy.client.get("/healthz")
+        response = await proxy.client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["status"] == "down" and response.json()["checks"]["disk"]["ok"] is False
 

@@ -101,7 +101,7 @@ async def test_disk_full_serves_from_memory_reports_down_and_leaves_no_partial_f
         full = await proxy.thumb(second)
         assert full.status_code == 200 and full.content.endswith(JPEG_END)  # served, just not kept
         assert (await proxy.thumb(second)).headers["x-thumb-tier"] == "memory"
-        health = await proxy.client.get("/healthz")
+        health = await proxy.client.get("/readyz")
         assert health.status_code == 503 and health.json()["checks"]["disk"]["ok"] is False
         assert "No space" in health.json()["checks"]["disk"]["detail"]
     entries = _entries(settings.store_dir)
@@ -110,7 +110,7 @@ async def test_disk_full_serves_from_memory_reports_down_and_leaves_no_partial_f
     async with running(settings) as proxy:  # room again: a restart regenerates and keeps it
         again = await proxy.thumb(second)
         assert again.status_code == 200 and again.headers["x-thumb-tier"] == "generated"
-        assert (await proxy.client.get("/healthz")).status_code == 200
+        assert (await proxy.client.get("/readyz")).status_code == 200
     assert all(Thumbnail.unpack(path.read_bytes()).data.endswith(JPEG_END) for path in _entries(settings.store_dir))
 
 
@@ -128,7 +128,7 @@ async def test_read_only_data_dir_keeps_serving_and_says_so(
         assert from_disk.status_code == 200 and from_disk.headers["x-thumb-tier"] == "disk"
         made = await proxy.thumb(fresh)
         assert made.status_code == 200 and made.headers["x-thumb-tier"] == "generated"
-        health = await proxy.client.get("/healthz")
+        health = await proxy.client.get("/readyz")
         assert health.status_code == 503 and health.json()["status"] == "down"
         assert "Read-only" in health.json()["checks"]["disk"]["detail"]
     assert [path.name for path in _entries(settings.store_dir)] == [cache_key(cached, THUMB)]

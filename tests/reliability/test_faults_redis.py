@@ -61,7 +61,7 @@ async def test_redis_restart_mid_run_loses_and_duplicates_nothing(
         assert hit.status_code == 200 and hit.headers["x-thumb-tier"] == "memory"
         fresh = await proxy.thumb(during)
         assert fresh.status_code == 200 and fresh.headers["x-thumb-tier"] == "generated"
-        health = await proxy.client.get("/healthz")
+        health = await proxy.client.get("/readyz")
         assert health.status_code == 200 and health.json()["status"] == "degraded"
         refused = await proxy.client.post("/warm", json={"sources": [served]}, headers=WARM_AUTH)
         assert refused.status_code == 202  # the caller is told, per source, to come back later
@@ -75,7 +75,7 @@ async def test_redis_restart_mid_run_loses_and_duplicates_nothing(
         await asyncio.to_thread(throwaway_redis.start)  # same port, same append-only file
         await wait_until(lambda: stored() == len(queued), 40, what="the queue to drain after Redis came back")
         await wait_until(lambda: len(proxy.proxy.service.flights) == 0, 10, what="in-flight work")
-        assert (await proxy.client.get("/healthz")).json()["status"] == "ok"
+        assert (await proxy.client.get("/readyz")).json()["status"] == "ok"
     for source in queued:
         assert origin.hits[source.removeprefix(origin.base_url)] == 1, source  # none lost, none done twice
     assert origin.hits[unique("served.jpg")] == 1 and origin.hits[unique("during.jpg")] == 1
