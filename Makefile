@@ -35,10 +35,11 @@ frontend-test: $(FRONTEND_STAMP)
 	cd frontend && npm test --silent
 
 # Under coverage, subprocesses included ([tool.coverage] in pyproject.toml); prints the total and
-# writes var/coverage/report.txt, and still fails when a test fails.
+# writes var/coverage/report.txt, and still fails when a test fails. PYTEST_ARGS narrows the run.
+PYTEST_ARGS ?=
 pytest: $(STAMP)
 	rm -rf var/coverage && mkdir -p var/coverage
-	status=0; $(BIN)/coverage run -m pytest -q -p no:cacheprovider || status=$$?; \
+	status=0; $(BIN)/coverage run -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) || status=$$?; \
 	$(BIN)/coverage combine -q && \
 	$(BIN)/coverage report --skip-covered --sort=cover > var/coverage/report.txt && \
 	echo "coverage: $$($(BIN)/coverage report --format=total)% of thumbs/, proxy/, library_api/ (report: var/coverage/report.txt)"; \
