@@ -12,6 +12,13 @@ How it stays correct across restarts, crashes and several processes:
   before that commit redoes only that batch (the warm path finds the thumbnails already
   in its disk store, so nothing is generated twice); after it, nothing is redone.
 - An image is marked ready only when the warm outcome says ok (the thumbnail is stored).
+- A row the job cannot process never stops it: a NULL or malformed url is refused by the
+  same source parser ingest uses and marked failed with the reason; when a batch's warm
+  call raises but the warm path answers a probe (a source it refuses without fetching),
+  the batch is split in halves down to the images that raise even alone, and those are
+  marked failed with the exception (a probe that fails too is an outage). So every job ends with
+  ``done + failed == total``. A plain job walks ``pending`` images; ``retry_failed`` also
+  walks the ``failed`` ones again.
 - If the warm path is down, the batch is retried with backoff, then the run stops with
   ``last_error`` set and the lease released; the job stays resumable and nothing is
   marked failed for an outage.
@@ -37,7 +44,9 @@ from databases.interfaces import Record
 from library_api.db import ShieldedWrites, as_utc, create_database, insert_for, is_sqlite, utcnow
 from library_api.images import outcomes_by_source, update_for_outcome
 from library_api.migrate import run_migrations
-from library_api.schema import JOB_DONE, JOB_RUNNING, images, job_failures, jobs
+from library_api.paging import Position
+from library_api.schema import FAILED, JOB_DONE, JOB_RUNNING, images, job_failures, jobs
+from library_api.sources import source_refusal
 from proxy.warm_types import WarmClient, WarmOutcome
 from thumbs.settings import Settings
 
@@ -48,10 +57,28 @@ MAX_BATCH_SIZE = 500
 LEASE_SECONDS = 30.0
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
 RECENT_FAILURES = 100
+MAX_FAILURE_URL = 4096  # a failure keeps the start of a (data:) URL; the row keeps all of it
 
 ProgressCallback = Callable[["JobProgress"], None]
 # A literal, not a bound parameter, so PostgreSQL can match the partial index's predicate.
 UNREADY = images.c.thumbnail_status != sa.literal_column("'ready'")
+NOT_FAILED = images.c.thumbnail_status != sa.literal_column("'failed'")
+# A source no allow list holds (.invalid is reserved): the warm path refuses it without fetching,
+# so an answer, whatever it says, proves the path is up.
+PROBE_SOURCE = "http://backfill-probe.invalid/probe.jpg"
+
+
+def walked(retry_failed: bool) -> list[sa.ColumnElement[bool]]:
+    """The images a job walks: not ready; and, unless retrying, not failed before either."""
+    return [UNREADY] if retry_failed else [UNREADY, NOT_FAILED]
+
+
+@dataclass(frozen=True)
+class Raised:
+    """One source whose warm call raised even alone."""
+
+    source: str
+    error: BaseException
 
 
 @dataclass(frozen=True)
@@ -68,6 +95,7 @@ class JobProgress:
     updated_at: dt.datetime
     finished_at: dt.datetime | None
     last_error: str | None
+    retry_failed: bool = False
 
     def as_json(self) -> dict[str, Any]:
         values = asdict(self)
@@ -101,6 +129,20 @@ def progress_of(row: Record, now: dt.datetime | None = None) -> JobProgress:
         updated_at=as_utc(row["updated_at"]),
         finished_at=None if row["finished_at"] is None else as_utc(row["finished_at"]),
         last_error=row["last_error"],
+        retry_failed=bool(row["retry_failed"]),
+    )
+
+
+def source_key(row: Record) -> str:
+    """The row's url as the key of its outcome; a row without a usable url gets a unique stand-in."""
+    url = row["url"]
+    return url if isinstance(url, str) and url else f"<no url: image {int(row['id'])}>"
+
+
+def raised_outcome(raised: Raised) -> WarmOutcome:
+    error = raised.error
+    return WarmOutcome(
+        source=raised.source, ok=False, error="warm_error", detail=f"{type(error).__name__}: {error}"[:500]
     )
 
 
@@ -162,9 +204,9 @@ class Backfill:
 
     # Starting and claiming
 
-    async def start(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Claim:
+    async def start(self, batch_size: int = DEFAULT_BATCH_SIZE, *, retry_failed: bool = False) -> Claim:
         """The endpoint's POST: the running job (started here if nobody runs it) or a new one."""
-        claim = await self.writes(self.claim(batch_size))
+        claim = await self.writes(self.claim(batch_size, retry_failed=retry_failed))
         if claim.owned and not self.running():
             self.task = asyncio.create_task(self.run_logged(int(claim.job["id"])), name="thumbs-backfill")
         return claim
@@ -183,12 +225,12 @@ class Backfill:
     def running(self) -> bool:
         return self.task is not None and not self.task.done()
 
-    async def claim(self, batch_size: int) -> Claim:
+    async def claim(self, batch_size: int, *, retry_failed: bool = False) -> Claim:
         for _ in range(5):
             now = utcnow()
             current = await self.database.fetch_one(sa.select(jobs).where(jobs.c.status == JOB_RUNNING))
             if current is None:
-                created = await self.create_job(batch_size, now)
+                created = await self.create_job(batch_size, now, retry_failed=retry_failed)
                 if created is not None:
                     return Claim(created, created=True, owned=True)
                 continue  # another process created one first: claim that instead
@@ -215,8 +257,10 @@ class Backfill:
                 return Claim(taken, created=False, owned=True)
         raise RuntimeError("could not claim or create a backfill job (heavy contention)")
 
-    async def create_job(self, batch_size: int, now: dt.datetime) -> Record | None:
-        total = await self.database.fetch_val(sa.select(sa.func.count()).select_from(images).where(UNREADY))
+    async def create_job(self, batch_size: int, now: dt.datetime, *, retry_failed: bool = False) -> Record | None:
+        total = await self.database.fetch_val(
+            sa.select(sa.func.count()).select_from(images).where(*walked(retry_failed))
+        )
         insert = insert_for(self.database)(jobs).values(
             status=JOB_RUNNING,
             created_at=now,
@@ -229,6 +273,7 @@ class Backfill:
             lease_expires_at=now + self.lease,
             run_started_at=now,
             run_processed=0,
+            retry_failed=retry_failed,
         )
         # The partial unique index refuses a second running job; that is "someone was first".
         return await self.database.fetch_one(insert.on_conflict_do_nothing().returning(*jobs.c))
@@ -250,7 +295,7 @@ class Backfill:
                     if on_progress:
                         on_progress(progress)
                     return progress
-                outcomes = await self.warm(job_id, [row["url"] for row in batch])
+                outcomes = await self.outcomes_for(job_id, batch)
                 committed = await self.writes(self.commit_batch(job_id, batch, outcomes))
                 if on_progress:
                     on_progress(progress_of(committed))
@@ -262,40 +307,105 @@ class Backfill:
             await self.writes(self.release(job_id))
 
     async def next_batch(self, job: Record) -> list[Record]:
-        query = (
-            sa.select(images.c.id, images.c.url, images.c.created_at)
-            .where(UNREADY)
-            .order_by(images.c.created_at.desc(), images.c.id.desc())
-            .limit(int(job["batch_size"]))
-        )
+        """The next images below the job's cursor, in listing order: dated ones, then undated by id."""
+        limit = int(job["batch_size"])
+        conditions = walked(bool(job["retry_failed"]))
+        position = None
         if job["cursor_id"] is not None:
-            query = query.where(
-                sa.tuple_(images.c.created_at, images.c.id)
-                < sa.tuple_(
-                    sa.literal(as_utc(job["cursor_created_at"]), images.c.created_at.type),
-                    sa.literal(int(job["cursor_id"]), images.c.id.type),
-                )
+            created_at = job["cursor_created_at"]
+            position = Position(None if created_at is None else as_utc(created_at), int(job["cursor_id"]))
+        rows: list[Record] = []
+        if position is None or position.created_at is not None:
+            query = (
+                sa.select(images.c.id, images.c.url, images.c.created_at)
+                .where(*conditions, images.c.created_at.is_not(None))
+                .order_by(images.c.created_at.desc(), images.c.id.desc())
+                .limit(limit)
             )
-        return await self.database.fetch_all(query)
+            if position is not None:
+                query = query.where(
+                    sa.tuple_(images.c.created_at, images.c.id)
+                    < sa.tuple_(
+                        sa.literal(position.created_at, images.c.created_at.type),
+                        sa.literal(position.id, images.c.id.type),
+                    )
+                )
+            rows = list(await self.database.fetch_all(query))
+        if len(rows) < limit:
+            query = (
+                sa.select(images.c.id, images.c.url, images.c.created_at)
+                .where(*conditions, images.c.created_at.is_(None))
+                .order_by(images.c.id.desc())
+                .limit(limit - len(rows))
+            )
+            if position is not None and position.created_at is None:
+                query = query.where(images.c.id < position.id)
+            rows += await self.database.fetch_all(query)
+        return rows
+
+    async def outcomes_for(self, job_id: int, batch: list[Record]) -> list[WarmOutcome]:
+        """One outcome per row of the batch (by source): refused sources never reach the warm path."""
+        outcomes: list[WarmOutcome] = []
+        sources: list[str] = []
+        for row in batch:
+            refusal = source_refusal(row["url"], self.settings.allowed_sources)
+            if refusal is None:
+                sources.append(row["url"])
+            else:
+                outcomes.append(WarmOutcome(source=source_key(row), ok=False, error=refusal[0], detail=refusal[1]))
+        if sources:
+            outcomes += await self.warm(job_id, list(dict.fromkeys(sources)))
+        return outcomes
 
     async def warm(self, job_id: int, sources: list[str]) -> list[WarmOutcome]:
+        """Outcomes for ``sources``; retries with backoff only while the warm path itself is down."""
         for attempt, delay in enumerate((*self.retry_delays, None)):
             try:
-                return await self.warm_client.warm(list(dict.fromkeys(sources)), wait=True)
+                return list(await self.warm_client.warm(sources, wait=True))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                reason = f"warm path failed: {type(exc).__name__}: {exc}"
-                logger.warning("backfill job %s: %s (attempt %d)", job_id, reason, attempt + 1)
-                if delay is None:
-                    await self.writes(self.note_error(job_id, reason))
-                    raise WarmStalled(reason) from exc
-                await asyncio.sleep(delay)
+                error = exc
+            if await self.warm_path_answers():
+                # The path is up: the batch raised because of what is in it. Split it down to the
+                # images that raise even alone; those fail, with what they raised.
+                results = await self.warm_split(sources)
+                return [result if isinstance(result, WarmOutcome) else raised_outcome(result) for result in results]
+            reason = f"warm path failed: {type(error).__name__}: {error}"
+            logger.warning("backfill job %s: %s (attempt %d)", job_id, reason, attempt + 1)
+            if delay is None:
+                await self.writes(self.note_error(job_id, reason))
+                raise WarmStalled(reason) from error
+            await asyncio.sleep(delay)
         raise AssertionError("unreachable")
+
+    async def warm_split(self, sources: list[str]) -> list[WarmOutcome | Raised]:
+        """Each source's outcome, or what it raised alone: a call that raises is split in halves.
+
+        One bad image in a batch of n costs about 2 log2(n) extra calls.
+        """
+        try:
+            return list(await self.warm_client.warm(sources, wait=True))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if len(sources) == 1:
+                return [Raised(sources[0], exc)]
+            middle = len(sources) // 2
+            return await self.warm_split(sources[:middle]) + await self.warm_split(sources[middle:])
+
+    async def warm_path_answers(self) -> bool:
+        try:
+            await self.warm_client.warm([PROBE_SOURCE], wait=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            return False
+        return True
 
     async def commit_batch(self, job_id: int, batch: list[Record], outcomes: list[WarmOutcome]) -> Record:
         by_source = outcomes_by_source(outcomes)
-        ok = [row for row in batch if (outcome := by_source.get(row["url"])) is not None and outcome.ok]
+        ok = [row for row in batch if (outcome := by_source.get(source_key(row))) is not None and outcome.ok]
         now = utcnow()
         last = batch[-1]
         async with self.database.transaction():
@@ -306,7 +416,7 @@ class Backfill:
                     done=jobs.c.done + len(ok),
                     failed=jobs.c.failed + len(batch) - len(ok),
                     run_processed=jobs.c.run_processed + len(batch),
-                    cursor_created_at=as_utc(last["created_at"]),
+                    cursor_created_at=None if last["created_at"] is None else as_utc(last["created_at"]),
                     cursor_id=int(last["id"]),
                     updated_at=now,
                     lease_expires_at=now + self.lease,
@@ -318,14 +428,23 @@ class Backfill:
                 raise LeaseLost(f"job {job_id} was taken over; this batch is left to the new owner")
             failures = []
             for row in batch:
-                outcome = by_source.get(row["url"])
-                await self.database.execute(update_for_outcome(int(row["id"]), row["url"], outcome, self.settings))
+                outcome = by_source.get(source_key(row))
+                if isinstance(row["url"], str):
+                    update = update_for_outcome(int(row["id"]), row["url"], outcome, self.settings)
+                else:
+                    assert outcome is not None and not outcome.ok
+                    update = (
+                        sa.update(images)
+                        .where(images.c.id == int(row["id"]))
+                        .values(thumbnail_status=FAILED, thumbnail_error=f"{outcome.error}: {outcome.detail}")
+                    )
+                await self.database.execute(update)
                 if outcome is None or not outcome.ok:
                     failures.append(
                         {
                             "job_id": job_id,
                             "image_id": int(row["id"]),
-                            "url": row["url"],
+                            "url": source_key(row)[:MAX_FAILURE_URL],
                             "error": (outcome.error if outcome else None) or "warm_failed",
                             "detail": outcome.detail if outcome else "the warm path returned no outcome",
                             "created_at": now,
@@ -411,6 +530,7 @@ async def run_backfill(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: ProgressCallback | None = None,
+    retry_failed: bool = False,
     lease_seconds: float = LEASE_SECONDS,
     poll_seconds: float = 1.0,
     retry_delays: Sequence[float] = RETRY_DELAYS,
@@ -425,7 +545,7 @@ async def run_backfill(
     backfill = Backfill(database, settings, warm_client, lease_seconds=lease_seconds, retry_delays=retry_delays)
     try:
         while True:
-            claim = await backfill.writes(backfill.claim(batch_size))
+            claim = await backfill.writes(backfill.claim(batch_size, retry_failed=retry_failed))
             if claim.owned:
                 try:
                     return await backfill.run(int(claim.job["id"]), on_progress)

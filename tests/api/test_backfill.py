@@ -65,7 +65,7 @@ async def test_unknown_job_and_bad_job_ids_are_404(harness: Harness) -> None:
 
 
 async def test_bad_start_bodies_are_400(harness: Harness) -> None:
-    for payload in ({"batch_size": 0}, {"batch_size": 501}, {"batch_size": "10"}, [1]):
+    for payload in ({"batch_size": 0}, {"batch_size": 501}, {"batch_size": "10"}, [1], {"retry_failed": "yes"}):
         response = await harness.client.post(JOBS, headers=ADMIN, json=payload)
         assert response.status_code == 400, response.text
     assert (await harness.client.get(JOBS, headers=ADMIN)).status_code == 404  # nothing started
@@ -100,9 +100,16 @@ async def test_backfill_endpoint_warms_legacy_images_and_records_failures(harnes
     assert [len(sources) for sources, _ in harness.warm.calls] == [5, 5, 5, 5, 3]
     assert harness.warm.calls[0][0][0] == origin_url("/seed/22.jpg")
     assert all(wait for _, wait in harness.warm.calls)
-    # Finished: a new POST starts a new job, with nothing left to do but the failures.
+    # Finished: a new POST starts a new job with nothing left to do; retry_failed takes the failures again.
     second = await harness.client.post(JOBS, headers=ADMIN)
-    assert second.status_code == 202 and second.json()["id"] != job["id"] and second.json()["total"] == 2
+    assert second.status_code == 202 and second.json()["id"] != job["id"] and second.json()["total"] == 0
+    assert second.json()["retry_failed"] is False
+    await wait_done(harness, second.json()["id"])
+    retry = await harness.client.post(JOBS, headers=ADMIN, json={"retry_failed": True})
+    assert retry.status_code == 202 and retry.json()["total"] == 2 and retry.json()["retry_failed"] is True
+    harness.warm.failures.clear()
+    assert (await wait_done(harness, retry.json()["id"]))["done"] == 2
+    assert set((await statuses(harness)).values()) == {"ready"}
 
 
 async def test_backfill_resumes_after_being_killed_mid_batch(harness: Harness, settings: Any, origin_url: Any) -> None:
@@ -159,7 +166,7 @@ async def test_warm_outage_pauses_the_job_without_marking_failures(harness: Harn
     claim = await backfill.claim(batch_size=10)
     with pytest.raises(Exception, match="warm path failed"):
         await backfill.run(int(claim.job["id"]))
-    assert len(warm.calls) == 3  # first try + two retries
+    assert len(warm.calls) == 6  # first try + two retries, each the batch and a probe that fails too
     job = await backfill.job(int(claim.job["id"]))
     assert job["status"] == "running" and "ConnectionError" in job["last_error"]
     assert job["lease_owner"] is None  # released: anyone may resume it

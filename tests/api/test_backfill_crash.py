@@ -26,7 +26,9 @@ import asyncio, sys
 from library_api.backfill import run_backfill
 from library_api.warm_client import HttpWarmClient
 from thumbs.settings import Settings
-settings = Settings(_env_file=None, database_url=sys.argv[1], secret="test-secret")
+settings = Settings(
+    _env_file=None, database_url=sys.argv[1], secret="test-secret", allowed_sources=sys.argv[3].split(",")
+)
 asyncio.run(run_backfill(settings, HttpWarmClient(sys.argv[2], "t"), batch_size=5, lease_seconds=1.0))
 """
 
@@ -67,6 +69,7 @@ async def test_backfill_resumes_after_sigkill_mid_batch(harness: Harness, origin
             CHILD,
             harness.settings.database_url,
             base + "/warm",
+            ",".join(harness.settings.allowed_sources),  # the backfill refuses other sources itself
             env={**os.environ, "PYTHONPATH": os.getcwd()},
         )
         try:

@@ -1,0 +1,125 @@
+"""Rows the backfill cannot process never stall it: each is marked failed with its reason, and can be retried."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from library_api.backfill import PROBE_SOURCE, run_backfill
+from library_api.db import create_database
+from library_api.migrate import run_migrations
+from proxy.warm_types import WarmOutcome
+from tests.api.conftest import in_thread
+from tests.api.legacy import create_legacy_table, fresh_database
+from tests.api.warm import RecordingWarmClient
+
+WHEN = dt.datetime(2024, 5, 1, 12)
+
+
+class PoisonWarmClient(RecordingWarmClient):
+    """Raises for a whole call whenever one of the ``poison`` sources is in it (a proxy that chokes on one)."""
+
+    def __init__(self, poison: set[str]) -> None:
+        super().__init__()
+        self.poison = poison
+
+    async def warm(self, sources: Sequence[str], *, wait: bool) -> list[WarmOutcome]:
+        if self.poison & set(sources):
+            self.calls.append((list(sources), wait))
+            raise ValueError("cannot handle this source")
+        return await super().warm(sources, wait=wait)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def statuses(url: str) -> dict[int, tuple[str, str | None]]:
+    database = create_database_for(url)
+    await database.connect()
+    try:
+        rows = await database.fetch_all("SELECT id, thumbnail_status, thumbnail_error FROM pipeline_step_outputs")
+        return {int(row["id"]): (row["thumbnail_status"], row["thumbnail_error"]) for row in rows}
+    finally:
+        await database.disconnect()
+
+
+def create_database_for(url: str) -> Any:
+    from thumbs.settings import Settings
+
+    return create_database(Settings(_env_file=None, database_url=url))
+
+
+async def test_bad_rows_are_failed_with_a_reason_and_the_job_finishes(
+    kind: str, tmp_path: Path, make_settings: Any, origin: Any
+) -> None:
+    good = [f"{origin.base_url}/ok/{n}.jpg" for n in range(7)]
+    poison = f"{origin.base_url}/poison.jpg"
+    bad_urls = [
+        None,
+        "not a url",
+        "ftp://example.com/a.jpg",
+        "http://",
+        "http://elsewhere.example/a.jpg",
+        "data:image/png;base64," + "A" * 5000,
+        f"{origin.base_url}/with space.jpg",
+        "http://[::1",
+    ]
+    rows = [(url, WHEN + dt.timedelta(minutes=n), n, "s") for n, url in enumerate([*good, poison, *bad_urls])]
+    with fresh_database(kind, tmp_path) as url:
+        await create_legacy_table(url, rows)
+        settings = make_settings(database_url=url)
+        in_thread(lambda: run_migrations(settings))
+        warm = PoisonWarmClient({poison})
+        progress = await run_backfill(settings, warm, batch_size=4, retry_delays=(0.0,))
+        # The NULL-url row was marked failed by the migration: a plain job does not walk it.
+        total = len(rows) - 1
+        assert progress.status == "done" and progress.total == total
+        assert (progress.done, progress.failed) == (len(good), total - len(good))
+        assert progress.done + progress.failed == progress.total
+        asked = {source for sources, _ in warm.calls for source in sources}
+        assert asked <= {*good, poison, PROBE_SOURCE}  # refused ones never sent
+        warmed = {source: n for source, n in warm.completed.items() if source != PROBE_SOURCE}
+        assert sorted(warmed) == sorted(good) and set(warmed.values()) == {1}
+
+        states = await statuses(url)
+        assert [states[n + 1][0] for n in range(len(good))] == ["ready"] * len(good)
+        assert states[len(good) + 1] == ("failed", "warm_error: ValueError: cannot handle this source")
+        for n, bad in enumerate(bad_urls):
+            status, error = states[len(good) + 2 + n]
+            assert status == "failed" and error, (bad, error)
+            assert error.startswith("no_url" if bad is None else ("invalid_url", "source_not_allowed")), (bad, error)
+
+        # Nothing left for a plain job; --retry-failed takes every failed row again, and now the poison is fixed.
+        again = await run_backfill(settings, warm, batch_size=4)
+        assert (again.total, again.done, again.failed) == (0, 0, 0)
+        warm.poison.clear()
+        retried = await run_backfill(settings, warm, batch_size=4, retry_failed=True)
+        assert retried.retry_failed and retried.status == "done"
+        assert (retried.total, retried.done, retried.failed) == (len(bad_urls) + 1, 1, len(bad_urls))
+        assert (await statuses(url))[len(good) + 1] == ("ready", None)
+
+
+async def test_a_batch_of_only_poison_is_failed_when_the_warm_path_answers(harness: Any, origin_url: Any) -> None:
+    from tests.api.seed import seed
+
+    await seed(harness.api.database, origin_url(""), 3)
+    sources = [origin_url(f"/seed/{n}.jpg") for n in range(3)]
+    warm = PoisonWarmClient(set(sources))
+    progress = await run_backfill(harness.settings, warm, batch_size=10, retry_delays=(0.0,))
+    assert (progress.status, progress.done, progress.failed) == ("done", 0, 3)
+    assert progress.last_error is None
+
+
+async def test_an_outage_is_still_a_pause_not_failures(harness: Any, origin_url: Any) -> None:
+    from tests.api.seed import seed
+
+    await seed(harness.api.database, origin_url(""), 3)
+    progress = await run_backfill(harness.settings, RecordingWarmClient(broken=True), retry_delays=(0.0,))
+    assert (progress.status, progress.done, progress.failed) == ("running", 0, 0)
+    assert progress.last_error is not None and "unreachable" in progress.last_error
