@@ -71,6 +71,8 @@ def test_migrate_then_backfill_a_legacy_table(tmp_path: Path, origin: Origin) ->
         "INSERT INTO pipeline_step_outputs (url, created_at, pipeline_id, step) VALUES (?, '2024-01-01', 'p', 's')",
         [(source,) for source in sources],
     )
+    # A legacy row whose url no parser reads: failed with its reason, the job still finishes.
+    connection.execute("INSERT INTO pipeline_step_outputs (url, created_at) VALUES ('not a url', 1714564800123)")
     connection.commit()
     connection.close()
     environment = {
@@ -83,12 +85,14 @@ def test_migrate_then_backfill_a_legacy_table(tmp_path: Path, origin: Origin) ->
     assert migrated.returncode == 0, migrated.stderr
     backfilled = thumbs("backfill", **environment)
     assert backfilled.returncode == 0, backfilled.stderr
-    assert "3 done, 1 failed, 0 remaining" in backfilled.stdout
+    assert "3 done, 2 failed, 0 remaining" in backfilled.stdout
     connection = sqlite3.connect(database)
     statuses = dict(connection.execute("SELECT url, thumbnail_status FROM pipeline_step_outputs").fetchall())
     connection.close()
     assert [statuses[source] for source in sources] == ["ready", "ready", "ready", "failed"]
     assert sum(1 for path in (data_dir / "thumbs").rglob("*") if path.is_file()) == 3
-    # Running it again finds nothing left to do.
+    # Running it again finds nothing left to do; --retry-failed tries the two failed ones again.
     again = thumbs("backfill", **environment)
-    assert again.returncode == 0 and "0 remaining" in again.stdout
+    assert again.returncode == 0 and "0 done, 0 failed, 0 remaining" in again.stdout
+    retried = thumbs("backfill", "--retry-failed", **environment)
+    assert retried.returncode == 0 and "0 done, 2 failed, 0 remaining" in retried.stdout, retried.stdout

@@ -96,13 +96,16 @@ def migrate() -> None:
 @app.command()
 def backfill(
     batch_size: Annotated[int, typer.Option(min=1, max=500, help="Images per warm batch.")] = 50,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Also try again the images that failed before.")
+    ] = False,
 ) -> None:
     """Generate thumbnails for every image that has none yet (resumable), with a progress bar."""
     from thumbs.jobs import backfill_with_progress
 
     settings = load_settings()
     require_secret(settings)
-    asyncio.run(backfill_with_progress(settings, batch_size))
+    asyncio.run(backfill_with_progress(settings, batch_size, retry_failed))
 
 
 @app.command()

@@ -14,7 +14,7 @@ from proxy.warm_types import WarmClient
 from thumbs.settings import Settings
 
 
-async def backfill_with_progress(settings: Settings, batch_size: int) -> JobProgress:
+async def backfill_with_progress(settings: Settings, batch_size: int, retry_failed: bool = False) -> JobProgress:
     console = Console()
     async with AsyncExitStack() as stack:
         warm_client: WarmClient
@@ -34,7 +34,9 @@ async def backfill_with_progress(settings: Settings, batch_size: int) -> JobProg
             def show(job: JobProgress) -> None:
                 progress.update(task, total=job.total, completed=job.done + job.failed, failed=job.failed)
 
-            result = await run_backfill(settings, warm_client, batch_size=batch_size, on_progress=show)
+            result = await run_backfill(
+                settings, warm_client, batch_size=batch_size, on_progress=show, retry_failed=retry_failed
+            )
     console.print(
         f"job {result.id}: {result.status}, {result.done} done, {result.failed} failed, {result.remaining} remaining"
     )
