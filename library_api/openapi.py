@@ -69,11 +69,18 @@ SCHEMAS: dict[str, Any] = {
             "id": {"type": "integer"},
             "url": {"type": "string", "description": "The full image (load it only when chosen)."},
             "thumbnail_url": {
-                "type": "string",
-                "description": "Signed thumbnail URL on the proxy (JPEG, at most 200 px). Always set: the proxy "
-                "makes the thumbnail on first request if it was never warmed.",
+                "type": ["string", "null"],
+                "description": "Signed thumbnail URL on the proxy (JPEG, at most 200 px); the proxy makes the "
+                "thumbnail on first request if it was never warmed. Null only for a legacy row whose url the proxy "
+                "would refuse (not http(s), a host outside THUMBS_ALLOWED_SOURCES, unparseable): show `url` or a "
+                "placeholder.",
             },
-            "created_at": {"type": "string", "format": "date-time"},
+            "created_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "UTC. Null for a legacy row whose date could not be read; those are listed after "
+                "every dated image, newest id first.",
+            },
             "width": {"type": ["integer", "null"], "description": "Source width in pixels, when known."},
             "height": {"type": ["integer", "null"], "description": "Source height in pixels, when known."},
             "color": {
@@ -139,8 +146,15 @@ SCHEMAS: dict[str, Any] = {
     "StartJob": {
         "type": "object",
         "properties": {
-            "batch_size": {"type": "integer", "minimum": 1, "maximum": MAX_BATCH_SIZE, "default": DEFAULT_BATCH_SIZE}
+            "batch_size": {"type": "integer", "minimum": 1, "maximum": MAX_BATCH_SIZE, "default": DEFAULT_BATCH_SIZE},
+            "retry_failed": {
+                "type": "boolean",
+                "default": False,
+                "description": "Also walk the images that failed before (a plain job walks only pending ones). "
+                "Ignored while a job is already running (that job is returned).",
+            },
         },
+        "example": {"batch_size": 50, "retry_failed": True},
     },
     "JobProgress": {
         "type": "object",
@@ -157,6 +171,7 @@ SCHEMAS: dict[str, Any] = {
             "updated_at",
             "finished_at",
             "last_error",
+            "retry_failed",
             "url",
             "recent_failures",
         ],
@@ -165,7 +180,12 @@ SCHEMAS: dict[str, Any] = {
             "status": {"type": "string", "enum": ["running", "done"]},
             "total": {"type": "integer", "description": "Images without a thumbnail when the job started."},
             "done": {"type": "integer", "description": "Thumbnails made (in the disk store)."},
-            "failed": {"type": "integer", "description": "Images whose thumbnail could not be made."},
+            "failed": {
+                "type": "integer",
+                "description": "Images whose thumbnail could not be made, each with its reason: the origin's "
+                "answer, a url the source parser refuses (`invalid_url`, `source_not_allowed`, `no_url`) or an "
+                "image that made the warm path raise (`warm_error`). A finished job has done + failed == total.",
+            },
             "remaining": {"type": "integer"},
             "rate": {"type": ["number", "null"], "description": "Images per second in the current run."},
             "eta_seconds": {"type": ["number", "null"], "description": "Estimated seconds left."},
@@ -176,6 +196,7 @@ SCHEMAS: dict[str, Any] = {
                 "type": ["string", "null"],
                 "description": "Why the last run paused (the warm path was down); it resumes by itself.",
             },
+            "retry_failed": {"type": "boolean", "description": "Whether this job also walks failed images."},
             "url": {"type": "string", "description": "This job's progress URL."},
             "recent_failures": {
                 "type": "array",
@@ -303,8 +324,9 @@ def openapi_spec() -> dict[str, Any]:
                 "post": {
                     "operationId": "startBackfill",
                     "summary": "Start the thumbnail backfill (or get the running one)",
-                    "description": "Warms, in batches, every image whose thumbnail is not yet made. Resumable and "
-                    "one at a time: while a job runs, this returns it with 200.",
+                    "description": "Warms, in batches, every pending image (with `retry_failed`, the failed ones "
+                    "too). Resumable and one at a time: while a job runs, this returns it with 200. A row it cannot "
+                    "process is marked failed with its reason and the job moves on.",
                     "security": ADMIN,
                     "requestBody": {"required": False, "content": {"application/json": {"schema": ref("StartJob")}}},
                     "responses": {
@@ -316,7 +338,9 @@ def openapi_spec() -> dict[str, Any]:
                             "JobProgress",
                             {"Location": {"schema": {"type": "string"}}},
                         ),
-                        "400": error("A body that is not a JSON object or a bad batch_size."),
+                        "400": error(
+                            "A body that is not a JSON object, a bad batch_size or a non-boolean retry_failed."
+                        ),
                         "401": UNAUTHORIZED,
                         "403": FORBIDDEN,
                         "413": TOO_LARGE,
