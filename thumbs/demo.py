@@ -17,6 +17,7 @@ from rich.progress import Progress
 
 from thumbs.app import create_app
 from thumbs.demo_origin import create_origin_app, generate_origin
+from thumbs.limits import apply_header_timeout, limited
 from thumbs.server import server_options
 from thumbs.settings import Settings
 
@@ -106,8 +107,9 @@ def run_demo(settings: Settings, profile: str) -> None:
         names = generate_origin(origin_dir, count, profile, lambda n: progress.advance(task, n))
     origin_server = start_origin(settings, origin_dir)
     origin_url = f"http://127.0.0.1:{settings.demo_origin_port}"
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, **server_options(settings)))
+    app = limited(create_app(settings), settings)
+    protocol = apply_header_timeout(settings.header_timeout)
+    server = uvicorn.Server(uvicorn.Config(app, http=protocol, **server_options(settings)))
 
     async def main() -> None:
         serving = asyncio.create_task(server.serve())

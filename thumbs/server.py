@@ -10,6 +10,7 @@ import uvicorn
 
 from proxy.metrics import MULTIPROCESS_ENV
 from thumbs.app import create_app
+from thumbs.limits import apply_header_timeout, limited
 from thumbs.settings import Settings
 
 
@@ -35,8 +36,9 @@ def server_options(settings: Settings) -> ServerOptions:
 
 
 def run_server(settings: Settings) -> None:
+    protocol = apply_header_timeout(settings.header_timeout)
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), **server_options(settings))
+        uvicorn.run(limited(create_app(settings), settings), http=protocol, **server_options(settings))
         return
     # Worker processes rebuild the settings from the environment: hand them the resolved values.
     os.environ.update(settings.as_environment())
@@ -52,5 +54,6 @@ def run_server(settings: Settings) -> None:
         "thumbs.asgi:create_app_from_environment",
         factory=True,
         workers=settings.workers,
+        http=protocol,
         **server_options(settings),
     )

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     fetch_timeout: float = Field(10.0, gt=0, description="Seconds for a whole origin fetch.")
     max_redirects: int = Field(3, ge=0, le=10, description="Redirects followed, each re-checked.")
 
+    # Slow and greedy clients (`thumbs serve` without nginx in front)
+    header_timeout: float = Field(10.0, gt=0, description="Seconds a client has to send its request headers.")
+    body_timeout: float = Field(15.0, gt=0, description="Seconds between chunks of a request body before a 408.")
+    max_concurrent_requests: int = Field(
+        1000, ge=1, description="Requests one worker handles at once; more get a JSON 503 + Retry-After."
+    )
+
     # Tokens
     admin_token: str = Field("", description="Bearer token for admin endpoints (backfill).")
     warm_token: str = Field("", description="Bearer token for POST /warm.")
