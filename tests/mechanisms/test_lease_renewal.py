@@ -39,7 +39,7 @@ async def test_an_origin_slower_than_the_lease_is_fetched_once_across_two_proces
     lock = f"{settings.redis_prefix}lock:{cache_key(source, THUMB)}"
     env = {"THUMBS_TEST_LEASE_MS": str(LEASE_MS)}
     redis = aioredis.Redis.from_url(settings.redis_url)
-    samples: list[tuple[float, bytes | None, int]] = []  # (time, holder token, milliseconds left)
+    samples: list[tuple[float, object, int]] = []  # (time, holder token, milliseconds left)
     try:
         with proxy_process(settings, tmp_path / "a", factory=FACTORY, extra_env=env) as (first, _), \
                 proxy_process(settings, tmp_path / "b", factory=FACTORY, extra_env=env) as (second, _):

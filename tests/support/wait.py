@@ -10,23 +10,23 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
 async def wait_until(
-    predicate: Callable[[], T | Awaitable[T]], within: float = 10.0, *, what: str = "condition", every: float = 0.02
-) -> T:
-    """Poll ``predicate`` (sync or async) until it returns something truthy; return that value."""
+    predicate: Callable[[], Any], within: float = 10.0, *, what: str = "condition", every: float = 0.02
+) -> Any:
+    """Poll ``predicate`` (sync, or returning an awaitable) until its result is truthy; return that result."""
     deadline = time.monotonic() + within
     while True:
         result = predicate()
         if inspect.isawaitable(result):
             result = await result
         if result:
-            return result  # type: ignore[return-value]
+            return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within:g} s waiting for {what}")
         await asyncio.sleep(every)
