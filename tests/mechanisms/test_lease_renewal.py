@@ -23,8 +23,8 @@ from tests.support.proxy_process import proxy_process
 from tests.support.wait import wait_until
 from thumbs.settings import Settings
 
-LEASE_MS = 600
-ORIGIN_SECONDS = 2.4  # four leases long: without renewal the lease lapses three times over
+LEASE_MS = 1000
+ORIGIN_SECONDS = 3.0  # three leases long: without renewal the lease lapses twice over
 
 FACTORY = "tests.mechanisms.lease_app:create"
 
@@ -55,7 +55,7 @@ async def test_an_origin_slower_than_the_lease_is_fetched_once_across_two_proces
         await redis.aclose()
     assert [r.status_code for r in responses] == [200] * 5
     assert len({r.content for r in responses}) == 1
-    assert origin.hits[unique("slow.jpg")] == 1  # one fetch, though the fetch outlived the lease four times
+    assert origin.hits[unique("slow.jpg")] == 1  # one fetch, though the fetch outlived the lease three times
     assert {r.headers["x-thumb-tier"] for r in responses[1:]} == {"redis"}  # B waited for A's result
     held = [(at, token, left) for at, token, left in samples if token is not None]
     assert len({token for _, token, _ in held}) == 1, "the lease changed hands mid-fetch"
