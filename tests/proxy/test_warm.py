@@ -14,21 +14,10 @@ from proxy.warm_queue import MemoryWarmQueue, RedisWarmQueue
 from tests.proxy.conftest import Running, running
 from tests.support import images
 from tests.support.origin import Origin
+from tests.support.wait import wait_until
 from thumbs.settings import Settings
 
 AUTH = {"Authorization": "Bearer warm-token"}
-
-
-async def wait_until(predicate: Callable[[], object], within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_warm_requires_the_token(proxy: Running, make_settings: Callable[..., Settings]) -> None:
