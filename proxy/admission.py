@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 
 from proxy.errors import Overloaded
+from proxy.sniff import Body
 
 
 class FetchTicket:
@@ -118,9 +119,9 @@ class SourceHold:
         self.max_bytes = max_bytes
         self.seconds = seconds
         self.bytes = 0
-        self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[float, Body]] = OrderedDict()
 
-    def put(self, source: str, data: bytes) -> None:
+    def put(self, source: str, data: Body) -> None:
         if len(data) > self.max_bytes or self.seconds <= 0:
             return
         self._drop(source)
@@ -130,7 +131,7 @@ class SourceHold:
         self._items[source] = (time.monotonic() + self.seconds, data)
         self.bytes += len(data)
 
-    def take(self, source: str) -> bytes | None:
+    def take(self, source: str) -> Body | None:
         """The held body (removed from the hold), or None if absent or expired."""
         self._expire()
         item = self._items.pop(source, None)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import pyvips
 
 from proxy import sniff as formats
+from proxy.sniff import Body
 
 BYTES_PER_SAMPLE = {
     "uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4,
@@ -40,7 +41,7 @@ class DecodeCost:
     description: str  # e.g. "7000x7000 interlaced png, 4 bands of 16 bits"
 
 
-def decode_cost(data: bytes, fmt: str, header: pyvips.Image) -> DecodeCost:
+def decode_cost(data: Body, fmt: str, header: pyvips.Image) -> DecodeCost:
     width, height, bands = header.width, header.height, header.bands
     sample = BYTES_PER_SAMPLE.get(str(header.format), 8)
     interlaced = _interlaced(data, fmt, header)
@@ -53,7 +54,7 @@ def decode_cost(data: bytes, fmt: str, header: pyvips.Image) -> DecodeCost:
     return DecodeCost(width * height * bands * sample, False, description)
 
 
-def _interlaced(data: bytes, fmt: str, header: pyvips.Image) -> bool:
+def _interlaced(data: Body, fmt: str, header: pyvips.Image) -> bool:
     if header.get_typeof("interlaced") and header.get("interlaced"):
         return True
     # The PNG header says it directly (IHDR is the first chunk; byte 28 is the interlace method).

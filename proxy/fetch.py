@@ -39,6 +39,7 @@ from proxy.errors import (
     SourceNotAllowed,
     TooLarge,
 )
+from proxy.sniff import Body
 from proxy.source_url import DEFAULT_PORTS, MAX_URL_LENGTH, parse_source_url
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -307,7 +308,7 @@ class OriginFetcher:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def fetch(self, source: str, ticket: FetchTicket | None = None) -> bytes:
+    async def fetch(self, source: str, ticket: FetchTicket | None = None) -> Body:
         """The body as the pipeline will see it; ``ticket`` learns the declared size early."""
         try:
             async with asyncio.timeout(self.total_timeout):
@@ -321,7 +322,7 @@ class OriginFetcher:
         except httpx.HTTPError as exc:
             raise OriginError(f"origin transfer failed: {type(exc).__name__}") from exc
 
-    async def _fetch(self, source: str, ticket: FetchTicket | None) -> bytes:
+    async def _fetch(self, source: str, ticket: FetchTicket | None) -> Body:
         url = self.policy.check_url(source)
         for _ in range(self.max_redirects + 1):
             async with self.client.stream("GET", url) as response:
@@ -333,7 +334,7 @@ class OriginFetcher:
                 return await self._read_capped(response, ticket)
         raise OriginError(f"more than {self.max_redirects} redirects")
 
-    async def _read_capped(self, response: httpx.Response, ticket: FetchTicket | None) -> bytes:
+    async def _read_capped(self, response: httpx.Response, ticket: FetchTicket | None) -> Body:
         # Refused before a body byte is read: stacked or unknown codings.
         decoder = CappedDecoder(response.headers.get("content-encoding", ""), self.max_bytes)
         declared = response.headers.get("content-length", "")
@@ -342,20 +343,31 @@ class OriginFetcher:
                 raise TooLarge(f"the source is {declared} bytes, over the {self.max_bytes} byte limit")
             if ticket is not None and decoder.coding == "identity":
                 ticket.expect(int(declared))
-        chunks: list[bytes] = []
+        # One buffer filled in place (preallocated when the length is declared): a list of
+        # chunks joined at the end holds every body twice, and the chunks' freed space is too
+        # fragmented for the next body, so the peak would be twice the bytes in flight.
+        size = int(declared) if declared.isascii() and declared.isdigit() and decoder.coding == "identity" else 0
+        body = bytearray(size)
+        filled = 0
         try:
             # The raw stream: httpx would otherwise inflate every coding, whole, before we see it.
             async for chunk in response.aiter_raw():
                 for piece in decoder.feed(chunk):
-                    chunks.append(piece)
+                    end = filled + len(piece)
+                    if end <= size:
+                        body[filled:end] = piece  # same length: written in place, no resize
+                    else:
+                        body += piece
+                    filled = end
                     if decoder.coding != "identity":
                         await asyncio.sleep(0)  # between inflated pieces the loop serves others
             decoder.finish()
         finally:
             if decoder.coding != "identity":
                 self.decoded_bytes += decoder.produced
+        del body[filled:]  # shorter than declared (h11 refuses such bodies anyway)
         # Leaving the stream context (on TooLarge too) closes the connection; nothing more is read.
-        return b"".join(chunks)
+        return body
 
 
 def _join(url: httpx.URL, location: str) -> str:

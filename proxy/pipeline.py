@@ -15,6 +15,7 @@ import pyvips
 from proxy import sniff as formats
 from proxy.decode_memory import decode_cost, megabytes
 from proxy.errors import TooLarge, TooManyPixels, Undecodable, UnsupportedType
+from proxy.sniff import Body
 from proxy.variants import Variant
 
 # No side of the output is ever above this, whatever the quality ladder does.
@@ -58,7 +59,7 @@ def configure_libvips(threads_per_image: int = 1) -> None:
 
 
 def render(
-    data: bytes, variant: Variant, max_pixels: int, max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
+    data: Body, variant: Variant, max_pixels: int, max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
 ) -> Rendered:
     fmt = sniff(data)
     info = check_limits(data, fmt, max_pixels, max_decode_bytes)
@@ -76,7 +77,7 @@ def render(
     return Rendered(jpeg, width, height, color, image.width, image.height)
 
 
-def sniff(data: bytes) -> str:
+def sniff(data: Body) -> str:
     if not data:
         raise UnsupportedType("the source is empty")
     fmt = formats.sniff(data)
@@ -88,11 +89,11 @@ def sniff(data: bytes) -> str:
 
 
 def check_limits(
-    data: bytes, fmt: str, max_pixels: int, max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
+    data: Body, fmt: str, max_pixels: int, max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
 ) -> SourceInfo:
     """Read the header only (lazy load) and refuse pixel and memory bombs before any decoding."""
     try:
-        header = pyvips.Image.new_from_buffer(data, "", access="sequential")
+        header = pyvips.Image.new_from_source(_memory(data), "", access="sequential")
     except pyvips.Error as exc:
         if fmt == formats.HEIC:
             raise UnsupportedType("HEIC cannot be decoded by the installed libvips") from exc
@@ -116,15 +117,15 @@ def check_limits(
     return SourceInfo(fmt, width, height, orientation, needs_profile)
 
 
-def decode_reduced(data: bytes, variant: Variant, needs_profile: bool) -> pyvips.Image:
+def decode_reduced(data: Body, variant: Variant, needs_profile: bool) -> pyvips.Image:
     """Shrink on load into the variant's box, first frame or page only, never upscaling.
 
     Orientation is left to :func:`orient`; embedded or implied (CMYK) profiles are turned
     into sRGB here because libvips does that best on the reduced image.
     """
     colour_options = {"export_profile": "srgb"} if needs_profile else {}
-    return pyvips.Image.thumbnail_buffer(
-        data,
+    return pyvips.Image.thumbnail_source(
+        _memory(data),
         variant.max_side,
         height=variant.max_side,
         size="down",
@@ -194,6 +195,12 @@ def average_colour(image: pyvips.Image) -> str:
     values = memoryview(stats.write_to_memory()).cast("d")
     red, green, blue = (round(values[band * stats.width + 4]) for band in (1, 2, 3))
     return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+def _memory(data: Body) -> pyvips.Source:
+    """The body as a libvips source over the same memory: ``thumbnail_buffer`` would copy
+    it into a blob first, one more copy of every source for each render in flight."""
+    return pyvips.Source.new_from_memory(data)
 
 
 def _decodes(header: pyvips.Image) -> bool:

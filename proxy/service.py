@@ -28,6 +28,7 @@ from proxy.negative import NegativeCache
 from proxy.pipeline import DEFAULT_MAX_DECODE_BYTES, Rendered, render
 from proxy.processing import PoolSlot, ProcessingPool
 from proxy.singleflight import Flights, Leases
+from proxy.sniff import Body
 from proxy.storage import Store
 from proxy.thumbnail import CorruptEntry, Thumbnail
 from proxy.tiers import MemoryLRU, RedisTier
@@ -239,7 +240,7 @@ class ThumbnailService:
 
     async def _fetch_and_render(
         self, request: ThumbnailRequest, gate: StartGate, slot: PoolSlot
-    ) -> tuple[bytes, Rendered, float]:
+    ) -> tuple[Body, Rendered, float]:
         """The source, its rendering and when the download ended, under a fetch ticket."""
         started = time.perf_counter()
         async with self.budget.admit() as ticket:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# A source body as the fetcher hands it over: one buffer filled in place (see proxy.fetch).
+Body = bytes | bytearray
+
 JPEG, PNG, GIF, WEBP, TIFF, AVIF, HEIC, SVG = "jpeg", "png", "gif", "webp", "tiff", "avif", "heic", "svg"
 
 # Formats the pipeline decodes. SVG is recognised only to refuse it by name.
@@ -11,7 +14,7 @@ _AVIF_BRANDS = {b"avif", b"avis"}
 _HEIC_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 
 
-def sniff(data: bytes) -> str | None:
+def sniff(data: Body) -> str | None:
     """The format of ``data``, or None when it is not an image we know."""
     head = data[:64]
     if head.startswith(b"\xff\xd8\xff"):
@@ -31,7 +34,7 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def _isobmff_brand(data: bytes) -> str | None:
+def _isobmff_brand(data: Body) -> str | None:
     size = int.from_bytes(data[0:4], "big")
     box = data[8 : max(16, min(size, 256))]
     brands = {box[0:4]} | {box[i : i + 4] for i in range(8, len(box) - 3, 4)}
@@ -42,6 +45,6 @@ def _isobmff_brand(data: bytes) -> str | None:
     return None
 
 
-def _looks_like_svg(head: bytes) -> bool:
+def _looks_like_svg(head: Body) -> bool:
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     return text.startswith((b"<?xml", b"<svg", b"<!doctype svg")) and b"<svg" in text
