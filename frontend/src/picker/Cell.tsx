@@ -1,9 +1,9 @@
-import { useCallback, useLayoutEffect, useRef, useState } from "react";
+import { useCallback, useLayoutEffect, useRef, useState, type MouseEvent } from "react";
 import type { CellComponentProps } from "react-window";
-import { imageLabel } from "./labels";
+import type { PickerStrings } from "./labels";
 import type { PageStatus } from "./pageLoader";
 import { useIsActive, useIsSelected, useRecovery, type PickerState } from "./pickerState";
-import { Thumb, UNAVAILABLE_TEXT } from "./Thumb";
+import { Thumb } from "./Thumb";
 import type { LibraryImage } from "./types";
 
 export interface CellData {
@@ -20,8 +20,11 @@ export interface CellData {
   /** Item indices [start, stop) of the first screen, loaded eagerly with high priority. */
   eagerStart: number;
   eagerStop: number;
-  /** Click on a cell: select it (or retry its failed page). */
-  onCellClick: (index: number) => void;
+  /** Click on a cell: select it (or retry its failed page); Shift extends, Ctrl/Cmd toggles. */
+  onCellClick: (index: number, modifiers: { shift: boolean; toggle: boolean }) => void;
+  /** Double-click: choose and confirm. */
+  onCellConfirm: (index: number) => void;
+  strings: PickerStrings;
 }
 
 const ROOT_SELECTOR = "[data-picker-root]";
@@ -77,7 +80,8 @@ export function PickerCell(props: CellComponentProps<CellData>) {
     className: "tp-cell",
     "data-index": index,
     tabIndex: active ? 0 : -1,
-    onClick: () => props.onCellClick(index),
+    onClick: (e: MouseEvent) => props.onCellClick(index, { shift: e.shiftKey, toggle: e.ctrlKey || e.metaKey }),
+    onDoubleClick: () => props.onCellConfirm(index),
     // Focus that arrives some other way (a screen reader, a script) moves the roving tab stop too.
     onFocus: () => props.state.setActive(index),
   };
@@ -86,9 +90,10 @@ export function PickerCell(props: CellComponentProps<CellData>) {
     const status = props.pages.get(Math.floor((index - props.prepended) / props.pageSize));
     const failed = status?.state === "failed";
     const retrying = status?.state === "retrying";
-    const text = failed ? (status.offline ? "Offline" : "Failed to load") : retrying ? "Retrying…" : null;
+    const { strings } = props;
+    const text = failed ? (status.offline ? strings.offlineCell : strings.failedCell) : retrying ? strings.retrying : null;
     return (
-      <div {...common} aria-busy={!failed} aria-label={text ?? "Loading"}>
+      <div {...common} aria-busy={!failed} aria-label={text ?? strings.loading}>
         <div className={failed || retrying ? "tp-tile tp-tile-error" : "tp-tile tp-skeleton"}>{text}</div>
       </div>
     );
@@ -98,7 +103,11 @@ export function PickerCell(props: CellComponentProps<CellData>) {
     <div
       {...common}
       aria-selected={selected}
-      aria-label={unavailableId === image.id ? `${imageLabel(image)}, ${UNAVAILABLE_TEXT.toLowerCase()}` : imageLabel(image)}
+      aria-label={
+        unavailableId === image.id
+          ? `${props.strings.imageLabel(image)}, ${props.strings.previewUnavailable.toLowerCase()}`
+          : props.strings.imageLabel(image)
+      }
       data-selected={selected || undefined}
     >
       <div className="tp-tile" style={image.color ? { backgroundColor: image.color } : undefined}>
@@ -108,6 +117,7 @@ export function PickerCell(props: CellComponentProps<CellData>) {
           size={Math.round(props.cellSize)}
           eager={index >= props.eagerStart && index < props.eagerStop}
           recovery={recovery}
+          unavailableText={props.strings.previewUnavailable}
           onUnavailable={onUnavailable}
         />
         {selected && <span className="tp-check" aria-hidden="true">✓</span>}

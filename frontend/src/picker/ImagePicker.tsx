@@ -1,26 +1,59 @@
-import { useCallback, useMemo, useRef, useState } from "react";
+import { useCallback, useImperativeHandle, useLayoutEffect, useMemo, useRef, useState, type Ref } from "react";
 import { Grid, useGridRef } from "react-window";
+import type { LibraryFilters } from "./api";
 import { PickerCell, type CellData } from "./Cell";
-import { itemRangeForRows, rowCountFor } from "./layout";
+import { DEFAULT_STRINGS, type PickerStrings } from "./labels";
+import { itemRangeForRows, rowCountFor, rowOf } from "./layout";
+import type { FetchPage } from "./pageLoader";
 import { PickerState } from "./pickerState";
+import {
+  nextSelection,
+  selectAllLoaded,
+  selectedImages,
+  selectionFromUrls,
+  type Selection,
+  type SelectMode,
+} from "./selection";
 import { FailedPagesBar, NewImagesNotice, StatusPanel } from "./StatusPanel";
 import type { LibraryImage } from "./types";
 import { useColumnLayout } from "./useColumnLayout";
-import { useGridKeyboard } from "./useGridKeyboard";
-import { usePagedLibrary } from "./usePagedLibrary";
+import { useGridKeyboard, type ActivateKey } from "./useGridKeyboard";
+import { usePagedLibrary, type FetchNewer } from "./usePagedLibrary";
 import { readSavedIndex, useScrollAnchor } from "./useScrollAnchor";
 import "./picker.css";
+
+/** What a host can do through `ref`. */
+export interface ImagePickerHandle {
+  /** Reload the library from the top (new images included), keeping the selection. */
+  refresh: () => void;
+  /** Scroll an image into view by id and make it the active cell; false if it has not been loaded. */
+  scrollToImage: (id: number) => boolean;
+}
 
 export interface ImagePickerProps {
   /** Origin (and optional path prefix) of the library API; "" = same origin as the page. */
   apiBase?: string;
+  /** Extra request headers for the built-in fetch (e.g. Authorization). */
+  headers?: Record<string, string>;
+  /** Only this pipeline and/or step (sent to the API as `pipeline_id` / `step`). Changing it reloads. */
+  filters?: LibraryFilters;
+  /** Replaces the built-in page fetch (the `until` bound must be honoured for a stable list). */
+  fetchPage?: FetchPage<LibraryImage>;
+  /** Replaces the built-in `newer_than` poll. */
+  fetchNewer?: FetchNewer;
   /** Images per API page (the API caps it at 200). */
   pageSize?: number;
+  /** Controlled selection (full URLs). With it, the picker only reports changes through the callbacks. */
+  selected?: readonly string[];
+  /** Initial selection when uncontrolled. */
+  defaultSelected?: readonly string[];
   /** Called at once with the full image URL when an image is chosen (in multi-select: added). */
   onSelect?: (url: string, image: LibraryImage) => void;
-  /** The whole selection after each change, in selection order. */
+  /** The whole selection after each change, in selection order (images not loaded yet are left out). */
   onSelectionChange?: (urls: string[], images: LibraryImage[]) => void;
-  /** Allow several images; clicking toggles. Off by default. */
+  /** Double-click, or Enter on a selected cell: the user is done choosing. */
+  onConfirm?: (urls: string[], images: LibraryImage[]) => void;
+  /** Allow several images: clicking toggles, Shift extends a range, Ctrl/Cmd+A selects all loaded. */
   multiple?: boolean;
   /** Smallest cell edge in px; the column count follows the width (at least 2 columns). */
   minCellSize?: number;
@@ -28,8 +61,13 @@ export interface ImagePickerProps {
   maxColumns?: number;
   /** sessionStorage key for the scroll position; null disables restoring it. */
   scrollKey?: string | null;
+  /** "auto" follows prefers-color-scheme. Colours are CSS custom properties (`--tp-*`) either way. */
+  theme?: "light" | "dark" | "auto";
+  /** Words shown and announced, for translation (missing keys: English). Memoize it. */
+  strings?: Partial<PickerStrings>;
   className?: string;
   "aria-label"?: string;
+  ref?: Ref<ImagePickerHandle>;
 }
 
 const MAX_PAGE_SIZE = 200;
@@ -38,31 +76,60 @@ const PREFETCH_ROWS = 6;
 /** Rows of images mounted beyond the viewport; small, to keep the DOM (and downloads) bounded. */
 const OVERSCAN_ROWS = 1;
 
+function sameSelection(a: Selection, b: Selection): boolean {
+  if (a.size !== b.size) return false;
+  const bs = [...b];
+  let i = 0;
+  for (const [url, image] of a) {
+    const [burl, bimage] = bs[i++]!;
+    if (url !== burl || image !== bimage) return false;
+  }
+  return true;
+}
+
 /**
  * Virtualized, paged image library picker. Give it a parent with a height; it fills it.
  */
 export function ImagePicker({
   apiBase = "",
+  headers,
+  filters,
+  fetchPage,
+  fetchNewer,
   pageSize = 50,
+  selected: selectedProp,
+  defaultSelected,
   onSelect,
   onSelectionChange,
+  onConfirm,
   multiple = false,
   minCellSize = 160,
   maxColumns = 10,
   scrollKey,
+  theme = "light",
+  strings: stringsProp,
   className,
-  "aria-label": ariaLabel = "Image library",
+  "aria-label": ariaLabel,
+  ref,
 }: ImagePickerProps) {
   const limit = Math.min(MAX_PAGE_SIZE, Math.max(1, Math.floor(pageSize)));
   const storageKey = scrollKey === undefined ? `thumbs-picker:scroll:${apiBase}` : scrollKey;
   const [initialIndex] = useState(() => readSavedIndex(storageKey));
+  const strings = useMemo(() => ({ ...DEFAULT_STRINGS, ...stringsProp }), [stringsProp]);
 
   const gridRef = useGridRef(null);
   const rootRef = useRef<HTMLDivElement>(null);
   const columnOpts = useMemo(() => ({ minCellSize, minColumns: 2, maxColumns }), [minCellSize, maxColumns]);
   const { columnCount, cellSize, pageRows, setSize } = useColumnLayout(columnOpts);
-  const [state] = useState(() => new PickerState(initialIndex));
-  const library = usePagedLibrary({ apiBase, pageSize: limit, onRecover: () => state.recover() }, initialIndex);
+  const [state] = useState(() => {
+    const s = new PickerState(initialIndex);
+    s.setSelected(selectionFromUrls(selectedProp ?? defaultSelected ?? [], new Map(), []));
+    return s;
+  });
+  const library = usePagedLibrary(
+    { apiBase, pageSize: limit, request: { headers, filters }, fetchPage, fetchNewer, onRecover: () => state.recover() },
+    initialIndex,
+  );
   const { snapshot, ensureRange, retry, reset } = library;
   const { items, total, pages, prepended } = snapshot;
 
@@ -78,34 +145,87 @@ export function ImagePicker({
   const getActive = useCallback(() => state.getActive(), [state]);
   const setActive = useCallback((index: number) => state.setActive(index), [state]);
 
-  // Handlers read the latest values through a ref so that cellProps keep one stable callback.
-  const latest = useRef({ items, pages, prepended, multiple, onSelect, onSelectionChange, limit });
-  latest.current = { items, pages, prepended, multiple, onSelect, onSelectionChange, limit };
+  // The selection follows a controlled `selected`, and learns the images of selected URLs as pages load.
+  const controlled = selectedProp !== undefined;
+  useLayoutEffect(() => {
+    const cur = state.getSelected();
+    const urls = controlled ? selectedProp : [...cur.keys()];
+    if (!controlled && ![...cur.values()].includes(null)) return;
+    const next = selectionFromUrls(urls, cur, items);
+    if (!sameSelection(cur, next)) state.setSelected(next);
+  }, [controlled, selectedProp, items, state]);
 
+  // Handlers read the latest values through a ref so that cellProps keep one stable callback.
+  const latest = useRef({ items, pages, prepended, multiple, onSelect, onSelectionChange, onConfirm, limit, controlled });
+  latest.current = { items, pages, prepended, multiple, onSelect, onSelectionChange, onConfirm, limit, controlled };
+  // Where a Shift-range starts: the last image chosen without Shift.
+  const rangeAnchor = useRef<number | null>(null);
+
+  /** Apply a choice; returns the resulting selection (already reported to the host). */
   const choose = useCallback(
-    (index: number) => {
+    (index: number, mode: SelectMode): Selection => {
       const cur = latest.current;
       state.setActive(index);
       const image = cur.items[index];
       if (!image) {
         const page = Math.floor((index - cur.prepended) / cur.limit);
         if (cur.pages.get(page)?.state === "failed") retry(page);
-        return;
+        return state.getSelected();
       }
-      let next: Map<string, LibraryImage>;
-      if (cur.multiple) {
-        next = new Map(state.getSelected());
-        if (next.has(image.url)) next.delete(image.url);
-        else next.set(image.url, image);
-      } else {
-        next = new Map([[image.url, image]]);
-      }
-      state.setSelected(next);
+      if (mode !== "range" || rangeAnchor.current === null) rangeAnchor.current = index;
+      const next = nextSelection(state.getSelected(), cur.items, index, rangeAnchor.current, mode, cur.multiple);
+      if (!cur.controlled) state.setSelected(next);
       if (next.has(image.url)) cur.onSelect?.(image.url, image);
-      cur.onSelectionChange?.([...next.keys()], [...next.values()]);
+      cur.onSelectionChange?.([...next.keys()], selectedImages(next));
+      return next;
     },
     [retry, state],
   );
+  const confirm = useCallback((selection: Selection) => {
+    if (selection.size > 0) latest.current.onConfirm?.([...selection.keys()], selectedImages(selection));
+  }, []);
+
+  const onCellClick = useCallback(
+    (index: number, mods: { shift: boolean; toggle: boolean }) => {
+      choose(index, mods.shift && latest.current.multiple ? "range" : mods.toggle ? "toggle" : "replace");
+    },
+    [choose],
+  );
+  const onCellConfirm = useCallback(
+    (index: number) => {
+      const image = latest.current.items[index];
+      if (!image) return;
+      // A double-click is two clicks first: in multi-select they toggled it off and on again.
+      const selection = state.getSelected().has(image.url) ? state.getSelected() : choose(index, "toggle");
+      confirm(selection);
+    },
+    [choose, confirm, state],
+  );
+  const onActivate = useCallback(
+    (index: number, how: ActivateKey) => {
+      const image = latest.current.items[index];
+      if (how.shift && latest.current.multiple) choose(index, "range");
+      else if (how.key === "Enter" && image && state.getSelected().has(image.url)) confirm(state.getSelected());
+      else if (how.key === " " && !latest.current.multiple && image && state.getSelected().has(image.url)) return;
+      else choose(index, "toggle");
+    },
+    [choose, confirm, state],
+  );
+  const onExtend = useCallback(
+    (from: number, to: number) => {
+      if (!latest.current.multiple) return;
+      if (rangeAnchor.current === null) rangeAnchor.current = from;
+      choose(to, "range");
+    },
+    [choose],
+  );
+  const onSelectAll = useCallback(() => {
+    const cur = latest.current;
+    if (!cur.multiple) return;
+    const next = selectAllLoaded(state.getSelected(), cur.items);
+    if (!cur.controlled) state.setSelected(next);
+    cur.onSelectionChange?.([...next.keys()], selectedImages(next));
+  }, [state]);
 
   const onKeyDown = useGridKeyboard({
     gridRef,
@@ -115,7 +235,9 @@ export function ImagePicker({
     columnCount,
     itemCount: total ?? 0,
     pageRows,
-    onActivate: choose,
+    onActivate,
+    onExtend,
+    onSelectAll,
   });
 
   const { beginResize, shiftBy, jumpTo } = anchor;
@@ -156,6 +278,7 @@ export function ImagePicker({
   const { showNewer, newerCount } = library;
   const onShowNewer = useCallback(() => {
     const added = showNewer();
+    rangeAnchor.current = null;
     if (added === null) {
       jumpTo(0);
       state.setActive(0);
@@ -164,6 +287,28 @@ export function ImagePicker({
       state.setActive(state.getActive() + added);
     }
   }, [showNewer, shiftBy, jumpTo, state]);
+
+  const refresh = useCallback(() => {
+    reset();
+    rangeAnchor.current = null;
+    jumpTo(0);
+    state.setActive(0);
+  }, [reset, jumpTo, state]);
+  useImperativeHandle(
+    ref,
+    () => ({
+      refresh,
+      scrollToImage: (id: number) => {
+        const index = latest.current.items.findIndex((img) => img?.id === id);
+        const grid = gridRef.current;
+        if (index < 0 || !grid || columnCount <= 0) return false;
+        state.setActive(index);
+        grid.scrollToRow({ index: rowOf(index, columnCount), align: "smart", behavior: "instant" });
+        return true;
+      },
+    }),
+    [refresh, gridRef, columnCount, state],
+  );
 
   // The first screen (from where the picker opened) loads eagerly and with high priority.
   const eagerStart = Math.floor(initialIndex / Math.max(1, columnCount)) * columnCount;
@@ -181,9 +326,11 @@ export function ImagePicker({
       state,
       eagerStart,
       eagerStop,
-      onCellClick: choose,
+      onCellClick,
+      onCellConfirm,
+      strings,
     }),
-    [items, itemCount, columnCount, cellSize, pages, limit, prepended, state, eagerStart, eagerStop, choose],
+    [items, itemCount, columnCount, cellSize, pages, limit, prepended, state, eagerStart, eagerStop, onCellClick, onCellConfirm, strings],
   );
 
   const firstPage = pages.get(0);
@@ -191,20 +338,12 @@ export function ImagePicker({
   const failedOffline = failed.length > 0 && failed.every((s) => s.state === "failed" && s.offline);
   let overlay = null;
   if (total === null && firstPage?.state === "failed") {
-    overlay = firstPage.offline ? (
+    overlay = (
       <StatusPanel
         kind="error"
-        title="You're offline."
-        detail="Your image library will load by itself when the connection is back."
-        actionLabel="Try again"
-        onAction={() => retry()}
-      />
-    ) : (
-      <StatusPanel
-        kind="error"
-        title="The library isn't responding right now."
-        detail={`It will be tried again by itself; you can also try now. (${firstPage.error})`}
-        actionLabel="Try again"
+        title={firstPage.offline ? strings.offlineTitle : strings.serverTitle}
+        detail={firstPage.offline ? strings.offlineDetail : strings.serverDetail(firstPage.error)}
+        actionLabel={strings.tryAgain}
         onAction={() => retry()}
       />
     );
@@ -212,9 +351,9 @@ export function ImagePicker({
     overlay = (
       <StatusPanel
         kind="empty"
-        title="Your library is empty."
-        detail="Images you generate in the Playground will appear here."
-        actionLabel="Refresh"
+        title={strings.emptyTitle}
+        detail={strings.emptyDetail}
+        actionLabel={strings.refresh}
         onAction={reset}
       />
     );
@@ -225,9 +364,12 @@ export function ImagePicker({
       ref={rootRef}
       className={className ? `tp-picker ${className}` : "tp-picker"}
       data-picker-root=""
+      data-theme={theme}
       onKeyDown={onKeyDown}
     >
-      {overlay === null && total !== null && <NewImagesNotice count={newerCount} onShow={onShowNewer} />}
+      {overlay === null && total !== null && (
+        <NewImagesNotice count={newerCount} onShow={onShowNewer} strings={strings} />
+      )}
       {overlay ?? (
         <Grid
           className="tp-grid"
@@ -241,7 +383,7 @@ export function ImagePicker({
           overscanCount={OVERSCAN_ROWS}
           onCellsRendered={onCellsRendered}
           onResize={onResize}
-          aria-label={ariaLabel}
+          aria-label={ariaLabel ?? strings.gridLabel}
           aria-multiselectable={multiple || undefined}
           aria-busy={total === null || undefined}
           // Focus is parked here when the focused cell scrolls away (it shows a ring); arrows bring it back.
@@ -250,7 +392,7 @@ export function ImagePicker({
         />
       )}
       {overlay === null && failed.length > 0 && (
-        <FailedPagesBar count={failed.length} offline={failedOffline} onRetry={() => retry()} />
+        <FailedPagesBar count={failed.length} offline={failedOffline} onRetry={() => retry()} strings={strings} />
       )}
     </div>
   );

@@ -1,3 +1,5 @@
+import type { PickerStrings } from "./labels";
+
 export interface StatusPanelProps {
   kind: "empty" | "error";
   title: string;
@@ -20,16 +22,13 @@ export function StatusPanel({ kind, title, detail, actionLabel, onAction }: Stat
 }
 
 /** Thin bar over the grid when some pages failed after their retries. */
-export function FailedPagesBar({ count, offline, onRetry }: { count: number; offline: boolean; onRetry: () => void }) {
+export function FailedPagesBar(props: { count: number; offline: boolean; onRetry: () => void; strings: PickerStrings }) {
+  const { count, offline, onRetry, strings } = props;
   return (
     <div className="tp-bar" role="alert">
-      <span>
-        {offline
-          ? "You're offline: some images could not be loaded. They will load when you're back online."
-          : `Some images could not be loaded (${count} ${count === 1 ? "page" : "pages"}).`}
-      </span>
+      <span>{strings.failedPages(count, offline)}</span>
       <button type="button" className="tp-button" onClick={onRetry}>
-        Retry
+        {strings.retry}
       </button>
     </div>
   );
@@ -39,16 +38,15 @@ export function FailedPagesBar({ count, offline, onRetry }: { count: number; off
  * Images created since the picker opened. The live region is always in the DOM (screen readers only
  * announce changes to a region they already know); the button adds them at the top.
  */
-export function NewImagesNotice({ count, onShow }: { count: number; onShow: () => void }) {
-  const text = count === 1 ? "1 new image" : `${count} new images`;
+export function NewImagesNotice({ count, onShow, strings }: { count: number; onShow: () => void; strings: PickerStrings }) {
   return (
     <div className="tp-new" data-empty={count === 0 || undefined}>
       <span role="status" aria-live="polite" className="tp-new-text">
-        {count > 0 ? text : ""}
+        {count > 0 ? strings.newImages(count) : ""}
       </span>
       {count > 0 && (
         <button type="button" className="tp-button" onClick={onShow}>
-          Show {text}
+          {strings.showNewImages(count)}
         </button>
       )}
     </div>

@@ -28,6 +28,8 @@ export interface ThumbProps {
   eager: boolean;
   /** Changes when failed thumbnails should try again at once (PickerState.recover). */
   recovery: number;
+  /** The words for a tile that cannot be shown (translatable). */
+  unavailableText?: string;
   /** Told whether the tile currently says "Preview unavailable" (the cell puts it in its label). */
   onUnavailable?: (id: number, unavailable: boolean) => void;
 }
@@ -36,7 +38,8 @@ export interface ThumbProps {
  * The thumbnail. The tile behind it is painted in the image's placeholder colour, so "loading"
  * needs no extra element; a thumbnail that keeps failing says so in words.
  */
-export const Thumb = memo(function Thumb({ image, size, eager, recovery, onUnavailable }: ThumbProps) {
+export const Thumb = memo(function Thumb(props: ThumbProps) {
+  const { image, size, eager, recovery, onUnavailable, unavailableText = UNAVAILABLE_TEXT } = props;
   const src = thumbSource(image);
   const [attempt, setAttempt] = useState(0); // key of the <img>: a fresh element per try
   const [failures, setFailures] = useState(0); // consecutive
@@ -85,7 +88,7 @@ export const Thumb = memo(function Thumb({ image, size, eager, recovery, onUnava
           <span className="tp-broken-icon" aria-hidden="true">
             !
           </span>
-          {UNAVAILABLE_TEXT}
+          {unavailableText}
         </span>
       )}
     </>

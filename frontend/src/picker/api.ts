@@ -3,6 +3,27 @@ import type { LibraryImage, LibraryPage } from "./types";
 
 const IMAGES_PATH = "/api/library/images";
 
+/** Only images of this pipeline and/or step (sent as `pipeline_id` / `step` query parameters). */
+export interface LibraryFilters {
+  pipeline?: string;
+  step?: string;
+}
+
+/** How the picker talks to the API when it does the fetching itself. */
+export interface RequestOptions {
+  /** Extra request headers (e.g. Authorization for a cross-origin API). */
+  headers?: Record<string, string>;
+  filters?: LibraryFilters;
+}
+
+function filterParams(filters: LibraryFilters | undefined) {
+  return { pipeline_id: filters?.pipeline, step: filters?.step };
+}
+
+function requestInit(signal: AbortSignal, options: RequestOptions | undefined): RequestInit {
+  return { signal, headers: { Accept: "application/json", ...options?.headers } };
+}
+
 function imagesUrl(apiBase: string, params: Record<string, string | number | null | undefined>): string {
   const base = apiBase.replace(/\/+$/, "");
   const query = Object.entries(params)
@@ -13,13 +34,19 @@ function imagesUrl(apiBase: string, params: Record<string, string | number | nul
 }
 
 /** URL of one limit/offset page, bounded by `until` (a head cursor) when given. apiBase "" = same origin. */
-export function libraryPageUrl(apiBase: string, limit: number, offset: number, until: string | null = null): string {
-  return imagesUrl(apiBase, { limit, offset, until });
+export function libraryPageUrl(
+  apiBase: string,
+  limit: number,
+  offset: number,
+  until: string | null = null,
+  filters?: LibraryFilters,
+): string {
+  return imagesUrl(apiBase, { limit, offset, until, ...filterParams(filters) });
 }
 
 /** URL asking for the images strictly newer than a cursor (and how many there are). */
-export function newerThanUrl(apiBase: string, cursor: string, limit: number): string {
-  return imagesUrl(apiBase, { newer_than: cursor, limit });
+export function newerThanUrl(apiBase: string, cursor: string, limit: number, filters?: LibraryFilters): string {
+  return imagesUrl(apiBase, { newer_than: cursor, limit, ...filterParams(filters) });
 }
 
 /** HTTP statuses worth retrying: server trouble and rate limiting, not a bad request. */
@@ -53,11 +80,10 @@ export async function fetchLibraryPage(
   pageSize: number,
   signal: AbortSignal,
   until: string | null = null,
+  options?: RequestOptions,
 ): Promise<PageResult<LibraryImage>> {
-  const res = await fetch(libraryPageUrl(apiBase, pageSize, page * pageSize, until), {
-    signal,
-    headers: { Accept: "application/json" },
-  });
+  const url = libraryPageUrl(apiBase, pageSize, page * pageSize, until, options?.filters);
+  const res = await fetch(url, requestInit(signal, options));
   if (!res.ok) throw await errorFor(res);
   const body = (await res.json()) as LibraryPage;
   if (!Array.isArray(body.images) || typeof body.total !== "number") {
@@ -82,8 +108,9 @@ export async function fetchNewerImages(
   cursor: string,
   limit: number,
   signal: AbortSignal,
+  options?: RequestOptions,
 ): Promise<NewerImages> {
-  const res = await fetch(newerThanUrl(apiBase, cursor, limit), { signal, headers: { Accept: "application/json" } });
+  const res = await fetch(newerThanUrl(apiBase, cursor, limit, options?.filters), requestInit(signal, options));
   if (!res.ok) throw await errorFor(res);
   const body = (await res.json()) as LibraryPage;
   if (!Array.isArray(body.images)) throw new PageError("Malformed library response", false);

@@ -1,5 +1,32 @@
 import type { LibraryImage } from "./types";
 
+/**
+ * Every word the picker shows or announces, so a host can translate it (`strings` prop, partial:
+ * missing keys fall back to these English defaults).
+ */
+export interface PickerStrings {
+  gridLabel: string;
+  /** Accessible name of a cell. */
+  imageLabel: (image: LibraryImage) => string;
+  loading: string;
+  retrying: string;
+  failedCell: string;
+  offlineCell: string;
+  previewUnavailable: string;
+  offlineTitle: string;
+  offlineDetail: string;
+  serverTitle: string;
+  serverDetail: (error: string) => string;
+  tryAgain: string;
+  emptyTitle: string;
+  emptyDetail: string;
+  refresh: string;
+  failedPages: (pages: number, offline: boolean) => string;
+  retry: string;
+  newImages: (count: number) => string;
+  showNewImages: (count: number) => string;
+}
+
 /** Accessible name for a cell, built from the image's metadata (no filename is exposed by the API). */
 export function imageLabel(image: LibraryImage): string {
   const parts = [`Image ${image.id}`];
@@ -12,3 +39,30 @@ export function imageLabel(image: LibraryImage): string {
   }
   return parts.join(", ");
 }
+
+const newImages = (n: number) => (n === 1 ? "1 new image" : `${n} new images`);
+
+export const DEFAULT_STRINGS: PickerStrings = {
+  gridLabel: "Image library",
+  imageLabel,
+  loading: "Loading",
+  retrying: "Retrying…",
+  failedCell: "Failed to load",
+  offlineCell: "Offline",
+  previewUnavailable: "Preview unavailable",
+  offlineTitle: "You're offline.",
+  offlineDetail: "Your image library will load by itself when the connection is back.",
+  serverTitle: "The library isn't responding right now.",
+  serverDetail: (error) => `It will be tried again by itself; you can also try now. (${error})`,
+  tryAgain: "Try again",
+  emptyTitle: "Your library is empty.",
+  emptyDetail: "Images you generate in the Playground will appear here.",
+  refresh: "Refresh",
+  failedPages: (pages, offline) =>
+    offline
+      ? "You're offline: some images could not be loaded. They will load when you're back online."
+      : `Some images could not be loaded (${pages} ${pages === 1 ? "page" : "pages"}).`,
+  retry: "Retry",
+  newImages,
+  showNewImages: (n) => `Show ${newImages(n)}`,
+};

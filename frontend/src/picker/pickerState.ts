@@ -1,5 +1,5 @@
 import { useSyncExternalStore } from "react";
-import type { LibraryImage } from "./types";
+import type { Selection } from "./selection";
 
 /**
  * The active (focusable) cell and the selection, outside React state on purpose: react-window
@@ -9,7 +9,7 @@ import type { LibraryImage } from "./types";
  */
 export class PickerState {
   private active: number;
-  private selected: ReadonlyMap<string, LibraryImage> = new Map();
+  private selected: Selection = new Map();
   /** Bumped when failed thumbnails should try again now (back online, tab visible, Retry pressed). */
   private recovery = 0;
   private readonly listeners = new Set<() => void>();
@@ -34,11 +34,11 @@ export class PickerState {
   }
 
   /** Selected images by full URL, in selection order. */
-  getSelected(): ReadonlyMap<string, LibraryImage> {
+  getSelected(): Selection {
     return this.selected;
   }
 
-  setSelected(next: ReadonlyMap<string, LibraryImage>): void {
+  setSelected(next: Selection): void {
     this.selected = next;
     this.emit();
   }

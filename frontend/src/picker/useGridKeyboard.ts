@@ -3,6 +3,12 @@ import type { GridImperativeAPI } from "react-window";
 import { nextIndex } from "./keyboard";
 import { rowOf } from "./layout";
 
+export interface ActivateKey {
+  key: "Enter" | " ";
+  /** Shift held: extend a range (multi-select). */
+  shift: boolean;
+}
+
 export interface GridKeyboardOptions {
   gridRef: RefObject<GridImperativeAPI | null>;
   rootRef: RefObject<HTMLElement | null>;
@@ -12,7 +18,11 @@ export interface GridKeyboardOptions {
   itemCount: number;
   pageRows: number;
   /** Enter/Space on the active cell. */
-  onActivate: (index: number) => void;
+  onActivate: (index: number, how: ActivateKey) => void;
+  /** Shift+arrow (etc.) moved the active cell from `from` to `to`: extend the selection. */
+  onExtend?: (from: number, to: number) => void;
+  /** Ctrl/Cmd+A. */
+  onSelectAll?: () => void;
 }
 
 /**
@@ -20,7 +30,8 @@ export interface GridKeyboardOptions {
  * exist in the DOM yet), so this only updates the index and scrolls its row into view.
  */
 export function useGridKeyboard(opts: GridKeyboardOptions): (e: KeyboardEvent<HTMLElement>) => void {
-  const { gridRef, rootRef, getActive, setActive, columnCount, itemCount, pageRows, onActivate } = opts;
+  const { gridRef, rootRef, getActive, setActive, columnCount, itemCount, pageRows, onActivate, onExtend, onSelectAll } =
+    opts;
   return useCallback(
     (e: KeyboardEvent<HTMLElement>) => {
       if (e.altKey || !isGridTarget(e.target, rootRef.current, gridRef.current?.element ?? null)) return;
@@ -28,7 +39,14 @@ export function useGridKeyboard(opts: GridKeyboardOptions): (e: KeyboardEvent<HT
       if (e.key === "Enter" || e.key === " ") {
         if (activeIndex < itemCount) {
           e.preventDefault(); // Space would scroll the grid
-          onActivate(activeIndex);
+          onActivate(activeIndex, { key: e.key, shift: e.shiftKey });
+        }
+        return;
+      }
+      if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "a") {
+        if (onSelectAll) {
+          e.preventDefault(); // not the page's text
+          onSelectAll();
         }
         return;
       }
@@ -36,9 +54,10 @@ export function useGridKeyboard(opts: GridKeyboardOptions): (e: KeyboardEvent<HT
       if (next === null) return;
       e.preventDefault(); // arrows and PageUp/Down must not also scroll natively
       setActive(next);
+      if (e.shiftKey && onExtend) onExtend(activeIndex, next);
       gridRef.current?.scrollToRow({ index: rowOf(next, columnCount), align: "auto", behavior: "instant" });
     },
-    [gridRef, rootRef, getActive, setActive, columnCount, itemCount, pageRows, onActivate],
+    [gridRef, rootRef, getActive, setActive, columnCount, itemCount, pageRows, onActivate, onExtend, onSelectAll],
   );
 }
 

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
-import { fetchLibraryPage, fetchNewerImages, type NewerImages } from "./api";
+import { fetchLibraryPage, fetchNewerImages, type NewerImages, type RequestOptions } from "./api";
 import { PageLoader, type FetchPage, type PagesSnapshot } from "./pageLoader";
 import type { LibraryImage } from "./types";
 
@@ -13,6 +13,8 @@ export type FetchNewer = (cursor: string, limit: number, signal: AbortSignal) =>
 export interface LibrarySource {
   apiBase: string;
   pageSize: number;
+  /** Headers and filters for the built-in HTTP fetch. A change of filters reloads the list. */
+  request?: RequestOptions;
   /** Replaces the HTTP page fetch (tests, hosts with their own transport). */
   fetchPage?: FetchPage<LibraryImage>;
   fetchNewer?: FetchNewer;
@@ -49,14 +51,19 @@ export function usePagedLibrary(source: LibrarySource, initialIndex = 0): PagedL
   const { apiBase, pageSize } = source;
   const latest = useRef(source);
   latest.current = source;
+  // A different list (filters) is a different loader; headers and fetch functions are read when used.
+  const filterKey = JSON.stringify(source.request?.filters ?? {});
   const loader = useMemo(
     () =>
       new PageLoader<LibraryImage>({
         pageSize,
-        fetchPage: (page, size, signal, until) =>
-          (latest.current.fetchPage ?? ((...a) => fetchLibraryPage(apiBase, ...a)))(page, size, signal, until),
+        fetchPage: (page, size, signal, until) => {
+          const { fetchPage, request } = latest.current;
+          if (fetchPage) return fetchPage(page, size, signal, until);
+          return fetchLibraryPage(apiBase, page, size, signal, until, request);
+        },
       }),
-    [apiBase, pageSize],
+    [apiBase, pageSize, filterKey], // eslint-disable-line react-hooks/exhaustive-deps -- filterKey stands for the filters
   );
   const snapshot = useSyncExternalStore(loader.subscribe, loader.getSnapshot, loader.getSnapshot);
 
@@ -76,7 +83,8 @@ export function usePagedLibrary(source: LibrarySource, initialIndex = 0): PagedL
     const ctrl = new AbortController();
     polling.current = ctrl;
     const fetchNewer: FetchNewer =
-      latest.current.fetchNewer ?? ((cursor, limit, signal) => fetchNewerImages(apiBase, cursor, limit, signal));
+      latest.current.fetchNewer ??
+      ((cursor, limit, signal) => fetchNewerImages(apiBase, cursor, limit, signal, latest.current.request));
     fetchNewer(headCursor, NEWER_LIMIT, ctrl.signal)
       .then((found) => {
         if (!ctrl.signal.aborted) setNewer(found.count > 0 ? found : null);
