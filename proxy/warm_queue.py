@@ -164,6 +164,7 @@ class RedisWarmQueue:
         self.stream = f"{prefix}warm"
         self.retry_set = f"{prefix}warm:retry"
         self.parked_stream = f"{prefix}warm:parked"
+        self.alive_set = f"{prefix}warm:consumers"  # consumer -> last time it looked for work
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.claim_idle_ms = claim_idle_ms
@@ -201,6 +202,16 @@ class RedisWarmQueue:
         except (RedisError, OSError):
             return 0
 
+    async def live_consumers(self, within: float) -> int:
+        """Consumers that looked for work in the last ``within`` seconds (a blocked read
+        creates no consumer in the group, so the group itself cannot tell)."""
+        now = time.time()
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(self.alive_set, "-inf", now - max(within, 3600))
+            pipe.zcount(self.alive_set, now - within, "+inf")
+            _, live = await pipe.execute()
+        return int(live)
+
     async def _ensure_group(self) -> None:
         try:
             await self.client.xgroup_create(self.stream, self.GROUP, id="0", mkstream=True)
@@ -215,7 +226,9 @@ class RedisWarmQueue:
                 if not ready:
                     await self._ensure_group()
                     ready = True
-                await self.client.eval(_PROMOTE, 2, self.retry_set, self.stream, time.time(), self.max_len)
+                now = time.time()
+                await self.client.zadd(self.alive_set, {self.consumer: now})
+                await self.client.eval(_PROMOTE, 2, self.retry_set, self.stream, now, self.max_len)
                 entries = await self._claim_stale(concurrency) or await self._read_new(concurrency)
                 await asyncio.gather(
                     *(self._process(handle, finished, entry_id, fields) for entry_id, fields in entries)

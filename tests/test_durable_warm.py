@@ -105,3 +105,62 @@ def test_ingests_answered_201_survive_the_api_being_killed(
     assert origin.hits[broken_path] == 1
     stored = [path for path in (tmp_path / "data" / "thumbs").rglob("*") if path.is_file()]
     assert len(stored) == IMAGES
+
+
+def test_backfill_with_redis_is_made_by_the_worker_through_the_stream(
+    tmp_path: Path, origin: Origin, database_url: str, redis_prefix: str
+) -> None:
+    """The API (no consumer of its own) starts the job; only the worker generates; the rows and
+    the job's progress show the truth, the broken source failed with its reason."""
+    port = free_port()
+    prefix = f"{redis_prefix}backfill-{uuid.uuid4().hex[:6]}:"
+    environment = clean_environment(
+        THUMBS_DATA_DIR=str(tmp_path / "data"), THUMBS_DATABASE_URL=database_url, THUMBS_REDIS_URL=REDIS_URL,
+        THUMBS_REDIS_PREFIX=prefix, THUMBS_SECRET="durable", THUMBS_ADMIN_TOKEN="a", THUMBS_WARM_TOKEN="w",
+        THUMBS_INGEST_TOKEN="i", THUMBS_ALLOWED_SOURCES=origin.base_url.removeprefix("http://"),
+        THUMBS_ALLOW_PRIVATE_SOURCES="true", THUMBS_HOST="127.0.0.1", THUMBS_PORT=str(port),
+        THUMBS_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", PYTHONUNBUFFERED="1",
+    )
+    run_tag = uuid.uuid4().hex[:8]
+    paths = [f"/backfill/{run_tag}/{n}.png" for n in range(5)]
+    sources = [origin.add(path, demo_image(n + 20, "small").data, content_type="image/png")
+               for n, path in enumerate(paths)]
+    broken = origin.add(f"/backfill/{run_tag}/broken.png", b"not an image", content_type="image/png")
+    thumbs = [sys.executable, "-m", "thumbs.cli"]
+    logs = tmp_path / "logs"
+    migrate = start("migrate", [*thumbs, "migrate"], environment, logs)
+    assert migrate.process.wait(60) == 0, migrate.tail()
+
+    async def seed() -> None:  # legacy rows, as an old writer left them: no thumbnail yet
+        connection = await asyncpg.connect(database_url)
+        try:
+            await connection.executemany(
+                "INSERT INTO pipeline_step_outputs (url, created_at, pipeline_id, step) VALUES ($1, now(), 'p', 's')",
+                [(source,) for source in [*sources, broken]])
+        finally:
+            await connection.close()
+
+    asyncio.run(seed())
+    with stopping() as started:
+        api = start("api", [*thumbs, "serve", "--no-warm-consumer"], environment, logs)
+        worker = start("worker", [*thumbs, "worker"], environment, logs)
+        started += [api, worker]
+        base = f"http://127.0.0.1:{port}"
+        wait_until(answers(f"{base}/healthz"), 60, "the API", started)
+        admin = {"authorization": "Bearer a"}
+        job = httpx.post(f"{base}/api/library/generate-thumbnails", headers=admin, json={"batch_size": 3})
+        assert job.status_code == 202, job.text
+        url = base + job.json()["url"]
+
+        def finished() -> bool:
+            return httpx.get(url, headers=admin).json()["status"] != "running"
+
+        wait_until(finished, 120, "the backfill job to finish", started)
+        progress = httpx.get(url, headers=admin).json()
+        worker_log = worker.tail(100_000)
+    assert progress["status"] == "done", progress
+    assert (progress["done"], progress["failed"]) == (5, 1), progress
+    assert worker_log.count("generated thumbnail") == 5, worker_log[-2000:]
+    assert all(origin.hits[path] == 1 for path in paths), {path: origin.hits[path] for path in paths}
+    statuses = {row["url"]: row["thumbnail_status"] for row in rows(database_url)}
+    assert [statuses[source] for source in sources] == ["ready"] * 5 and statuses[broken] == "failed"

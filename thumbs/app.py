@@ -11,15 +11,14 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import BaseRoute, Mount
 
 from library_api.app import create_api
-from library_api.warm_client import HttpWarmClient
 from proxy.app import create_proxy
-from proxy.warm_types import WarmClient
 from thumbs.component import Component
 from thumbs.errors import DEFAULT_HANDLERS
 from thumbs.frontend import frontend_component
 from thumbs.resources import frontend_dist
 from thumbs.settings import Settings
 from thumbs.warm_consumer import consumer_component
+from thumbs.warm_paths import warm_paths
 
 
 def create_app(settings: Settings, *, warm_consumer: bool | None = None) -> Starlette:
@@ -27,16 +26,10 @@ def create_app(settings: Settings, *, warm_consumer: bool | None = None) -> Star
     consume = settings.warm_consumer if warm_consumer is None else warm_consumer
     # The consumer is started below, after the library's database is connected.
     proxy = create_proxy(settings, warm_consumer=False)
-    components = [proxy.component]
-    warm_client: WarmClient = proxy.warmer
-    if settings.warm_url:  # the backfill's generate-and-wait calls go to other processes (the stack, compose)
-        http_warm_client = HttpWarmClient(settings.warm_url, settings.warm_token)
-        components.append(Component(routes=[], lifespan=lambda: _closing(http_warm_client)))
-        warm_client = http_warm_client
-    # The one decision on how ingest warms: with Redis, onto the durable stream (any worker
-    # consumes it and writes the row); without, the in-process queue of this one process.
-    durable_warm = proxy.warmer if settings.redis_url else None
-    api = create_api(settings, warm_client, durable_warm=durable_warm)
+    # How ingest and the backfill warm: one decision, in thumbs.warm_paths.
+    paths = warm_paths(settings, proxy.warmer)
+    components = [proxy.component, Component(routes=[], lifespan=paths.open)]
+    api = create_api(settings, paths.backfill, durable_warm=paths.durable)
     proxy.health.require("database", api.ping)
     # JSON pages compress ~5x; thumbnails are JPEG already, so gzip stays off their hot path.
     api_mount = Mount("/api", routes=list(api.component.routes), middleware=[Middleware(GZipMiddleware)])
@@ -61,11 +54,3 @@ def compose(components: Sequence[Component]) -> Starlette:
             yield
 
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
-
-
-@asynccontextmanager
-async def _closing(client: HttpWarmClient) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        await client.aclose()

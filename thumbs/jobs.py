@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack, aclosing
+from contextlib import AsyncExitStack
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from library_api.backfill import JobProgress, run_backfill
-from library_api.warm_client import HttpWarmClient
+from library_api.db import create_database
 from proxy.app import create_proxy
 from proxy.warm_types import WarmClient
 from thumbs.settings import Settings
+from thumbs.warm_consumer import consuming
+from thumbs.warm_paths import warm_paths
 
 
 async def backfill_with_progress(settings: Settings, batch_size: int, retry_failed: bool = False) -> JobProgress:
     console = Console()
     async with AsyncExitStack() as stack:
-        warm_client: WarmClient
-        if settings.warm_url:
-            http_warm_client = HttpWarmClient(settings.warm_url, settings.warm_token)
-            warm_client = await stack.enter_async_context(aclosing(http_warm_client))
-        else:
-            # No proxy to call: generate in this process, into the same disk store and Redis.
-            proxy = create_proxy(settings, warm_consumer=False)
-            await stack.enter_async_context(proxy.component.lifespan())
-            warm_client = proxy.warmer
+        proxy = create_proxy(settings, warm_consumer=False)
+        await stack.enter_async_context(proxy.component.lifespan())
+        paths = warm_paths(settings, proxy.warmer)
+        await stack.enter_async_context(paths.open())
+        if settings.redis_url:
+            # Waiting on the stream: this process consumes it too, so the command works alone
+            # and any running `thumbs worker` shares the work.
+            database = create_database(settings)
+            await database.connect()
+            stack.push_async_callback(database.disconnect)
+            await stack.enter_async_context(consuming(proxy.warmer, database, settings))
+        warm_client: WarmClient = paths.backfill
         columns = (TextColumn("backfill"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[failed]} failed"), TimeRemainingColumn())
         with Progress(*columns, console=console) as progress:

@@ -12,7 +12,7 @@ import logging
 from library_api.db import create_database
 from proxy.app import create_proxy
 from thumbs.settings import Settings
-from thumbs.warm_consumer import consuming, row_recorder
+from thumbs.warm_consumer import consuming
 
 log = logging.getLogger("thumbs")
 
@@ -33,7 +33,7 @@ async def run_worker(settings: Settings) -> None:
     async with proxy.component.lifespan():
         await database.connect()
         try:
-            async with consuming(proxy.warmer, row_recorder(database, settings)):
+            async with consuming(proxy.warmer, database, settings):
                 print(f"thumbs worker: consuming {settings.redis_prefix}warm", flush=True)
                 await asyncio.Event().wait()  # until cancelled
         finally:
