@@ -9,6 +9,7 @@ function readOptions() {
     apiBase: q.get("api") ?? "",
     pageSize: Number.isInteger(pageSize) && pageSize > 0 ? pageSize : 50,
     multiple: q.get("multiple") === "1",
+    theme: (["light", "dark", "auto"] as const).find((t) => t === q.get("theme")) ?? "light",
   };
 }
 
@@ -36,6 +37,7 @@ export function Demo() {
               apiBase={options.apiBase}
               pageSize={options.pageSize}
               multiple={options.multiple}
+              theme={options.theme}
               onSelectionChange={onSelectionChange}
             />
           ) : (

@@ -581,6 +581,7 @@ def test_a_drag_resize_round_trip_keeps_the_place(session: Session) -> None:
         session.settle()
         state = session.grid()
         assert state["top"] <= anchor <= state["bottom"], (width, anchor, state)
+    print(f"drag-resize: {len(widths)} width steps 1280->560->1280 px, anchor {anchor} in view at every step")
     after = session.wait_for_grid(lambda g: g["columns"] == before["columns"] and g["top"] == anchor)
     assert after["top"] == anchor, (before, after)
     assert abs(after["scrollTop"] - before["scrollTop"]) <= 1, (before, after)
@@ -635,6 +636,17 @@ def test_a_thumbnail_outage_recovers_without_originals(session: Session) -> None
     originals = {session.absolute(i["url"]) for i in data["images"] if i["thumbnail_url"]}
     requested = set(session.image_requests())
     assert not originals & requested, "an original was downloaded"
+    image_bytes = session.page.evaluate(
+        "() => performance.getEntriesByType('resource').filter((e) => e.initiatorType === 'img')"
+        ".reduce((n, e) => n + e.encodedBodySize, 0)"
+    )
+    # What the old fallback would have cost: the originals of the tiles whose thumbnail failed.
+    shown = [i["url"] for i in data["images"] if session.absolute(i["thumbnail_url"] or "") in requested]
+    fallback_bytes = sum(len(session.page.request.get(session.absolute(url)).body()) for url in shown)
+    print(
+        f"thumbnail outage: {outage['refused']} refused thumbnail requests, 0 originals, {len(requested)} image URLs, "
+        f"{image_bytes / 1e6:.2f} MB of image bodies in all (their originals: {fallback_bytes / 1e6:.1f} MB)"
+    )
 
 
 def test_retry_button_keys_and_parked_focus(session: Session) -> None:
@@ -693,6 +705,10 @@ def test_no_serious_accessibility_violations(session: Session) -> None:
     session.cell(2).click()
     expect(session.cell(2)).to_have_attribute("aria-selected", "true")
     assert serious_violations(session.page) == [], "selected"
+    session.open("?theme=dark")
+    session.wait_for_thumbnails(12)
+    session.cell(1).click()
+    assert serious_violations(session.page) == [], "dark theme"
 
     def fail_second_page(route: Route) -> None:
         if parse_qs(urlparse(route.request.url).query).get("offset") == ["50"]:

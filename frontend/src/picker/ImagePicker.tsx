@@ -268,7 +268,7 @@ export function ImagePicker({
 
   const onResize = useCallback(
     (size: { width: number; height: number }) => {
-      beginResize();
+      beginResize(size);
       setSize(size);
     },
     [beginResize, setSize],

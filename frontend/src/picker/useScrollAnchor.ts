@@ -24,7 +24,7 @@ function save(key: string | null, index: number): void {
 
 export interface ScrollAnchor {
   /** Call from onResize before the new size is applied: scroll events until the re-anchor are not the user's. */
-  beginResize: () => void;
+  beginResize: (size: { width: number; height: number }) => void;
   /** `count` items were inserted before everything shown: keep the same item at the top. */
   shiftBy: (count: number) => void;
   /** Put item `index` at the top (e.g. after the list was reloaded from the start). */
@@ -93,7 +93,12 @@ export function useScrollAnchor(
   });
   useLayoutEffect(() => () => attached.current?.removeEventListener("scroll", onScroll), [onScroll]);
 
-  const beginResize = useCallback(() => {
+  const lastSize = useRef({ width: -1, height: -1 });
+  const beginResize = useCallback((size: { width: number; height: number }) => {
+    // Only a real change is followed by a commit that re-anchors; a repeated size must not leave
+    // `pending` set (it would swallow the user's scrolls until some later commit).
+    if (size.width === lastSize.current.width && size.height === lastSize.current.height) return;
+    lastSize.current = size;
     pending.current = true;
   }, []);
   const shiftBy = useCallback(
