@@ -26,7 +26,8 @@ from proxy.pipeline import configure_libvips
 from proxy.processing import ProcessingPool
 from proxy.service import HOLD_SECONDS, ThumbnailService
 from proxy.singleflight import Leases
-from proxy.storage import DiskStore
+from proxy.storage import Store
+from proxy.stores import store_from_url
 from proxy.tiers import MemoryLRU, RedisTier
 from proxy.warm import Warmer
 from proxy.warm_queue import MemoryWarmQueue, RedisWarmQueue, WarmQueue
@@ -57,7 +58,7 @@ def create_proxy(settings: Settings, *, warm_consumer: bool) -> Proxy:
         max_redirects=settings.max_redirects,
     )
     pool = ProcessingPool(settings.processing_threads, settings.processing_queue)
-    store = DiskStore(settings.store_dir)
+    store = store_from_url(settings.store_url or str(settings.store_dir))
     redis_tier: RedisTier | None = None
     leases: Leases | None = None
     lease_client: Redis | None = None
@@ -133,6 +134,7 @@ def create_proxy(settings: Settings, *, warm_consumer: bool) -> Proxy:
                 await redis_tier.close()
             if lease_client is not None:
                 await lease_client.aclose()
+            await store.close()
             pool.close()
 
     component = Component(routes=routes, lifespan=lifespan, exception_handlers={ProxyError: handle_proxy_error})
@@ -150,14 +152,14 @@ async def _sample_pool(pool: ProcessingPool, metrics: ProxyMetrics, interval: fl
         await asyncio.sleep(interval)
 
 
-async def _sweep(store: DiskStore) -> None:
+async def _sweep(store: Store) -> None:
     try:
-        removed = await asyncio.to_thread(store.sweep_abandoned_temp_files)
+        removed = await store.sweep()
     except OSError as exc:
-        log.warning("could not sweep the disk store: %s", exc)
+        log.warning("could not sweep the store %s: %s", store.describe(), exc)
         return
     if removed:
-        log.info("removed %d abandoned temp files from the disk store", removed)
+        log.info("removed %d abandoned temp files from the store %s", removed, store.describe())
 
 
 def create_proxy_app(settings: Settings, *, warm_consumer: bool = True) -> Starlette:

@@ -19,7 +19,7 @@ from typing import Any
 import pyvips
 
 from proxy.processing import ProcessingPool
-from proxy.storage import DiskStore
+from proxy.storage import Store
 from proxy.tiers import RedisTier
 
 CHECK_TIMEOUT = 5.0
@@ -33,7 +33,7 @@ def vips_self_test() -> int:
 
 
 class HealthCheck:
-    def __init__(self, pool: ProcessingPool, store: DiskStore, redis: RedisTier | None) -> None:
+    def __init__(self, pool: ProcessingPool, store: Store, redis: RedisTier | None) -> None:
         self.pool = pool
         self.store = store
         self.redis = redis
@@ -57,7 +57,7 @@ class HealthCheck:
             checks["libvips"] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
         down |= not checks["libvips"]["ok"]
         try:
-            await asyncio.wait_for(asyncio.to_thread(self.store.check_writable), CHECK_TIMEOUT)
+            await asyncio.wait_for(self.store.check_writable(), CHECK_TIMEOUT)
             checks["disk"] = {"ok": True}
         except (OSError, TimeoutError) as exc:
             checks["disk"] = {"ok": False, "detail": str(exc) or type(exc).__name__}

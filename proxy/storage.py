@@ -1,8 +1,10 @@
 """Where finished thumbnails live for good: a small Store interface and a disk implementation.
 
 Keys are the content addresses from :func:`proxy.urls.cache_key` (hex SHA-256 of pipeline
-version, variant and source). An S3-compatible store is one more class with these three
-methods; the handler only sees :class:`Store`.
+version, variant and source). Stores are chosen by ``THUMBS_STORE_URL``
+(:func:`proxy.stores.store_from_url`): this disk store, or the S3-compatible object store in
+:mod:`proxy.object_store`. Everything else sees only :class:`Store`; a store that cannot be
+reached raises :class:`OSError` (the service then regenerates or serves without keeping).
 """
 
 from __future__ import annotations
@@ -27,6 +29,20 @@ class Store(Protocol):
     async def put(self, key: str, data: bytes) -> None: ...
 
     async def exists(self, key: str) -> bool: ...
+
+    async def check_writable(self) -> None:
+        """Raise OSError unless one thumbnail could be written now (readiness)."""
+        ...
+
+    async def sweep(self) -> int:
+        """Start-up housekeeping (abandoned partial writes); how many entries it removed."""
+        ...
+
+    async def close(self) -> None: ...
+
+    def describe(self) -> str:
+        """Where it keeps things, for logs (no secrets)."""
+        ...
 
 
 class DiskStore:
@@ -53,7 +69,19 @@ class DiskStore:
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self.path(key).is_file)
 
-    def check_writable(self) -> None:
+    async def check_writable(self) -> None:
+        await asyncio.to_thread(self.check_writable_now)
+
+    async def sweep(self) -> int:
+        return await asyncio.to_thread(self.sweep_abandoned_temp_files)
+
+    async def close(self) -> None:
+        return None
+
+    def describe(self) -> str:
+        return f"file://{self.root.resolve()}"
+
+    def check_writable_now(self) -> None:
         """Write room for one thumbnail: an empty file still fits on a full disk."""
         self.root.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.root, prefix=".health-") as probe:

@@ -22,6 +22,11 @@ class Settings(BaseSettings):
 
     # Where things live
     data_dir: Path = Field(Path("var"), description="Disk store, SQLite file, demo origin, logs.")
+    store_url: str = Field(
+        "",
+        description="Thumbnail store: `file:///path` or `s3://bucket/prefix?endpoint=…&region=…`. "
+        "Default: DATA_DIR/thumbs.",
+    )
     database_url: str = Field(
         "", description="Default: SQLite under the data dir. `postgresql://…` uses asyncpg."
     )
