@@ -37,7 +37,8 @@ def fresh_database(kind: str, tmp_path: Path) -> Iterator[str]:
         in_thread(lambda: drop_database(PG_ADMIN_URL, name))
 
 
-async def create_legacy_table(url: str, rows: Sequence[Row]) -> None:
+async def create_legacy_table(url: str, rows: Sequence[Row], *, created_at_cast: str = "") -> None:
+    """The table and its rows; on PostgreSQL ``created_at_cast`` (e.g. ``::text::timestamp``) lets text in."""
     if url.startswith("sqlite"):
         connection = sqlite3.connect(url.split(":///", 1)[1])
         try:
@@ -53,7 +54,9 @@ async def create_legacy_table(url: str, rows: Sequence[Row]) -> None:
     try:
         await pg.execute(PG_TABLE)
         await pg.executemany(
-            "INSERT INTO pipeline_step_outputs (url, created_at, pipeline_id, step) VALUES ($1, $2, $3, $4)", rows
+            "INSERT INTO pipeline_step_outputs (url, created_at, pipeline_id, step) "
+            f"VALUES ($1, $2{created_at_cast}, $3, $4)",
+            rows,
         )
     finally:
         await pg.close()

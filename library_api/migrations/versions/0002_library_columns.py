@@ -94,8 +94,18 @@ def url_hash_sql(bind: sa.Connection) -> str:
     return "thumbs_sha256(url)"
 
 
-def sha256_hex(value: str | None) -> str | None:
-    return None if value is None else hashlib.sha256(value.encode("utf-8")).hexdigest()
+def sha256_hex(value: object) -> str | None:
+    # A legacy SQLite url may be any value: a raise here would abort the whole migration.
+    # Text hashes as ingest's url_hash does; other kinds are kept apart (1 and '1' are two urls to SQLite).
+    if value is None:
+        return None
+    if isinstance(value, str):
+        data = value.encode("utf-8", "surrogatepass")
+    elif isinstance(value, bytes | memoryview):
+        data = b"\x00blob:" + bytes(value)
+    else:
+        data = f"\x00number:{value!r}".encode()
+    return hashlib.sha256(data).hexdigest()
 
 
 def normalize_timestamp(value: object) -> object:
