@@ -3,7 +3,8 @@
  * `apply: "serve"` keeps it out of `vite build` (it also serves `vite preview`); nothing in src/ imports it.
  *
  * Env knobs: MOCK_TOTAL (default 1234), MOCK_LATENCY ms for JSON (default 80), MOCK_IMG_LATENCY ms
- * (default 60), MOCK_FAIL_RATE 0..1 of 503 answers for pages > 0 (default 0).
+ * (default 60), MOCK_FAIL_RATE 0..1 of 503 answers for pages > 0 (default 0), MOCK_NEW_PER_MIN images
+ * "ingested" per minute while it runs (default 0), served through head_cursor / until / newer_than.
  * Every 97th image has no thumbnail (fallback to full) and every 89th a broken one (404).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -13,6 +14,8 @@ const TOTAL = Number(process.env.MOCK_TOTAL ?? 1234);
 const LATENCY = Number(process.env.MOCK_LATENCY ?? 80);
 const IMG_LATENCY = Number(process.env.MOCK_IMG_LATENCY ?? 60);
 const FAIL_RATE = Number(process.env.MOCK_FAIL_RATE ?? 0);
+const NEW_PER_MIN = Number(process.env.MOCK_NEW_PER_MIN ?? 0);
+const STARTED = Date.now();
 
 function colorFor(id: number): string {
   const h = (id * 47) % 360;
@@ -59,13 +62,31 @@ async function handle(req: IncomingMessage, res: ServerResponse, next: () => voi
     res.setHeader("Content-Type", "application/json");
     if (offset > 0 && Math.random() < FAIL_RATE) {
       res.statusCode = 503;
+      res.setHeader("Retry-After", "2");
       res.end(JSON.stringify({ error: "unavailable", detail: "mock failure" }));
       return;
     }
+    // Newest first; ids TOTAL+1.. are "ingested while open" (MOCK_NEW_PER_MIN per minute since start).
+    // A cursor is an image id: until=<id> keeps that image and older, newer_than=<id> only newer ones.
+    const newest = TOTAL + Math.floor(((Date.now() - STARTED) / 60_000) * NEW_PER_MIN);
+    const until = url.searchParams.get("until");
+    const newerThan = url.searchParams.get("newer_than");
+    const top = until !== null ? Math.min(newest, Number(until)) : newest;
+    const bottom = newerThan !== null ? Number(newerThan) + 1 : 1;
+    const count = Math.max(0, top - bottom + 1);
     const images = [];
-    for (let i = offset; i < Math.min(TOTAL, offset + limit); i++) images.push(image(TOTAL - i));
-    const nextOffset = offset + limit < TOTAL ? String(offset + limit) : null;
-    res.end(JSON.stringify({ images, total: TOTAL, limit, offset, next_cursor: nextOffset }));
+    for (let i = offset; i < Math.min(count, offset + limit); i++) images.push(image(top - i));
+    const nextOffset = offset + limit < count ? String(offset + limit) : null;
+    const body = {
+      images,
+      total: newest,
+      limit,
+      offset,
+      next_cursor: nextOffset,
+      head_cursor: images[0] ? String(images[0].id) : null,
+      ...(newerThan !== null ? { count } : {}),
+    };
+    res.end(JSON.stringify(body));
     return;
   }
   const m = /^\/__mock\/(thumb|full|missing)\/(\d+)\.svg$/.exec(url.pathname);
