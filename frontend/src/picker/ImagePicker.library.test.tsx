@@ -1,12 +1,15 @@
 // @vitest-environment jsdom
 /** The picker's embedding API: controlled selection, confirm, ranges, select all, ref, strings, theme, transport. */
-import { act, cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { act, cleanup, configure, fireEvent, render, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { createRef, useState } from "react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { fakeLibrary, type FakeLibrary } from "../test/fakeLibrary";
 import { resizeAll } from "../test/setup";
 import { ImagePicker, type ImagePickerHandle } from "./ImagePicker";
+
+// As the demo runs in development: effects mount, unmount and mount again.
+configure({ reactStrictMode: true });
 
 let lib: FakeLibrary;
 beforeEach(() => {

@@ -4,12 +4,15 @@
  * outages, inserts, resizes and key presses. The API is an in-memory fake with the real contract
  * (src/test/fakeLibrary.ts); images "load" or "fail" when a test fires their events.
  */
-import { act, cleanup, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
+import { act, cleanup, configure, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { fakeLibrary, type FakeLibrary } from "../test/fakeLibrary";
 import { resizeAll } from "../test/setup";
 import { ImagePicker, type ImagePickerProps } from "./ImagePicker";
+
+// As the demo runs in development: effects mount, unmount and mount again.
+configure({ reactStrictMode: true });
 
 let lib: FakeLibrary;
 let online = true;

@@ -91,7 +91,13 @@ export function useScrollAnchor(
     el.scrollTop = anchorScrollTop(place.current, cellSize, columnCount, rowCount);
     expectedTop.current = el.scrollTop; // read back: the browser clamps at the end
   });
-  useLayoutEffect(() => () => attached.current?.removeEventListener("scroll", onScroll), [onScroll]);
+  useLayoutEffect(
+    () => () => {
+      attached.current?.removeEventListener("scroll", onScroll);
+      attached.current = null; // so a remount (StrictMode's included) attaches again
+    },
+    [onScroll],
+  );
 
   const lastSize = useRef({ width: -1, height: -1 });
   const beginResize = useCallback((size: { width: number; height: number }) => {
