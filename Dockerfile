@@ -14,6 +14,7 @@ COPY pyproject.toml README.md ./
 COPY thumbs/ thumbs/
 COPY proxy/ proxy/
 COPY library_api/ library_api/
+COPY httpkit/ httpkit/
 COPY nginx/ nginx/
 # The built picker ships inside the wheel (pyproject maps frontend/dist to thumbs/web).
 COPY --from=frontend /src/frontend/dist frontend/dist

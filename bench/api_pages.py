@@ -25,6 +25,7 @@ import httpx
 from bench.context import Context
 from bench.services import PYTHON, free_port, running
 from bench.stats import summary_ms
+from thumbs.configs import proxy_config
 
 ADMIN_URL = os.environ.get("THUMBS_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DEPTHS = (0, 10_000, 100_000, 900_000)
@@ -184,7 +185,7 @@ def measure_backfill(ctx: Context, images: int) -> dict[str, Any]:
                     )
                 finally:
                     await connection.close()
-                proxy = create_proxy(settings, warm_consumer=False)
+                proxy = create_proxy(proxy_config(settings), warm_consumer=False)
                 async with proxy.component.lifespan():
                     started = time.monotonic()
                     progress = await run_backfill(settings, proxy.warmer, batch_size=50)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from proxy.app import create_proxy_app
+from thumbs.configs import proxy_config
 from thumbs.settings import Settings
 
 COMPOSED = "thumbs.asgi:create_app_from_environment"
@@ -16,7 +17,7 @@ PROXY_ONLY = "bench.asgi:proxy_app_from_environment"
 
 
 def proxy_app_from_environment() -> Starlette:
-    return create_proxy_app(Settings(), warm_consumer=False)
+    return create_proxy_app(proxy_config(Settings()), warm_consumer=False)
 
 
 def entry_point() -> str:

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 
+from httpkit.component import Component
 from library_api.backfill import DEFAULT_BATCH_SIZE, LEASE_SECONDS, MAX_BATCH_SIZE, Backfill, progress_of
 from library_api.db import VERSION_TABLE, create_database, is_sqlite
 from library_api.errors import ApiError, JSONResponse, bad_request, handle_api_error
@@ -44,7 +45,6 @@ from library_api.requests import read_json_object
 from library_api.schema import READY
 from library_api.sources import check_source_url
 from proxy.warm_types import WarmClient
-from thumbs.component import Component
 from thumbs.settings import Settings
 
 Endpoint = Callable[[Request], Awaitable[Response]]

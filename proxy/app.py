@@ -15,7 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from httpkit.component import Component
 from proxy.admission import FetchBudget, SourceHold
+from proxy.config import ProxyConfig
 from proxy.errors import MethodNotAllowed, NotFound, ProxyError, handle_proxy_error
 from proxy.fetch import OriginFetcher, check_guard, policy_from
 from proxy.handlers import ALL_METHODS, ProxyEndpoints, ThumbnailEndpoint
@@ -31,8 +33,6 @@ from proxy.stores import store_from_url
 from proxy.tiers import MemoryLRU, RedisTier
 from proxy.warm import Warmer
 from proxy.warm_queue import MemoryWarmQueue, RedisWarmQueue, WarmQueue
-from thumbs.component import Component
-from thumbs.settings import Settings
 
 log = logging.getLogger("thumbs.proxy")
 
@@ -46,56 +46,56 @@ class Proxy:
     health: HealthCheck
 
 
-def create_proxy(settings: Settings, *, warm_consumer: bool) -> Proxy:
+def create_proxy(config: ProxyConfig, *, warm_consumer: bool) -> Proxy:
     configure_libvips()
     metrics = ProxyMetrics()
-    policy = policy_from(settings.allowed_sources, settings.allow_private_sources)
+    policy = policy_from(config.allowed_sources, config.allow_private_sources)
     fetcher = OriginFetcher(
         policy,
-        max_bytes=settings.max_source_bytes,
-        connect_timeout=settings.fetch_connect_timeout,
-        total_timeout=settings.fetch_timeout,
-        max_redirects=settings.max_redirects,
+        max_bytes=config.max_source_bytes,
+        connect_timeout=config.fetch_connect_timeout,
+        total_timeout=config.fetch_timeout,
+        max_redirects=config.max_redirects,
     )
-    pool = ProcessingPool(settings.processing_threads, settings.processing_queue)
-    store = store_from_url(settings.store_url or str(settings.store_dir))
+    pool = ProcessingPool(config.processing_threads, config.processing_queue)
+    store = store_from_url(config.store_url)
     redis_tier: RedisTier | None = None
     leases: Leases | None = None
     lease_client: Redis | None = None
     queue: WarmQueue
     # Retry a failed warm only once its negative-cache entry has expired, or the retry is void.
-    retry_backoff = max(1.0, float(settings.negative_ttl))
-    if settings.redis_url:
-        redis_tier = RedisTier(settings.redis_url, settings.redis_prefix, settings.redis_ttl)
-        lease_client = Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        leases = Leases(lease_client, settings.redis_prefix)
-        queue = RedisWarmQueue(settings.redis_url, settings.redis_prefix, backoff=retry_backoff)
+    retry_backoff = max(1.0, float(config.negative_ttl))
+    if config.redis_url:
+        redis_tier = RedisTier(config.redis_url, config.redis_prefix, config.redis_ttl)
+        lease_client = Redis.from_url(config.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        leases = Leases(lease_client, config.redis_prefix)
+        queue = RedisWarmQueue(config.redis_url, config.redis_prefix, backoff=retry_backoff)
     else:
         queue = MemoryWarmQueue(backoff=retry_backoff)
     service = ThumbnailService(
         fetcher=fetcher,
         pool=pool,
-        memory=MemoryLRU(settings.memory_cache_bytes),
+        memory=MemoryLRU(config.memory_cache_bytes),
         redis=redis_tier,
         leases=leases,
         store=store,
-        negative=NegativeCache(settings.negative_ttl, redis_tier),
+        negative=NegativeCache(config.negative_ttl, redis_tier),
         metrics=metrics,
-        max_pixels=settings.max_source_pixels,
-        wait_limit=settings.fetch_timeout * 2 + 30,
-        max_decode_bytes=settings.max_decode_bytes,
+        max_pixels=config.max_source_pixels,
+        wait_limit=config.fetch_timeout * 2 + 30,
+        max_decode_bytes=config.max_decode_bytes,
         # Admission before download. A download waits for a ticket a little longer than one
         # fetch can take (so at least one ticket comes free), then it is a 503.
-        budget=FetchBudget(settings.max_concurrent_fetches, settings.max_fetch_bytes_in_flight,
-                           settings.max_source_bytes, wait_limit=settings.fetch_timeout + 1),
-        hold=SourceHold(min(64_000_000, settings.max_fetch_bytes_in_flight // 4), seconds=HOLD_SECONDS),
+        budget=FetchBudget(config.max_concurrent_fetches, config.max_fetch_bytes_in_flight,
+                           config.max_source_bytes, wait_limit=config.fetch_timeout + 1),
+        hold=SourceHold(min(64_000_000, config.max_fetch_bytes_in_flight // 4), seconds=HOLD_SECONDS),
     )
-    secrets = [settings.secret, *settings.previous_secrets]
+    secrets = [config.secret, *config.previous_secrets]
     warmer = Warmer(service, policy, secrets, queue, concurrency=pool.threads,
-                    public_base_url=settings.public_base_url)
+                    public_base_url=config.public_base_url)
     health = HealthCheck(pool, store, redis_tier)
     endpoints = ProxyEndpoints(
-        service, warmer, health, metrics, settings.warm_token
+        service, warmer, health, metrics, config.warm_token
     )
     routes = [
         Route("/t/{path:path}", ThumbnailEndpoint(service, metrics, secrets), methods=ALL_METHODS, name="thumbnail"),
@@ -162,9 +162,9 @@ async def _sweep(store: Store) -> None:
         log.info("removed %d abandoned temp files from the store %s", removed, store.describe())
 
 
-def create_proxy_app(settings: Settings, *, warm_consumer: bool = True) -> Starlette:
+def create_proxy_app(config: ProxyConfig, *, warm_consumer: bool = True) -> Starlette:
     """The proxy alone, as its own ASGI app (tests, or a proxy-only deployment)."""
-    proxy = create_proxy(settings, warm_consumer=warm_consumer)
+    proxy = create_proxy(config, warm_consumer=warm_consumer)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -10,9 +10,10 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import BaseRoute, Mount
 
+from httpkit.component import Component
 from library_api.app import create_api
 from proxy.app import create_proxy
-from thumbs.component import Component
+from thumbs.configs import proxy_config
 from thumbs.errors import DEFAULT_HANDLERS
 from thumbs.frontend import frontend_component
 from thumbs.resources import frontend_dist
@@ -25,7 +26,7 @@ def create_app(settings: Settings, *, warm_consumer: bool | None = None) -> Star
     """Compose the proxy, the API and the frontend; each owns its routes and lifespan."""
     consume = settings.warm_consumer if warm_consumer is None else warm_consumer
     # The consumer is started below, after the library's database is connected.
-    proxy = create_proxy(settings, warm_consumer=False)
+    proxy = create_proxy(proxy_config(settings), warm_consumer=False)
     # How ingest and the backfill warm: one decision, in thumbs.warm_paths.
     paths = warm_paths(settings, proxy.warmer)
     components = [proxy.component, Component(routes=[], lifespan=paths.open)]

@@ -11,6 +11,7 @@ from library_api.backfill import JobProgress, run_backfill
 from library_api.db import create_database
 from proxy.app import create_proxy
 from proxy.warm_types import WarmClient
+from thumbs.configs import proxy_config
 from thumbs.settings import Settings
 from thumbs.warm_consumer import consuming
 from thumbs.warm_paths import warm_paths
@@ -19,7 +20,7 @@ from thumbs.warm_paths import warm_paths
 async def backfill_with_progress(settings: Settings, batch_size: int, retry_failed: bool = False) -> JobProgress:
     console = Console()
     async with AsyncExitStack() as stack:
-        proxy = create_proxy(settings, warm_consumer=False)
+        proxy = create_proxy(proxy_config(settings), warm_consumer=False)
         await stack.enter_async_context(proxy.component.lifespan())
         paths = warm_paths(settings, proxy.warmer)
         await stack.enter_async_context(paths.open())

@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator
 from databases import Database
 from redis.asyncio import Redis
 
+from httpkit.component import Component
 from library_api.images import record_outcomes
 from proxy.warm import Warmer
 from proxy.warm_queue import Finished
 from proxy.warm_types import WarmOutcome
-from thumbs.component import Component
 from thumbs.settings import Settings
 from thumbs.stream_warm import REPLY_TAG, push_reply
 

@@ -11,6 +11,7 @@ import logging
 
 from library_api.db import create_database
 from proxy.app import create_proxy
+from thumbs.configs import proxy_config
 from thumbs.settings import Settings
 from thumbs.warm_consumer import consuming
 
@@ -28,7 +29,7 @@ async def run_worker(settings: Settings) -> None:
         log.warning(NO_REDIS)
         print(NO_REDIS)
         return
-    proxy = create_proxy(settings, warm_consumer=False)
+    proxy = create_proxy(proxy_config(settings), warm_consumer=False)
     database = create_database(settings)
     async with proxy.component.lifespan():
         await database.connect()

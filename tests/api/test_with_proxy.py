@@ -22,13 +22,14 @@ from tests.api.seed import seed
 from tests.support.images import jpeg, photo, solid
 from tests.support.origin import Origin
 from tests.support.servers import serve_in_thread
+from thumbs.configs import proxy_config
 from thumbs.settings import Settings
 
 
 @pytest.fixture
 async def stack(settings: Settings) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     """Proxy and API in one app, the API warming through the proxy's in-process warmer."""
-    proxy = create_proxy(settings, warm_consumer=False)
+    proxy = create_proxy(proxy_config(settings), warm_consumer=False)
     api = create_api(settings, proxy.warmer)
     app = Starlette(
         routes=[*proxy.component.routes, Mount("/api", routes=list(api.component.routes))],
@@ -73,7 +74,7 @@ async def test_backfill_over_http_warm_client_and_the_real_proxy(
     api = create_api(settings, HttpWarmClient("http://unused.invalid/warm", "x"))
     async with api.component.lifespan():  # migrates SQLite; seeds through the API's database
         await seed(api.database, origin.base_url + prefix, 9)
-    with serve_in_thread(create_proxy_app(proxy_settings, warm_consumer=False)) as proxy_base:
+    with serve_in_thread(create_proxy_app(proxy_config(proxy_settings), warm_consumer=False)) as proxy_base:
         client = HttpWarmClient(proxy_base + "/warm", "warm-token")
         try:
             progress = await run_backfill(settings, client, batch_size=4)
@@ -85,7 +86,8 @@ async def test_backfill_over_http_warm_client_and_the_real_proxy(
 
 
 async def test_http_warm_client_reports_outages_as_unavailable(origin: Origin) -> None:
-    with serve_in_thread(create_proxy_app(Settings(_env_file=None, secret="s", warm_token="right"))) as base:
+    config = proxy_config(Settings(_env_file=None, secret="s", warm_token="right"))
+    with serve_in_thread(create_proxy_app(config)) as base:
         wrong_token = HttpWarmClient(base + "/warm", "wrong")
         with pytest.raises(WarmUnavailable, match="403"):
             await wrong_token.warm([origin.base_url + "/x.jpg"], wait=True)

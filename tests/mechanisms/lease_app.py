@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 
 from proxy.app import create_proxy
+from thumbs.configs import proxy_config
 from thumbs.settings import Settings
 
 
 def create() -> Starlette:
-    proxy = create_proxy(Settings(_env_file=None), warm_consumer=False)
+    proxy = create_proxy(proxy_config(Settings(_env_file=None)), warm_consumer=False)
     assert proxy.service.leases is not None, "THUMBS_REDIS_URL must be set: leases live in Redis"
     proxy.service.leases.millis = int(os.environ["THUMBS_TEST_LEASE_MS"])
 

@@ -13,6 +13,7 @@ import pytest
 from proxy.app import Proxy, create_proxy
 from proxy.urls import thumbnail_path
 from tests.support.origin import Origin
+from thumbs.configs import proxy_config
 from thumbs.settings import Settings
 
 
@@ -35,7 +36,7 @@ class Running:
 async def running(settings: Settings, *, warm_consumer: bool = False) -> AsyncIterator[Running]:
     from starlette.applications import Starlette
 
-    proxy = create_proxy(settings, warm_consumer=warm_consumer)
+    proxy = create_proxy(proxy_config(settings), warm_consumer=warm_consumer)
     app = Starlette(routes=list(proxy.component.routes), exception_handlers=dict(proxy.component.exception_handlers))
     async with proxy.component.lifespan():
         transport = httpx.ASGITransport(app=app)

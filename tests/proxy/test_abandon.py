@@ -21,6 +21,7 @@ from proxy.variants import THUMB
 from tests.support import images
 from tests.support.origin import Origin
 from tests.support.servers import serve_in_thread
+from thumbs.configs import proxy_config
 from thumbs.settings import Settings
 
 SLOW = 0.6  # the origin's delay: every fetch is still in progress when its clients leave
@@ -50,7 +51,7 @@ def renders(monkeypatch: pytest.MonkeyPatch) -> Renders:
 @contextmanager
 def served(settings: Settings) -> Iterator[tuple[Proxy, str]]:
     """The proxy on a real port (uvicorn in a thread), and the Proxy to inspect."""
-    started = create_proxy(settings, warm_consumer=False)
+    started = create_proxy(proxy_config(settings), warm_consumer=False)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

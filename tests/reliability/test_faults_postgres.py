@@ -33,6 +33,7 @@ from tests.support import images
 from tests.support.origin import Origin
 from tests.support.servers import free_port
 from tests.support.wait import wait_until
+from thumbs.configs import proxy_config
 from thumbs.settings import Settings
 
 
@@ -121,7 +122,7 @@ async def test_backfill_resumes_after_a_postgres_restart_and_marks_nothing_early
     sources = [origin.add(unique(f"b{index}.jpg"), images.jpeg(images.photo(120, 90)), delay=0.05)
                for index in range(60)]
     store = DiskStore(settings.store_dir)
-    proxy = create_proxy(settings, warm_consumer=False)
+    proxy = create_proxy(proxy_config(settings), warm_consumer=False)
     # The ingest path must not warm these: they are the legacy images the backfill is for.
     seed = create_api(settings, _RefusingWarmClient())
     async with seed.component.lifespan():

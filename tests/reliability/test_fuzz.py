@@ -26,6 +26,7 @@ from tests.proxy.app_factory import create_proxy_app
 from tests.support import images
 from tests.support.origin import Origin
 from tests.support.servers import serve_in_thread
+from thumbs.configs import proxy_config
 from thumbs.settings import Settings
 
 SCALE = int(os.environ.get("THUMBS_SOAK_SCALE", "1"))
@@ -150,7 +151,7 @@ def live_proxy(tmp_path_factory: pytest.TempPathFactory, origin: Origin) -> Iter
     settings = Settings(_env_file=None, data_dir=tmp_path_factory.mktemp("fuzz"), secret=SECRETS[0],
                         previous_secrets=[SECRETS[1]], allowed_sources=[origin.base_url.removeprefix("http://")],
                         allow_private_sources=True, warm_token="warm-token", negative_ttl=0)
-    with serve_in_thread(create_proxy_app(settings, warm_consumer=False)) as base, \
+    with serve_in_thread(create_proxy_app(proxy_config(settings), warm_consumer=False)) as base, \
             httpx.Client(base_url=base, timeout=30) as client:
         yield client, settings
 

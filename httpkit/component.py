@@ -1,7 +1,7 @@
 """What each part (proxy, library API, frontend) hands to the composed app.
 
 A component is plain data: its routes, a lifespan that opens and closes what it owns, and
-its exception handlers. `thumbs.app.create_app` puts components side by side in one
+its exception handlers. `thumbs.app.create_app` (the composition root) puts components side by side in one
 Starlette app; endpoints are bound to their component objects, never to ``app.state``.
 """
 
