@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import hmac
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -127,7 +127,25 @@ class LibraryAPI:
         raise method_not_allowed(request, "GET, HEAD, POST")
 
     async def list_images(self, request: Request) -> Response:
-        page_request = parse_page_request(request.query_params)
+        body = orjson.dumps(await self.page_content(request.query_params))
+        # The list changes under the client: cache it, but revalidate every time (cheap 304s).
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        headers = {"etag": etag, "cache-control": "no-cache"}
+        if etag_matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
+    async def first_page(self, limit: int) -> dict[str, Any] | None:
+        """The listing's first page, for the picker's HTML; None when the database is not answering."""
+        try:
+            return await self.page_content({"limit": str(limit)})
+        except ApiError:
+            return None
+        except DATABASE_ERRORS:
+            return None
+
+    async def page_content(self, params: Mapping[str, str]) -> dict[str, Any]:
+        page_request = parse_page_request(params)
         page = await fetch_page(self.database, page_request)
         total = await fetch_total(self.database)
         next_cursor = head_cursor = None
@@ -148,13 +166,7 @@ class LibraryAPI:
             newer = await count_newer(self.database, page_request.newer_than)
             content["count"] = newer
             content["count_capped"] = newer >= NEWER_COUNT_CAP
-        body = orjson.dumps(content)
-        # The list changes under the client: cache it, but revalidate every time (cheap 304s).
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        headers = {"etag": etag, "cache-control": "no-cache"}
-        if etag_matches(request.headers.get("if-none-match"), etag):
-            return Response(status_code=304, headers=headers)
-        return Response(body, media_type="application/json", headers=headers)
+        return content
 
     async def create_image(self, request: Request) -> Response:
         if self.settings.ingest_token:

@@ -38,7 +38,8 @@ def create_app(settings: Settings, *, warm_consumer: bool | None = None) -> Star
         routes=[api_mount], lifespan=api.component.lifespan, exception_handlers=api.component.exception_handlers
     )
     consumers = [consumer_component(proxy.warmer, api.database, settings)] if consume else []
-    return compose([*components, api_component, *consumers, frontend_component(frontend_dist())])
+    picker = frontend_component(frontend_dist(), first_page=api.first_page)
+    return compose([*components, api_component, *consumers, picker])
 
 
 def compose(components: Sequence[Component]) -> Starlette:

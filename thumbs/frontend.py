@@ -1,9 +1,18 @@
-"""Serves the built picker (frontend/dist): hashed assets immutable, index.html revalidated."""
+"""Serves the built picker (frontend/dist): hashed assets immutable, index.html revalidated.
+
+The page carries the listing's first page inline (``<script id="thumbs-first-page">``), so
+the picker renders its first screen without waiting for a second round trip, and preload
+hints for the first row's thumbnails, so the browser fetches them while the script loads.
+"""
 
 from __future__ import annotations
 
+import html
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+import orjson
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
@@ -16,6 +25,10 @@ from httpkit.component import Component
 IMMUTABLE = "public, max-age=31536000, immutable"
 NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>thumbs</title>
 <p>The picker is not built yet. Run <code>make build</code> (or <code>make demo</code>).</p>"""
+FIRST_PAGE_SIZE = 50  # the picker's default page size
+PRELOADED_THUMBNAILS = 12  # about the first screen of a laptop window
+
+FirstPage = Callable[[int], Awaitable[dict[str, Any] | None]]
 
 
 class HashedAssets(StaticFiles):
@@ -28,14 +41,32 @@ class HashedAssets(StaticFiles):
         return response
 
 
-def frontend_component(dist: Path) -> Component:
+def inline_first_page(page_html: str, content: dict[str, Any]) -> str:
+    """The page with the first listing page inline and its first thumbnails preloaded."""
+    # In a <script> element only "</" can end it early: escape every "<" in the JSON.
+    data = orjson.dumps(content).decode().replace("<", "\\u003c")
+    head = [f'<script id="thumbs-first-page" type="application/json">{data}</script>']
+    for image in content.get("images", [])[:PRELOADED_THUMBNAILS]:
+        thumbnail = image.get("thumbnail_url")
+        if isinstance(thumbnail, str):
+            head.append(f'<link rel="preload" as="image" fetchpriority="high" href="{html.escape(thumbnail)}" />')
+    block = "\n    ".join(head)
+    return page_html.replace("</head>", f"    {block}\n  </head>", 1)
+
+
+def frontend_component(dist: Path, first_page: FirstPage | None = None) -> Component:
     index = dist / "index.html"
 
-    async def page(_: Request) -> Response:
+    async def page(request: Request) -> Response:
         if not index.is_file():
             return HTMLResponse(NOT_BUILT, status_code=503)
-        # The page names the current hashed assets: always revalidate it.
-        return FileResponse(index, headers={"cache-control": "no-cache"})
+        headers = {"cache-control": "no-cache"}  # the page names the current hashed assets
+        if first_page is None or request.query_params:
+            return FileResponse(index, headers=headers)
+        content = await first_page(FIRST_PAGE_SIZE)
+        if content is None:  # the database is not answering: the picker fetches and reports it itself
+            return FileResponse(index, headers=headers)
+        return HTMLResponse(inline_first_page(index.read_text(), content), headers=headers)
 
     routes: list[BaseRoute] = [Route("/", page, methods=["GET", "HEAD"])]
     if (dist / "assets").is_dir():
