@@ -7,6 +7,7 @@ import datetime as dt
 import email.utils
 import math
 import re
+import sqlite3
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,12 +46,49 @@ def alembic_url(url: str) -> str:
     return "postgresql+asyncpg://" + databases_url(url).removeprefix("postgresql://")
 
 
+class LenientTextConnection(sqlite3.Connection):
+    """SQLite text that is not valid UTF-8 (another writer's bytes) reads with U+FFFD, not an error.
+
+    sqlite3's default raises OperationalError for such a value, which would make every page
+    holding that row a 503 for good.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.text_factory = _lenient_text
+
+
+def _lenient_text(value: bytes) -> str:
+    return value.decode("utf-8", "replace")
+
+
+def is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def sqlite_text_to_blob_if_not_utf8(connection: sqlite3.Connection, table: str, column: str) -> None:
+    """Migrations: a text value that is not UTF-8 becomes a blob of the same bytes (nothing lost).
+
+    sqlite3 cannot hand such text to a Python function (the call fails before it starts), so a
+    migration step that reads the column with one would abort on it.
+    """
+    connection.create_function("thumbs_is_utf8", 1, is_utf8, deterministic=True)
+    connection.execute(
+        f"UPDATE {table} SET {column} = CAST({column} AS BLOB) "
+        f"WHERE typeof({column}) = 'text' AND NOT thumbs_is_utf8(CAST({column} AS BLOB))"
+    )
+
+
 def create_database(settings: Settings) -> Database:
     url = settings.database_url
     if is_sqlite(url):
         sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
         # Writers wait for each other (WAL mode is set by the migrations) instead of failing.
-        return Database(databases_url(url), timeout=15.0)
+        return Database(databases_url(url), timeout=15.0, factory=LenientTextConnection)
     return Database(databases_url(url), min_size=1, max_size=10)
 
 

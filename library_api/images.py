@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ NEWEST_FIRST = (images.c.created_at.desc(), images.c.id.desc())
 # Rows without a url are kept (marked failed by migration 0005) but are not images to pick.
 HAS_URL = images.c.url.is_not(None)
 NEWER_COUNT_CAP = 10_000
+COLOR = re.compile(r"#[0-9a-f]{6}")  # the contract's pattern; anything else a legacy writer left is dropped
 
 # The listing order is two segments: dated images newest first (one backward range of the
 # (created_at, id) index), then undated ones (created_at NULL: legacy junk) by id, newest
@@ -185,7 +187,7 @@ def image_json(row: Record, settings: Settings) -> dict[str, Any]:
         "created_at": None if created_at is None else created_at.isoformat(),
         "width": size_or_none(row["width"]),
         "height": size_or_none(row["height"]),
-        "color": row["color"] if isinstance(row["color"], str) else None,
+        "color": row["color"] if isinstance(row["color"], str) and COLOR.fullmatch(row["color"]) else None,
         "pipeline_id": text_or_none(row["pipeline_id"]),
         "step": text_or_none(row["step"]),
         "thumbnail_status": row["thumbnail_status"] if row["thumbnail_status"] in (PENDING, READY, FAILED) else PENDING,

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from library_api.app import create_api, mount_api
+from library_api.backfill import run_backfill
 from library_api.db import EPOCH
 from library_api.migrate import run_migrations
 from tests.api.conftest import in_thread
@@ -255,3 +256,43 @@ async def test_postgresql_legacy_dates_of_any_column_type(
     assert kind == "timestamp with time zone"
     assert late is None
     assert no_url["thumbnail_status"] == "failed" and no_url["thumbnail_error"].startswith("no_url")
+
+
+async def test_sqlite_values_no_reader_expects_never_break_the_listing_or_the_backfill(
+    tmp_path: Path, make_settings: Any, origin: Any
+) -> None:
+    path = tmp_path / "legacy.db"
+    connection = sqlite3.connect(path)
+    connection.execute(
+        "CREATE TABLE pipeline_step_outputs (id INTEGER PRIMARY KEY, url TEXT, created_at TEXT, pipeline_id, step)"
+    )
+    # Text that is not UTF-8 (a C writer's bytes), before and after the migration.
+    connection.execute(
+        "INSERT INTO pipeline_step_outputs (url, created_at, pipeline_id, step) "
+        "VALUES (CAST(x'687474703a2f2f6aff2e6a7067' AS TEXT), '2024-05-01', CAST(x'ff' AS TEXT), 1.5)"
+    )
+    connection.commit()
+    connection.close()
+    settings = make_settings(database_url=f"sqlite:///{path}")
+    run_migrations(settings)
+    connection = sqlite3.connect(path)
+    connection.execute(
+        "INSERT INTO pipeline_step_outputs (url, created_at, width, height, color, thumbnail_status) "
+        "VALUES (CAST(x'ff' AS TEXT), '2024-05-02', 'wide', 1e300, 5, 'weird')"
+    )
+    connection.execute(
+        "INSERT INTO pipeline_step_outputs (url, created_at, width, color) VALUES (?, '2024-05-03', 640, '#abcdef')",
+        (f"{origin.base_url}/fine.jpg",),
+    )
+    connection.commit()
+    connection.close()
+    async with client_for(settings) as client:
+        for by in ("offset", "cursor"):
+            images, total = await walk(client, 1, by=by)
+            assert total == 3 and [image["id"] for image in images] == [3, 2, 1]
+    assert images[0]["width"] == 640 and images[0]["color"] == "#abcdef" and images[0]["thumbnail_url"]
+    assert images[1]["width"] is None and images[1]["color"] is None and images[1]["thumbnail_status"] == "pending"
+    assert images[1]["url"] == "\ufffd" and images[1]["thumbnail_url"] is None
+    assert images[2]["pipeline_id"] == "\ufffd" and images[2]["step"] == "1.5"
+    progress = await run_backfill(settings, RecordingWarmClient(), retry_delays=(0.0,))
+    assert progress.status == "done" and (progress.done, progress.failed) == (1, 2)

@@ -17,6 +17,8 @@ import hashlib
 import sqlalchemy as sa
 from alembic import op
 
+from library_api.db import sqlite_text_to_blob_if_not_utf8
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -79,6 +81,8 @@ def upgrade_postgresql(created_at_type: sa.types.TypeEngine) -> None:
 
 def upgrade_sqlite(bind: sa.Connection) -> None:
     raw = bind.connection.driver_connection
+    for column in ("url", "created_at"):  # read by Python functions below
+        sqlite_text_to_blob_if_not_utf8(raw, TABLE, column)
     raw.create_function("thumbs_sha256", 1, sha256_hex, deterministic=True)
     raw.create_function("thumbs_timestamp", 1, normalize_timestamp, deterministic=True)
     # Legacy text timestamps may be ISO with "T", "Z" or offsets: one UTC format keeps order.

@@ -24,7 +24,7 @@ import re
 import sqlalchemy as sa
 from alembic import op
 
-from library_api.db import EPOCH, parse_timestamp
+from library_api.db import EPOCH, parse_timestamp, sqlite_text_to_blob_if_not_utf8
 
 revision = "0005"
 down_revision = "0004"
@@ -155,6 +155,7 @@ def upgrade_sqlite(bind: sa.Connection) -> None:
     raw.create_function("thumbs_created_at", 1, sqlite_created_at, deterministic=True)
     # Open the transaction with a statement pysqlite recognises, so the DDL below is atomic with it.
     op.execute("UPDATE library_counters SET value = value WHERE 0")
+    sqlite_text_to_blob_if_not_utf8(raw, TABLE, "created_at")  # written since 0002 by another program
     columns = {row[1]: row for row in raw.execute(f"PRAGMA table_info({TABLE})")}
     if columns["created_at"][3]:  # NOT NULL (a table made by 0001): rebuild without it
         rebuild_without_not_null(raw, "created_at")
