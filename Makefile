@@ -60,11 +60,14 @@ BENCH_TOOLS := bench/.venv-thumbor/.installed
 $(BENCH_TOOLS):
 	command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	test -x bench/.venv-thumbor/bin/python || $(PYTHON) -m venv bench/.venv-thumbor
-	bench/.venv-thumbor/bin/pip install --quiet thumbor==7.8.0
+	bench/.venv-thumbor/bin/pip install --quiet thumbor==7.8.0 pycurl
+	# Next.js 16 and ipx 3 (sharp) from the committed lock, into the gitignored bench/peers/node_modules.
+	command -v npm >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm)
+	cd bench/peers && npm ci --no-audit --no-fund
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-bench: build $(BENCH_TOOLS) ## Everything, side by side with thumbor, Pillow and nginx (< 20 min)
+bench: build $(BENCH_TOOLS) ## Everything, side by side with thumbor, Next.js, ipx, Pillow and nginx (< 25 min)
 	$(BIN)/python -m bench.run
 
 bench-quick: build $(BENCH_TOOLS) ## Fewer images, shorter runs (< 3 min)

@@ -1,6 +1,6 @@
 """The benchmark corpus: deterministic generated images, made once under var/bench/corpus.
 
-Four kinds, as the issue names them: 4K photo JPEGs, 1024x1024 PNGs (the product's AI
+The kinds the issues name: 4K photo JPEGs, 1024x768 JPEGs (Fal-like), 1024x1024 PNGs (the product's AI
 outputs), WebP, and a few large PNGs. Content is smooth shapes plus grain and hard edges,
 so encoders and resamplers have detail to lose (SSIM) and bytes to spend.
 """
@@ -27,6 +27,8 @@ class Kind:
 
 KINDS = {
     "photo4k_jpeg": Kind("photo4k_jpeg", 3840, 2160, "jpg", True),
+    # What a Fal-style generator returns: a 1024x768 JPEG (most Playground outputs).
+    "fal_jpeg": Kind("fal_jpeg", 1024, 768, "jpg", True),
     "ai1024_png": Kind("ai1024_png", 1024, 1024, "png", False),
     "webp": Kind("webp", 1536, 1024, "webp", True),
     "large_png": Kind("large_png", 4096, 4096, "png", False),
@@ -35,8 +37,8 @@ KINDS = {
 }
 # Images per kind in the full and the quick run.
 COUNTS = {
-    "full": {"photo4k_jpeg": 8, "ai1024_png": 8, "webp": 4, "large_png": 2, "huge_jpeg": 1},
-    "quick": {"photo4k_jpeg": 3, "ai1024_png": 3, "webp": 2, "large_png": 1, "huge_jpeg": 1},
+    "full": {"fal_jpeg": 8, "photo4k_jpeg": 8, "ai1024_png": 8, "webp": 4, "large_png": 2, "huge_jpeg": 1},
+    "quick": {"fal_jpeg": 3, "photo4k_jpeg": 3, "ai1024_png": 3, "webp": 2, "large_png": 1, "huge_jpeg": 1},
 }
 
 

@@ -63,14 +63,14 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 @contextlib.contextmanager
 def running(
     argv: Sequence[str], log: Path, ready_url: str | None = None, env: Mapping[str, str] | None = None,
-    ready_seconds: float = 60,
+    ready_seconds: float = 60, cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``argv`` in its own session, wait for ``ready_url``, stop it when the block ends."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:
         process = subprocess.Popen(
             list(argv), stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-            cwd=ROOT, start_new_session=True,
+            cwd=cwd or ROOT, start_new_session=True,
         )
     try:
         if ready_url:

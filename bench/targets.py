@@ -57,6 +57,13 @@ def ours_settings(work: Path, name: str, origin_host: str, **overrides: object) 
 @contextlib.contextmanager
 def serve_ours(settings: Settings, log: Path, entry: str | None = None) -> Iterator[str]:
     """Our app under uvicorn as `thumbs serve` runs it (uvloop, httptools, no access log)."""
+    with serve_ours_process(settings, log, entry) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def serve_ours_process(settings: Settings, log: Path, entry: str | None = None) -> Iterator[tuple[str, int]]:
+    """:func:`serve_ours`, also giving the server's pid (the root of its process tree)."""
     entry = entry or entry_point()
     env = settings.as_environment()
     if entry == COMPOSED:
@@ -66,8 +73,8 @@ def serve_ours(settings: Settings, log: Path, entry: str | None = None) -> Itera
             "--workers", str(settings.workers), "--no-access-log", "--log-level", "warning", "--proxy-headers",
             "--no-server-header"]
     base = f"http://{settings.host}:{settings.port}"
-    with running(argv, log, f"{base}/healthz", env=env):
-        yield base
+    with running(argv, log, f"{base}/healthz", env=env) as process:
+        yield base, process.pid
 
 
 def ours_url(base: str, source: str) -> str:
@@ -87,16 +94,80 @@ def thumbor_version() -> str:
 
 @contextlib.contextmanager
 def serve_thumbor(work: Path, processes: int, quality: int = 65) -> Iterator[str]:
+    with serve_thumbor_process(work, processes, quality) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def serve_thumbor_process(
+    work: Path, processes: int, quality: int = 65, engine_threads: int = 0
+) -> Iterator[tuple[str, int]]:
+    """thumbor and its pid; ``engine_threads`` > 0 runs Pillow off the IOLoop in that many threads."""
     directory = work / "thumbor"
     directory.mkdir(parents=True, exist_ok=True)
-    config = directory / "thumbor.conf"
-    config.write_text(THUMBOR_CONFIG.format(quality=quality))
     port = free_port()
+    config = directory / f"thumbor-{port}.conf"
+    config.write_text(THUMBOR_CONFIG.format(quality=quality) + f"ENGINE_THREADPOOL_SIZE = {engine_threads}\n")
     argv = [str(THUMBOR), "-i", "127.0.0.1", "-p", str(port), "-c", str(config), "-l", "warning",
             "--processes", str(processes)]
-    with running(argv, directory / f"thumbor-{port}.log", f"http://127.0.0.1:{port}/healthcheck"):
-        yield f"http://127.0.0.1:{port}"
+    with running(argv, directory / f"thumbor-{port}.log", f"http://127.0.0.1:{port}/healthcheck") as process:
+        yield f"http://127.0.0.1:{port}", process.pid
 
 
 def thumbor_url(base: str, source: str, box: int = 200) -> str:
     return f"{base}/unsafe/fit-in/{box}x{box}/filters:format(jpeg)/{quote(source, safe='')}"
+
+
+# The Node peers (bench/peers/: package.json + package-lock.json; `make bench` runs npm ci there).
+PEERS = ROOT / "bench" / "peers"
+NODE_MODULES = PEERS / "node_modules"
+NEXT_APP = PEERS / "next-app"
+NODE_ENV = {"NEXT_TELEMETRY_DISABLED": "1", "NODE_ENV": "production"}
+
+
+def node_peers_available() -> bool:
+    return shutil.which("node") is not None and (NODE_MODULES / "next").is_dir() and (NODE_MODULES / "ipx").is_dir()
+
+
+def node_peer_versions() -> dict[str, str]:
+    import json
+
+    versions = {}
+    for name in ("next", "ipx", "sharp"):
+        try:
+            versions[name] = json.loads((NODE_MODULES / name / "package.json").read_text())["version"]
+        except (OSError, ValueError, KeyError):
+            versions[name] = "not installed"
+    return versions
+
+
+@contextlib.contextmanager
+def serve_next(work: Path) -> Iterator[tuple[str, int]]:
+    """`next start` of a minimal app (its build made once), with an empty image cache."""
+    if not (NEXT_APP / ".next" / "BUILD_ID").exists():
+        subprocess.run(["node", str(NODE_MODULES / "next" / "dist" / "bin" / "next"), "build"], cwd=NEXT_APP,
+                       env={**os.environ, **NODE_ENV}, check=True, capture_output=True, timeout=600)
+    shutil.rmtree(NEXT_APP / ".next" / "cache" / "images", ignore_errors=True)
+    port = free_port()
+    argv = ["node", str(NODE_MODULES / "next" / "dist" / "bin" / "next"), "start", "-H", "127.0.0.1", "-p", str(port)]
+    with running(argv, work / "next" / f"next-{port}.log", f"http://127.0.0.1:{port}/", env=NODE_ENV,
+                 cwd=NEXT_APP) as process:
+        yield f"http://127.0.0.1:{port}", process.pid
+    shutil.rmtree(NEXT_APP / ".next" / "cache" / "images", ignore_errors=True)
+
+
+def next_url(base: str, source: str, box: int = 200) -> str:
+    return f"{base}/_next/image?url={quote(source, safe='')}&w={box}&q=65"
+
+
+@contextlib.contextmanager
+def serve_ipx(work: Path) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    argv = ["node", str(PEERS / "ipx-server.mjs")]
+    with running(argv, work / "ipx" / f"ipx-{port}.log", f"http://127.0.0.1:{port}/", env={"PORT": str(port)},
+                 cwd=PEERS) as process:
+        yield f"http://127.0.0.1:{port}", process.pid
+
+
+def ipx_url(base: str, source: str, box: int = 200) -> str:
+    return f"{base}/s_{box}x{box},fit_inside,q_65,f_jpeg/{source}"
