@@ -172,6 +172,21 @@ describe("a stable list", () => {
     expect(cell(7)!.getAttribute("aria-label")).toMatch(/^Image 1000,/);
     expect(screen.queryByRole("button", { name: /new image/ })).toBeNull();
   });
+
+  it("too many new images to add in place (a capped count): announced as such, shown by reloading from the top", async () => {
+    const user = userEvent.setup();
+    lib.newerCap = 5;
+    renderPicker();
+    await loaded(0);
+    await scrollTo(160 * 30);
+    lib.insert(8);
+    await act(async () => {
+      window.dispatchEvent(new Event("focus"));
+    });
+    await user.click(await screen.findByRole("button", { name: "Show 5+ new images" }));
+    await waitFor(() => expect(cell(0)?.getAttribute("aria-label") ?? "").toMatch(/^Image 1008,/));
+    expect(grid().scrollTop).toBe(0);
+  });
 });
 
 describe("place kept through resizes", () => {

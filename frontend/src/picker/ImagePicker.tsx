@@ -275,7 +275,7 @@ export function ImagePicker({
   );
 
   // New images go in at the top; the user's place (and the keyboard's active cell) moves down with them.
-  const { showNewer, newerCount } = library;
+  const { showNewer, newerCount, newerCapped } = library;
   const onShowNewer = useCallback(() => {
     const added = showNewer();
     rangeAnchor.current = null;
@@ -368,7 +368,7 @@ export function ImagePicker({
       onKeyDown={onKeyDown}
     >
       {overlay === null && total !== null && (
-        <NewImagesNotice count={newerCount} onShow={onShowNewer} strings={strings} />
+        <NewImagesNotice count={newerCount} capped={newerCapped} onShow={onShowNewer} strings={strings} />
       )}
       {overlay ?? (
         <Grid

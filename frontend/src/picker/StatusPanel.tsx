@@ -38,15 +38,16 @@ export function FailedPagesBar(props: { count: number; offline: boolean; onRetry
  * Images created since the picker opened. The live region is always in the DOM (screen readers only
  * announce changes to a region they already know); the button adds them at the top.
  */
-export function NewImagesNotice({ count, onShow, strings }: { count: number; onShow: () => void; strings: PickerStrings }) {
+export function NewImagesNotice(props: { count: number; capped: boolean; onShow: () => void; strings: PickerStrings }) {
+  const { count, capped, onShow, strings } = props;
   return (
     <div className="tp-new" data-empty={count === 0 || undefined}>
       <span role="status" aria-live="polite" className="tp-new-text">
-        {count > 0 ? strings.newImages(count) : ""}
+        {count > 0 ? strings.newImages(count, capped) : ""}
       </span>
       {count > 0 && (
         <button type="button" className="tp-button" onClick={onShow}>
-          {strings.showNewImages(count)}
+          {strings.showNewImages(count, capped)}
         </button>
       )}
     </div>

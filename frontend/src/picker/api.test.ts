@@ -68,7 +68,7 @@ describe("stable paging and new images", () => {
     vi.stubGlobal("fetch", fetchMock);
     const found = await fetchNewerImages("", "H", 200, new AbortController().signal);
     expect(fetchMock).toHaveBeenCalledWith("/api/library/images?newer_than=H&limit=200", expect.anything());
-    expect(found).toEqual({ images: [{ id: 9 }], count: 4, headCursor: "N" });
+    expect(found).toEqual({ images: [{ id: 9 }], count: 4, headCursor: "N", capped: false });
   });
 
   it("passes Retry-After on to the loader", async () => {

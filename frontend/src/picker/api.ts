@@ -101,6 +101,8 @@ export interface NewerImages {
   count: number;
   /** Cursor of the newest of them, the next poll's starting point. */
   headCursor: string | null;
+  /** The API stopped counting (`count_capped`): there are at least `count`. */
+  capped: boolean;
 }
 
 export async function fetchNewerImages(
@@ -115,5 +117,6 @@ export async function fetchNewerImages(
   const body = (await res.json()) as LibraryPage;
   if (!Array.isArray(body.images)) throw new PageError("Malformed library response", false);
   const count = typeof body.count === "number" ? body.count : body.images.length;
-  return { images: body.images, count, headCursor: typeof body.head_cursor === "string" ? body.head_cursor : null };
+  const headCursor = typeof body.head_cursor === "string" ? body.head_cursor : null;
+  return { images: body.images, count, headCursor, capped: body.count_capped === true };
 }

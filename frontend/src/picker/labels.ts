@@ -23,8 +23,9 @@ export interface PickerStrings {
   refresh: string;
   failedPages: (pages: number, offline: boolean) => string;
   retry: string;
-  newImages: (count: number) => string;
-  showNewImages: (count: number) => string;
+  /** `capped`: there are at least `count` (the API stopped counting). */
+  newImages: (count: number, capped: boolean) => string;
+  showNewImages: (count: number, capped: boolean) => string;
 }
 
 /** Accessible name for a cell, built from the image's metadata (no filename is exposed by the API). */
@@ -40,7 +41,7 @@ export function imageLabel(image: LibraryImage): string {
   return parts.join(", ");
 }
 
-const newImages = (n: number) => (n === 1 ? "1 new image" : `${n} new images`);
+const newImages = (n: number, capped: boolean) => (capped ? `${n}+ new images` : n === 1 ? "1 new image" : `${n} new images`);
 
 export const DEFAULT_STRINGS: PickerStrings = {
   gridLabel: "Image library",
@@ -64,5 +65,5 @@ export const DEFAULT_STRINGS: PickerStrings = {
       : `Some images could not be loaded (${pages} ${pages === 1 ? "page" : "pages"}).`,
   retry: "Retry",
   newImages,
-  showNewImages: (n) => `Show ${newImages(n)}`,
+  showNewImages: (n, capped) => `Show ${newImages(n, capped)}`,
 };

@@ -25,4 +25,6 @@ export interface LibraryPage {
   head_cursor?: string | null;
   /** With `newer_than`: how many images are newer than that cursor in all. */
   count?: number;
+  /** With `newer_than`: the count stopped at a cap (there are at least `count`). */
+  count_capped?: boolean;
 }

@@ -31,6 +31,8 @@ export interface PagedLibrary {
   reset: () => void;
   /** Images created after the picker opened, not yet shown (0 when none or unknown). */
   newerCount: number;
+  /** newerCount is a lower bound (the API capped its count). */
+  newerCapped: boolean;
   /**
    * Add the new images at the top. Returns how many items were inserted before the old first
    * item (the caller shifts the scroll by that), or null if the list was reloaded from the top instead.
@@ -143,7 +145,7 @@ export function usePagedLibrary(source: LibrarySource, initialIndex = 0): PagedL
   const showNewer = useCallback((): number | null => {
     if (!newer) return 0;
     setNewer(null);
-    if (newer.count > newer.images.length || !newer.headCursor) {
+    if (newer.capped || newer.count > newer.images.length || !newer.headCursor) {
       reset(); // too many to add in place (or no cursor to continue from): start over from the top
       return null;
     }
@@ -151,5 +153,5 @@ export function usePagedLibrary(source: LibrarySource, initialIndex = 0): PagedL
     return newer.images.length;
   }, [loader, newer, reset]);
 
-  return { snapshot, ensureRange, retry, reset, newerCount: newer?.count ?? 0, showNewer, checkNewer };
+  return { snapshot, ensureRange, retry, reset, newerCount: newer?.count ?? 0, newerCapped: newer?.capped ?? false, showNewer, checkNewer };
 }

@@ -13,6 +13,8 @@ export interface FakeLibrary {
   /** Predicate for requests to fail with failWith (all by default). */
   failWhen: (url: URL) => boolean;
   offline: boolean;
+  /** newer_than stops counting here and says so (`count_capped`), like the real API. */
+  newerCap: number;
   insert: (count: number) => LibraryImage[];
   fetch: (input: RequestInfo | URL) => Promise<Response>;
 }
@@ -38,6 +40,7 @@ export function fakeLibrary(total: number): FakeLibrary {
     failWith: null,
     failWhen: () => true,
     offline: false,
+    newerCap: 1000,
     insert(count) {
       const top = lib.images[0]?.id ?? 0;
       const added = Array.from({ length: count }, (_, i) => makeImage(top + count - i));
@@ -71,7 +74,9 @@ export function fakeLibrary(total: number): FakeLibrary {
         limit,
         offset,
         head_cursor: page[0] ? String(page[0].id) : null,
-        ...(newerThan !== null ? { count: rows.length } : {}),
+        ...(newerThan !== null
+          ? { count: Math.min(rows.length, lib.newerCap), count_capped: rows.length >= lib.newerCap }
+          : {}),
       };
       return new Response(JSON.stringify(body), { status: 200, headers: { "Content-Type": "application/json" } });
     },
