@@ -68,7 +68,7 @@ def render(
         image = orient(image, info.orientation)
         image = colour(image)
         image = flatten(image)
-        image = resize(image, variant.max_side).copy_memory()
+        image = resize(image, variant.max_side, square=variant.crop).copy_memory()
         jpeg = encode(image, variant)
         color = average_colour(image)
     except pyvips.Error as exc:
@@ -123,7 +123,11 @@ def decode_reduced(data: Body, variant: Variant, needs_profile: bool) -> pyvips.
     Orientation is left to :func:`orient`; embedded or implied (CMYK) profiles are turned
     into sRGB here because libvips does that best on the reduced image.
     """
-    colour_options = {"export_profile": "srgb"} if needs_profile else {}
+    colour_options: dict[str, str] = {"export_profile": "srgb"} if needs_profile else {}
+    if variant.crop:
+        # Cover the square and crop the centre. Orientation comes later, and a centred square
+        # is the same region whichever way the photo turns.
+        colour_options["crop"] = "centre"
     return pyvips.Image.thumbnail_source(
         _memory(data),
         variant.max_side,
@@ -164,8 +168,12 @@ def flatten(image: pyvips.Image) -> pyvips.Image:
     return image.cast("uchar") if image.format != "uchar" else image
 
 
-def resize(image: pyvips.Image, max_side: int) -> pyvips.Image:
-    """Guard the box: the longest side at most ``max_side``, no side under 1 px."""
+def resize(image: pyvips.Image, max_side: int, *, square: bool = False) -> pyvips.Image:
+    """Guard the box: the longest side at most ``max_side``, no side under 1 px; a square
+    variant of a source smaller than its box is cropped square at the source's short side."""
+    if square and image.width != image.height:
+        side = min(image.width, image.height)
+        image = image.crop((image.width - side) // 2, (image.height - side) // 2, side, side)
     longest = max(image.width, image.height)
     if longest > max_side:
         image = image.resize(max_side / longest)
@@ -184,7 +192,7 @@ def encode(image: pyvips.Image, variant: Variant) -> bytes:
     """
     for quality in (variant.quality, *FALLBACK_QUALITIES):
         data = image.jpegsave_buffer(Q=quality, optimize_coding=True, keep="none", subsample_mode="on")
-        if len(data) <= MAX_OUTPUT_BYTES:
+        if len(data) <= variant.max_bytes:
             break
     return data
 

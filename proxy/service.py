@@ -15,6 +15,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
@@ -33,6 +35,7 @@ from proxy.storage import Store
 from proxy.thumbnail import CorruptEntry, Thumbnail
 from proxy.tiers import MemoryLRU, RedisTier
 from proxy.urls import ThumbnailRequest
+from proxy.variants import Variant
 
 log = logging.getLogger("thumbs.proxy")
 
@@ -80,6 +83,9 @@ class ThumbnailService:
         self.budget = budget if budget is not None else FetchBudget(1_000_000, 1 << 62, fetcher.max_bytes, wait_limit)
         self.hold = hold if hold is not None else SourceHold(0, 0)  # (an empty hold is falsy)
         self.flights: Flights[Found] = Flights(on_abandon=metrics.abandoned.inc)
+        # Sources being warmed in several variants: their bytes stay in the hold after each
+        # render, so the next variant does not fetch the origin again.
+        self._warming: Counter[str] = Counter()
 
     def cached(self, request: ThumbnailRequest) -> Found | None:
         """A memory hit, without awaiting anything; raises a locally remembered failure."""
@@ -259,6 +265,8 @@ class ThumbnailService:
                 # The download happened but the render did not: keep it for the retry.
                 self.hold.put(request.source, source)
                 raise
+            if request.source in self._warming:
+                self.hold.put(request.source, source)  # for the next variant of this warm-up
         return source, rendered, fetched
 
     async def _keep(self, key: str, thumbnail: Thumbnail) -> None:
@@ -271,8 +279,29 @@ class ThumbnailService:
             await self.redis.put(key, thumbnail)
         self.memory.put(key, thumbnail)
 
-    async def ensure_stored(self, request: ThumbnailRequest) -> Thumbnail:
-        """Make sure the thumbnail is in the disk store (warm-up); returns it."""
+    async def ensure_stored(self, request: ThumbnailRequest, *, with_variants: Sequence[Variant] = ()) -> Thumbnail:
+        """Make sure the thumbnail is in the store (warm-up); returns it.
+
+        ``with_variants`` are made too, from the same download: a variant that fails is
+        logged, not this thumbnail's failure (the row needs the default one)."""
+        if not with_variants:
+            return await self._ensure_one(request)
+        self._warming[request.source] += 1
+        try:
+            thumbnail = await self._ensure_one(request)
+            for variant in with_variants:
+                try:
+                    await self._ensure_one(ThumbnailRequest(request.source, variant))
+                except ProxyError as error:
+                    log.warning("warming the %s variant of %s failed: %s", variant.name, request.source, error)
+        finally:
+            self._warming[request.source] -= 1
+            if not self._warming[request.source]:
+                del self._warming[request.source]
+                self.hold.take(request.source)  # done with these bytes
+        return thumbnail
+
+    async def _ensure_one(self, request: ThumbnailRequest) -> Thumbnail:
         found = await self.get(request)
         if found.tier in (MEMORY, REDIS) and not await self.store.exists(request.cache_key):
             await self.store.put(request.cache_key, found.thumbnail.pack())

@@ -20,7 +20,7 @@ from proxy.service import ThumbnailService
 from proxy.source_url import DEFAULT_PORTS, parse_source_url
 from proxy.urls import BadSignature as SignatureMismatch
 from proxy.urls import BadThumbnailURL, ThumbnailRequest, parse_thumbnail_path
-from proxy.variants import DEFAULT_VARIANT
+from proxy.variants import DEFAULT_VARIANT, WARMED_WITH_DEFAULT, Variant
 from proxy.warm_queue import Finished, WarmQueue
 from proxy.warm_types import WarmOutcome
 
@@ -126,7 +126,7 @@ class Warmer:
             request = self.resolve(source)
             for attempt in range(OVERLOAD_RETRIES + 1):
                 try:
-                    thumbnail = await self.service.ensure_stored(request)
+                    thumbnail = await self.service.ensure_stored(request, with_variants=companions(request))
                     break
                 except Overloaded:
                     if attempt == OVERLOAD_RETRIES:
@@ -149,8 +149,13 @@ class Warmer:
 
     async def _handle_queued(self, source: str) -> WarmOutcome:
         request = ThumbnailRequest(source=source, variant=DEFAULT_VARIANT)
-        thumbnail = await self.service.ensure_stored(request)
+        thumbnail = await self.service.ensure_stored(request, with_variants=companions(request))
         return WarmOutcome(source, True, None, None, thumbnail.width, thumbnail.height, thumbnail.color)
+
+
+def companions(request: ThumbnailRequest) -> tuple[Variant, ...]:
+    """Warming an image's default thumbnail makes the picker's cell variants too."""
+    return WARMED_WITH_DEFAULT if request.variant == DEFAULT_VARIANT else ()
 
 
 def _origin_of(base_url: str) -> tuple[str, str, int] | None:

@@ -90,7 +90,8 @@ def test_migrate_then_backfill_a_legacy_table(tmp_path: Path, origin: Origin) ->
     statuses = dict(connection.execute("SELECT url, thumbnail_status FROM pipeline_step_outputs").fetchall())
     connection.close()
     assert [statuses[source] for source in sources] == ["ready", "ready", "ready", "failed"]
-    assert sum(1 for path in (data_dir / "thumbs").rglob("*") if path.is_file()) == 3
+    # Each ready image's thumbnail and the picker's two cell variants, made from one download.
+    assert sum(1 for path in (data_dir / "thumbs").rglob("*") if path.is_file()) == 3 * 3
     # Running it again finds nothing left to do; --retry-failed tries the two failed ones again.
     again = thumbs("backfill", **environment)
     assert again.returncode == 0 and "0 done, 0 failed, 0 remaining" in again.stdout

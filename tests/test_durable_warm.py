@@ -104,7 +104,7 @@ def test_ingests_answered_201_survive_the_api_being_killed(
     assert by_url[broken]["thumbnail_error"], dict(by_url[broken])
     assert origin.hits[broken_path] == 1
     stored = [path for path in (tmp_path / "data" / "thumbs").rglob("*") if path.is_file()]
-    assert len(stored) == IMAGES
+    assert len(stored) == IMAGES * 3  # the thumbnail and the two cell variants, from the one fetch
 
 
 def test_backfill_with_redis_is_made_by_the_worker_through_the_stream(
@@ -160,7 +160,8 @@ def test_backfill_with_redis_is_made_by_the_worker_through_the_stream(
         worker_log = worker.tail(100_000)
     assert progress["status"] == "done", progress
     assert (progress["done"], progress["failed"]) == (5, 1), progress
-    assert worker_log.count("generated thumbnail") == 5, worker_log[-2000:]
+    # Five thumbnails and their two cell variants each, all by the worker.
+    assert worker_log.count("generated thumbnail") == 5 * 3, worker_log[-2000:]
     assert all(origin.hits[path] == 1 for path in paths), {path: origin.hits[path] for path in paths}
     statuses = {row["url"]: row["thumbnail_status"] for row in rows(database_url)}
     assert [statuses[source] for source in sources] == ["ready"] * 5 and statuses[broken] == "failed"

@@ -25,6 +25,7 @@ NO_REDIS = (
 
 async def run_worker(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips narrates every operation at INFO
     if not settings.redis_url:
         log.warning(NO_REDIS)
         print(NO_REDIS)
