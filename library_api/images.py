@@ -17,6 +17,7 @@ from library_api.paging import PageRequest, Position
 from library_api.schema import FAILED, IMAGES_COUNTER, PENDING, READY, counters, images
 from library_api.sources import source_refusal
 from proxy.urls import thumbnail_url
+from proxy.variants import CELL, CELL_2X
 from proxy.warm_types import WarmOutcome
 from thumbs.settings import Settings
 
@@ -184,10 +185,16 @@ def image_json(row: Record, settings: Settings) -> dict[str, Any]:
     # The thumbnail URL is computed now, so key rotation and a new base URL need no data migration.
     # Every value is read defensively: a legacy writer may have put anything in any column.
     created_at = parse_timestamp(row["created_at"])
+    thumbnail = listed_thumbnail_url(row["url"], row["thumbnail_status"], settings)
     return {
         "id": int(row["id"]),
         "url": text_or_none(row["url"]),
-        "thumbnail_url": listed_thumbnail_url(row["url"], row["thumbnail_status"], settings),
+        "thumbnail_url": thumbnail,
+        # The picker's square cells at 1x and 2x (srcset), made with the thumbnail at ingest.
+        "cell_thumbnail_url": None if thumbnail is None else thumbnail_url(
+            row["url"], settings.secret, settings.public_base_url, CELL),
+        "cell_thumbnail_url_2x": None if thumbnail is None else thumbnail_url(
+            row["url"], settings.secret, settings.public_base_url, CELL_2X),
         "created_at": None if created_at is None else created_at.isoformat(),
         "width": size_or_none(row["width"]),
         "height": size_or_none(row["height"]),

@@ -57,6 +57,8 @@ SCHEMAS: dict[str, Any] = {
             "id",
             "url",
             "thumbnail_url",
+            "cell_thumbnail_url",
+            "cell_thumbnail_url_2x",
             "created_at",
             "width",
             "height",
@@ -74,6 +76,16 @@ SCHEMAS: dict[str, Any] = {
                 "thumbnail on first request if it was never warmed. Null only for a legacy row whose url the proxy "
                 "would refuse (not http(s), a host outside THUMBS_ALLOWED_SOURCES, unparseable): show `url` or a "
                 "placeholder.",
+            },
+            "cell_thumbnail_url": {
+                "type": ["string", "null"],
+                "description": "The picker's square cell (centre crop, 200 px, JPEG q65), signed and cached like "
+                "`thumbnail_url` and warmed with it. Null when `thumbnail_url` is.",
+            },
+            "cell_thumbnail_url_2x": {
+                "type": ["string", "null"],
+                "description": "The same cell at 400 px (JPEG q50) for high-density screens: "
+                "`srcset=\"{cell_thumbnail_url} 200w, {cell_thumbnail_url_2x} 400w\"`. Null when `thumbnail_url` is.",
             },
             "created_at": {
                 "type": ["string", "null"],

@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 from proxy.urls import parse_thumbnail_path, thumbnail_url
+from proxy.variants import CELL, CELL_2X
 from tests.api.conftest import Harness
 from tests.api.seed import seed
 
@@ -68,6 +69,8 @@ async def test_shape_of_an_ingested_image(harness: Harness, origin_url: Any) -> 
         "id",
         "url",
         "thumbnail_url",
+        "cell_thumbnail_url",
+        "cell_thumbnail_url_2x",
         "created_at",
         "width",
         "height",
@@ -78,6 +81,8 @@ async def test_shape_of_an_ingested_image(harness: Harness, origin_url: Any) -> 
     }
     assert image["url"] == url
     assert image["thumbnail_url"] == thumbnail_url(url, "test-secret", "http://thumbs.test")
+    assert image["cell_thumbnail_url"] == thumbnail_url(url, "test-secret", "http://thumbs.test", CELL)
+    assert image["cell_thumbnail_url_2x"] == thumbnail_url(url, "test-secret", "http://thumbs.test", CELL_2X)
     assert image["pipeline_id"] == "p1" and image["step"] == "s1"
     assert dt.datetime.fromisoformat(image["created_at"]).tzinfo is not None
 
