@@ -14,7 +14,8 @@
 - The guard is installed through httpx's public interfaces: :class:`GuardedTransport` is
   an ``httpx.AsyncBaseTransport`` around an ``httpcore.AsyncConnectionPool`` whose network
   backend is :class:`GuardedNetworkBackend`; :func:`check_guard` proves at startup that a
-  request to a private address is refused.
+  request to a private address is refused. The backend's streams are asyncio's own
+  (:class:`AsyncioStream`), read in large buffered runs rather than httpcore's 64 KB.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
+import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -103,12 +105,77 @@ def _has_port(entry: str) -> bool:
     return bool(sep) and tail.isascii() and tail.isdigit() and (not head.startswith("[") or head.endswith("]"))
 
 
+# What one read asks the socket for, and the stream buffer behind it. httpcore asks for 64 KB
+# at a time; through anyio every read costs a cancel scope and a task lookup, which for a 2.8 MB
+# source was ~45 reads and ~3.5 ms of CPU per fetch. Whole buffered runs cut that to a few.
+READ_BYTES = 512 * 1024
+
+
+class AsyncioStream(httpcore.AsyncNetworkStream):
+    """httpcore's network stream over asyncio's own streams (uvloop's, under uvicorn).
+
+    Reads return whatever is buffered, up to :data:`READ_BYTES` (never less than httpcore
+    asked for); errors and timeouts are httpcore's, as its anyio backend maps them.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(max(max_bytes, READ_BYTES))
+        except TimeoutError as exc:
+            raise httpcore.ReadTimeout(str(exc) or "read timed out") from exc
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        if not buffer:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                self._writer.write(buffer)
+                await self._writer.drain()
+        except TimeoutError as exc:
+            raise httpcore.WriteTimeout(str(exc) or "write timed out") from exc
+        except OSError as exc:
+            raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
+
+    async def aclose(self) -> None:
+        # The transport finishes closing on its own; waiting for a TLS peer's close_notify
+        # here could hold a pool cleanup for as long as the peer likes.
+        self._writer.close()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+        except TimeoutError as exc:
+            self._writer.close()
+            raise httpcore.ConnectTimeout(str(exc) or "TLS handshake timed out") from exc
+        except (OSError, ssl.SSLError) as exc:
+            self._writer.close()
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        return self
+
+    def get_extra_info(self, info: str) -> object:
+        if info == "is_readable":
+            # An idle keep-alive connection that has data or EOF waiting is not reusable.
+            return self._reader.at_eof() or bool(getattr(self._reader, "_buffer", b""))
+        name = {"client_addr": "sockname", "server_addr": "peername"}.get(info, info)
+        return self._writer.get_extra_info(name)
+
+
 class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
     """Resolve, check every address against the policy, connect to a checked address."""
 
     def __init__(self, policy: SourcePolicy) -> None:
         self._policy = policy
-        self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
         self,
@@ -124,10 +191,7 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         last_error: Exception | None = None
         for address in addresses:
             try:
-                return await self._inner.connect_tcp(
-                    str(address), port, timeout=timeout, local_address=local_address,
-                    socket_options=socket_options,
-                )
+                return await _connect(str(address), port, timeout, local_address, socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last_error = exc
         assert last_error is not None
@@ -140,7 +204,27 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         raise SourceNotAllowed("unix sockets are not sources")
 
     async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+        await asyncio.sleep(seconds)
+
+
+async def _connect(
+    address: str, port: int, seconds: float | None, local_address: str | None,
+    socket_options: Iterable[httpcore.SOCKET_OPTION] | None,
+) -> AsyncioStream:
+    """A TCP connection to an already checked address (no name is resolved here)."""
+    try:
+        async with asyncio.timeout(seconds):
+            reader, writer = await asyncio.open_connection(
+                address, port, limit=READ_BYTES, local_addr=(local_address, 0) if local_address else None,
+            )
+    except TimeoutError as exc:
+        raise httpcore.ConnectTimeout(f"connecting to {address}:{port} timed out") from exc
+    except OSError as exc:
+        raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+    sock = writer.get_extra_info("socket")
+    for option in socket_options or ():
+        sock.setsockopt(*option)
+    return AsyncioStream(reader, writer)
 
 
 async def _resolve(host: str, port: int) -> list[IPAddress]:
