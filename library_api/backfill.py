@@ -555,7 +555,7 @@ async def run_backfill(
                     assert paused is not None
                     return progress_of(paused)
             # Another live process runs it: report its progress until it ends or its lease lapses.
-            job = claim.job
+            job: Record | None = claim.job
             while job is not None and job["status"] == JOB_RUNNING and not await backfill.lease_expired(job):
                 if on_progress:
                     on_progress(progress_of(job))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -25,7 +26,7 @@ branch_labels = None
 depends_on = None
 
 TABLE = "pipeline_step_outputs"
-NEW_COLUMNS = [
+NEW_COLUMNS: list[sa.Column[Any]] = [
     sa.Column("thumbnail_url", sa.Text),
     sa.Column("width", sa.Integer),
     sa.Column("height", sa.Integer),
@@ -81,6 +82,7 @@ def upgrade_postgresql(created_at_type: sa.types.TypeEngine) -> None:
 
 def upgrade_sqlite(bind: sa.Connection) -> None:
     raw = bind.connection.driver_connection
+    assert raw is not None
     for column in ("url", "created_at"):  # read by Python functions below
         sqlite_text_to_blob_if_not_utf8(raw, TABLE, column)
     raw.create_function("thumbs_sha256", 1, sha256_hex, deterministic=True)
