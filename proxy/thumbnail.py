@@ -40,7 +40,7 @@ class Thumbnail:
 
     @classmethod
     def create(cls, data: bytes, width: int, height: int, color: str) -> Thumbnail:
-        return cls(data, width, height, color, f'"{hashlib.sha256(data).hexdigest()[:32]}"')
+        return cls(data, width, height, color, _etag(data))
 
     def pack(self) -> bytes:
         meta = orjson.dumps({"w": self.width, "h": self.height, "c": self.color, "e": self.etag})
@@ -63,4 +63,12 @@ class Thumbnail:
         # A torn entry (tail lost in a crash, a partial copy or restore) must be a miss, never served.
         if not thumbnail.data.endswith(b"\xff\xd9"):
             raise CorruptEntry("truncated JPEG")
+        # The ETag is the JPEG's digest: any byte changed in between (entries are written
+        # without fsync; a power loss may garble one) is caught here, for ~10 us per 5 KB.
+        if thumbnail.etag != _etag(thumbnail.data):
+            raise CorruptEntry("the image does not match its digest")
         return thumbnail
+
+
+def _etag(data: bytes) -> str:
+    return f'"{hashlib.sha256(data).hexdigest()[:32]}"'
