@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from library_api.app import create_api
-from library_api.backfill import run_backfill
+from library_api.backfill import PROBE_SOURCE, run_backfill
 from library_api.warm_client import HttpWarmClient, WarmUnavailable
 from proxy.app import create_proxy, create_proxy_app
 from tests.api.seed import seed
@@ -100,3 +100,15 @@ async def test_http_warm_client_reports_outages_as_unavailable(origin: Origin) -
     with pytest.raises(WarmUnavailable, match="unreachable"):
         await closed.warm(["http://a.example/x.jpg"], wait=True)
     await closed.aclose()
+
+
+async def test_the_backfill_probe_is_answered_by_the_real_warm_endpoint() -> None:
+    """The probe the backfill uses to tell a bad batch from an outage: refused per source, never fetched."""
+    config = proxy_config(Settings(_env_file=None, secret="s", warm_token="right", allowed_sources=["*.example"]))
+    with serve_in_thread(create_proxy_app(config)) as base:
+        client = HttpWarmClient(base + "/warm", "right")
+        try:
+            (outcome,) = await client.warm([PROBE_SOURCE], wait=True)
+        finally:
+            await client.aclose()
+    assert outcome.source == PROBE_SOURCE and not outcome.ok and outcome.error == "source_not_allowed"
