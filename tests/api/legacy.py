@@ -19,7 +19,7 @@ from tests.support.pg import create_database, drop_database
 SQLITE_TABLE = """CREATE TABLE pipeline_step_outputs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT, created_at TIMESTAMP, pipeline_id TEXT, step TEXT)"""
 PG_TABLE = """CREATE TABLE pipeline_step_outputs (
-    id serial PRIMARY KEY, url text, created_at timestamp DEFAULT now(), pipeline_id integer, step text)"""
+    id serial PRIMARY KEY, url text, created_at {created_at_type}, pipeline_id integer, step text)"""
 
 Row = tuple[Any, Any, Any, Any]  # url, created_at, pipeline_id, step
 
@@ -37,7 +37,9 @@ def fresh_database(kind: str, tmp_path: Path) -> Iterator[str]:
         in_thread(lambda: drop_database(PG_ADMIN_URL, name))
 
 
-async def create_legacy_table(url: str, rows: Sequence[Row], *, created_at_cast: str = "") -> None:
+async def create_legacy_table(
+    url: str, rows: Sequence[Row], *, created_at_cast: str = "", created_at_type: str = "timestamp DEFAULT now()"
+) -> None:
     """The table and its rows; on PostgreSQL ``created_at_cast`` (e.g. ``::text::timestamp``) lets text in."""
     if url.startswith("sqlite"):
         connection = sqlite3.connect(url.split(":///", 1)[1])
@@ -52,7 +54,7 @@ async def create_legacy_table(url: str, rows: Sequence[Row], *, created_at_cast:
         return
     pg = await asyncpg.connect(url)
     try:
-        await pg.execute(PG_TABLE)
+        await pg.execute(PG_TABLE.format(created_at_type=created_at_type))
         await pg.executemany(
             "INSERT INTO pipeline_step_outputs (url, created_at, pipeline_id, step) "
             f"VALUES ($1, $2{created_at_cast}, $3, $4)",

@@ -149,10 +149,34 @@ def test_any_sqlite_legacy_table(tmp_path: Path, make_settings: Any, rows: list[
         migrate_and_check(make_settings, url, rows, limit)
 
 
-@settings(parent=PROPERTY, max_examples=15)
+@settings(parent=PROPERTY, max_examples=12)
 @given(rows=pg_rows, limit=st.integers(min_value=1, max_value=7))
 def test_any_postgresql_legacy_table(pg_database: str, make_settings: Any, rows: list[Row], limit: int) -> None:
     in_thread(lambda: asyncio.run(reset_postgresql(pg_database)))
     as_text = [(url, None if when is None else str(when), pipeline, step) for url, when, pipeline, step in rows]
     in_thread(lambda: asyncio.run(create_legacy_table(pg_database, as_text, created_at_cast="::text::timestamp")))
+    migrate_and_check(make_settings, pg_database, rows, limit)
+
+
+# A legacy date kept as text: anything at all, read by 0005's PostgreSQL parser (and its cast).
+pg_text_dates = st.one_of(
+    st.none(),
+    pg_text,
+    date_texts,
+    epochs.map(str),
+    st.sampled_from(
+        ["epoch", "now", "infinity", "J2451187", "2024-05-01 BC", "200000-01-01", "allballs", "1e400", "-0", "Z"]
+    ),
+)
+
+
+@settings(parent=PROPERTY, max_examples=12)
+@given(
+    dates_=st.lists(pg_text_dates, max_size=20),
+    limit=st.integers(min_value=1, max_value=7),
+)
+def test_any_postgresql_text_dates(pg_database: str, make_settings: Any, dates_: list[str | None], limit: int) -> None:
+    in_thread(lambda: asyncio.run(reset_postgresql(pg_database)))
+    rows: list[Row] = [(f"{ORIGIN}/t/{n}.jpg", when, None, None) for n, when in enumerate(dates_)]
+    in_thread(lambda: asyncio.run(create_legacy_table(pg_database, rows, created_at_type="text")))
     migrate_and_check(make_settings, pg_database, rows, limit)
