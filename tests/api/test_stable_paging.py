@@ -95,3 +95,28 @@ async def test_bad_bounds_are_400_invalid_cursor(harness: Harness, name: str) ->
         response = await harness.client.get(IMAGES, params={name: bad})
         assert response.status_code == 400, (bad, response.text)
         assert response.json()["error"] == "invalid_cursor"
+
+
+async def test_until_and_newer_than_across_undated_images(harness: Harness, origin_url: Any) -> None:
+    # 10 images; 4 of them undated (listed last, newest id first): order 10 9 8 6 5 3 | 7 4 2 1.
+    await seed(harness.api.database, origin_url(""), 10)
+    await harness.api.database.execute("UPDATE pipeline_step_outputs SET created_at = NULL WHERE id IN (1, 2, 4, 7)")
+    order = [10, 9, 8, 6, 5, 3, 7, 4, 2, 1]
+    assert ids(await get(harness, limit=20)) == order
+    for at in range(len(order)):
+        head = (await get(harness, offset=at, limit=1))["head_cursor"]
+        assert ids(await get(harness, until=head, limit=20)) == order[at:]
+        for offset in range(0, 11, 3):  # offsets into the bounded list, across the dated/undated seam
+            assert ids(await get(harness, until=head, offset=offset, limit=3)) == order[at:][offset : offset + 3]
+        newer = await get(harness, newer_than=head, limit=20)
+        assert ids(newer) == order[:at] and newer["count"] == at
+    # A cursor walk in small pages crosses the seam without a gap or a repeat.
+    walked: list[int] = []
+    params: dict[str, Any] = {"limit": 4}
+    while True:
+        page = await get(harness, **params)
+        walked += ids(page)
+        if page["next_cursor"] is None:
+            break
+        params = {"limit": 4, "cursor": page["next_cursor"]}
+    assert walked == order
