@@ -31,7 +31,8 @@ async def test_index_inlines_the_first_page(make_settings: Callable[..., Setting
                 assert response.status_code == 201, response.text
             listing = (await http.get("/api/library/images", params={"limit": 50})).json()
             page = await http.get("/")
-            plain = await http.get("/?nothing=1")
+            plain = await http.get("/?inline=0")
+            themed = await http.get("/?theme=dark")
     assert page.status_code == 200 and page.headers["cache-control"] == "no-cache"
     match = FIRST_PAGE.search(page.text)
     assert match is not None, page.text
@@ -42,6 +43,11 @@ async def test_index_inlines_the_first_page(make_settings: Callable[..., Setting
     assert inline["images"][-1]["pipeline_id"] == "</script><script>alert(1)</script>"
     assert {key: inline[key] for key in ("total", "limit", "offset", "head_cursor")} == {
         key: listing[key] for key in ("total", "limit", "offset", "head_cursor")}
-    preloads = re.findall(r'<link rel="preload" as="image" fetchpriority="high" href="([^"]+)"', page.text)
-    assert preloads == [image["thumbnail_url"] for image in listing["images"]]
+    preloads = re.findall(r'<link rel="preload" as="image" fetchpriority="high" href="([^"]+)" '
+                          r'imagesrcset="([^"]+)"', page.text)
+    assert preloads == [(image["cell_thumbnail_url"], f"{image['cell_thumbnail_url']} 200w, "
+                         f"{image['cell_thumbnail_url_2x']} 400w") for image in listing["images"]]
     assert FIRST_PAGE.search(plain.text) is None
+    assert FIRST_PAGE.search(themed.text) is not None
+    # The page's own hint to fetch the first listing page goes: the data is inline.
+    assert 'as="fetch"' not in page.text and 'as="fetch"' in plain.text

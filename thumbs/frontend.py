@@ -8,6 +8,7 @@ hints for the first row's thumbnails, so the browser fetches them while the scri
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>thumbs</title>
 <p>The picker is not built yet. Run <code>make build</code> (or <code>make demo</code>).</p>"""
 FIRST_PAGE_SIZE = 50  # the picker's default page size
 PRELOADED_THUMBNAILS = 12  # about the first screen of a laptop window
+CELL_HINT_PX = 160  # the picker's cells are 150-300 px wide; 160 on a typical laptop window
+
+# index.html's hint to fetch the first listing page, for when the page is served without it.
+LISTING_PRELOAD = re.compile(r'\n?[ \t]*<link rel="preload" href="/api/library/images[^"]*" as="fetch"[^>]*>')
 
 FirstPage = Callable[[int], Awaitable[dict[str, Any] | None]]
 
@@ -47,11 +52,16 @@ def inline_first_page(page_html: str, content: dict[str, Any]) -> str:
     data = orjson.dumps(content).decode().replace("<", "\\u003c")
     head = [f'<script id="thumbs-first-page" type="application/json">{data}</script>']
     for image in content.get("images", [])[:PRELOADED_THUMBNAILS]:
-        thumbnail = image.get("thumbnail_url")
-        if isinstance(thumbnail, str):
-            head.append(f'<link rel="preload" as="image" fetchpriority="high" href="{html.escape(thumbnail)}" />')
+        cell, cell_2x = image.get("cell_thumbnail_url"), image.get("cell_thumbnail_url_2x")
+        if isinstance(cell, str) and isinstance(cell_2x, str):
+            # The same candidates and about the same size as the picker's <img srcset>, so the
+            # browser picks the same URL for the hint as for the tile and downloads it once.
+            candidates = html.escape(f"{cell} 200w, {cell_2x} 400w")
+            head.append(f'<link rel="preload" as="image" fetchpriority="high" href="{html.escape(cell)}" '
+                        f'imagesrcset="{candidates}" imagesizes="{CELL_HINT_PX}px" />')
     block = "\n    ".join(head)
-    return page_html.replace("</head>", f"    {block}\n  </head>", 1)
+    without_fetch = LISTING_PRELOAD.sub("", page_html)  # the page carries that data now
+    return without_fetch.replace("</head>", f"    {block}\n  </head>", 1)
 
 
 def frontend_component(dist: Path, first_page: FirstPage | None = None) -> Component:
@@ -61,7 +71,8 @@ def frontend_component(dist: Path, first_page: FirstPage | None = None) -> Compo
         if not index.is_file():
             return HTMLResponse(NOT_BUILT, status_code=503)
         headers = {"cache-control": "no-cache"}  # the page names the current hashed assets
-        if first_page is None or request.query_params:
+        # `?inline=0` serves the page as built (the picker then asks the API for its first page).
+        if first_page is None or request.query_params.get("inline") == "0":
             return FileResponse(index, headers=headers)
         content = await first_page(FIRST_PAGE_SIZE)
         if content is None:  # the database is not answering: the picker fetches and reports it itself

@@ -24,9 +24,10 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
 API_PATH = "/api/library/images"
+INLINE_PAGE = re.compile(r'<script id="thumbs-first-page" type="application/json">(.*?)</script>', re.S)
 VIEWPORT = {"width": 1280, "height": 800}
 DOM_IMG_BUDGET = 100
-PROXY_THUMB = re.compile(r"^/t/[^/]+/thumb/[^/]+$|^/__mock/thumb/")
+PROXY_THUMB = re.compile(r"^/t/[^/]+/(thumb|cell|cell2x)/[^/]+$|^/__mock/thumb/")
 
 # Installed before the app runs: the most <img> elements ever in the DOM, and the class each <img>
 # had when it was inserted (to tell a skeleton flash from an instant re-show).
@@ -89,8 +90,14 @@ class Session:
         page.on("request", lambda r: self.requests.append(r))
         page.on("requestfailed", lambda r: self.failed.append((r.url, r.failure or "")))
         page.on("response", lambda r: self.api_responses.append(r) if API_PATH in r.url else None)
+        self.documents: list[Any] = []  # the picker's page carries its first listing page inline
+        page.on("response", lambda r: self.documents.append(r) if r.request.resource_type == "document" else None)
 
-    def open(self, query: str = "") -> None:
+    def open(self, query: str = "", *, inline: bool = False) -> None:
+        """The picker; ``inline``: as served, with its first listing page in the HTML. Without it
+        (``?inline=0``) the first page comes from the API too, which tests can intercept."""
+        if not inline:
+            query = f"{query}&inline=0" if query else "?inline=0"
         self.page.goto(f"{self.base_url}/{query}")
 
     def wait_for_thumbnails(self, count: int = 12, timeout: float = 15_000) -> float:
@@ -117,25 +124,34 @@ class Session:
         return self.page.evaluate(JS_FOCUS)
 
     def api_offsets(self) -> list[int]:
-        offsets = []
+        """Offsets of the listing pages loaded: the inline first page, then every API request."""
+        offsets = [page["offset"] for page in self.inline_pages()]
         for request in self.requests:
             if urlparse(request.url).path == API_PATH:
                 offsets.append(int(parse_qs(urlparse(request.url).query).get("offset", ["0"])[0]))
         return offsets
 
+    def inline_pages(self) -> list[dict[str, Any]]:
+        """Listing pages the server put into the HTML (thumbs/frontend.py), as the API would answer."""
+        pages = []
+        for response in self.documents:
+            if response.status == 200 and (match := INLINE_PAGE.search(response.text())):
+                pages.append(json.loads(match.group(1)))
+        return pages
+
+    def listing_bodies(self) -> list[dict[str, Any]]:
+        return self.inline_pages() + [r.json() for r in self.api_responses if r.status == 200]
+
     def images_by_index(self) -> dict[int, dict[str, Any]]:
-        """Every image the page received from the API, by its position in the library."""
+        """Every image the page received (inline or from the API), by its position in the library."""
         found: dict[int, dict[str, Any]] = {}
-        for response in self.api_responses:
-            if response.status != 200:
-                continue
-            body = response.json()
+        for body in self.listing_bodies():
             for i, image in enumerate(body["images"]):
                 found[body["offset"] + i] = image
         return found
 
     def total(self) -> int:
-        return next(r.json()["total"] for r in self.api_responses if r.status == 200)
+        return next(body["total"] for body in self.listing_bodies())
 
     def absolute(self, url: str) -> str:
         return urljoin(self.base_url + "/", url)
@@ -176,6 +192,17 @@ def session(browser: Browser, base_url: str) -> Iterator[Session]:
         context.close()
 
 
+def tile_url(image: dict[str, Any]) -> str:
+    """The URL a tile's <img src> uses: the square cell, else the thumbnail (else the original)."""
+    return image.get("cell_thumbnail_url") or image["thumbnail_url"] or image["url"]
+
+
+def thumbnail_urls(image: dict[str, Any]) -> set[str]:
+    """Every proxy URL a tile may load for this image (the cell at 1x/2x, the thumbnail)."""
+    keys = ("thumbnail_url", "cell_thumbnail_url", "cell_thumbnail_url_2x")
+    return {image[key] for key in keys if image.get(key)}
+
+
 def first_api_page(session: Session, limit: int = 50) -> dict[str, Any]:
     response = session.page.request.get(f"{session.base_url}{API_PATH}?limit={limit}&offset=0")
     assert response.ok, response.status
@@ -183,7 +210,7 @@ def first_api_page(session: Session, limit: int = 50) -> dict[str, Any]:
 
 
 def test_first_screen_shows_proxy_thumbnails_only(session: Session) -> None:
-    session.open()
+    session.open(inline=True)
     elapsed = session.wait_for_thumbnails(12)
     print(f"first 12 thumbnails loaded {elapsed:.3f} s after navigation returned")
     images = session.images_by_index()
@@ -193,7 +220,7 @@ def test_first_screen_shows_proxy_thumbnails_only(session: Session) -> None:
 
     # Every image the page downloaded is a thumbnail from the API (full URLs only for images that
     # have no thumbnail at all: never as the fallback for a failing one).
-    thumbs = {session.absolute(i["thumbnail_url"]) for i in images.values() if i["thumbnail_url"]}
+    thumbs = {session.absolute(url) for i in images.values() for url in thumbnail_urls(i)}
     fallbacks = {session.absolute(i["url"]) for i in images.values() if not i["thumbnail_url"]}
     requested = session.image_requests()
     assert requested, "no image was requested"
@@ -231,7 +258,7 @@ def test_scrolling_to_the_end_loads_every_page_once_with_a_bounded_dom(session: 
     session.open()
     session.wait_for_thumbnails(12)
     total = session.total()
-    limit = session.api_responses[0].json()["limit"]
+    limit = session.listing_bodies()[0]["limit"]
     state = session.grid()
     step = state["gridHeight"] * 0.9
     deadline = time.monotonic() + 60
@@ -369,7 +396,7 @@ def test_a_failing_thumbnail_says_so_and_never_downloads_the_original(session: S
     data = first_api_page(session)
     first, second = data["images"][0], data["images"][1]
     assert first["thumbnail_url"] and second["thumbnail_url"], "the demo's first images should have thumbnails"
-    refused = {session.absolute(first["thumbnail_url"]): 404, session.absolute(second["thumbnail_url"]): 413}
+    refused = {session.absolute(tile_url(first)): 404, session.absolute(tile_url(second)): 413}
     session.page.route(
         lambda url: url in refused, lambda route: route.fulfill(status=refused[route.request.url], body="no")
     )
@@ -381,7 +408,7 @@ def test_a_failing_thumbnail_says_so_and_never_downloads_the_original(session: S
         expect(tile.get_by_text("Preview unavailable")).to_be_visible(timeout=10_000)
         expect(tile).to_have_attribute("aria-label", re.compile(r"preview unavailable$"))
     expect(session.page.locator('[role=gridcell][data-index="2"] img')).to_have_attribute(
-        "src", data["images"][2]["thumbnail_url"]
+        "src", tile_url(data["images"][2])
     )
     requested = {request.url for request in session.requests}
     assert session.absolute(first["url"]) not in requested
@@ -391,7 +418,7 @@ def test_a_failing_thumbnail_says_so_and_never_downloads_the_original(session: S
 def test_a_busy_proxy_is_retried_and_the_original_never_fetched(session: Session) -> None:
     data = first_api_page(session)
     target = data["images"][3]
-    thumb = session.absolute(target["thumbnail_url"])
+    thumb = session.absolute(tile_url(target))
     failures = {"left": 2}
 
     def busy_twice(route: Any) -> None:
@@ -405,7 +432,7 @@ def test_a_busy_proxy_is_retried_and_the_original_never_fetched(session: Session
     session.open()
     img = session.page.locator('[role=gridcell][data-index="3"] img')
     expect(img).to_have_class(re.compile(r"\btp-loaded\b"), timeout=10_000)
-    expect(img).to_have_attribute("src", target["thumbnail_url"])
+    expect(img).to_have_attribute("src", tile_url(target))
     assert failures["left"] == 0
     # The multi-megabyte original was never requested.
     assert session.absolute(target["url"]) not in {request.url for request in session.requests}
@@ -616,7 +643,7 @@ def test_offline_then_online_recovers_by_itself(session: Session) -> None:
 
 def test_a_thumbnail_outage_recovers_without_originals(session: Session) -> None:
     data = first_api_page(session)
-    thumbs = {session.absolute(i["thumbnail_url"]) for i in data["images"] if i["thumbnail_url"]}
+    thumbs = {session.absolute(url) for i in data["images"] for url in thumbnail_urls(i)}
     outage = {"refused": 0}
 
     def busy(route: Route) -> None:
@@ -641,7 +668,7 @@ def test_a_thumbnail_outage_recovers_without_originals(session: Session) -> None
         ".reduce((n, e) => n + e.encodedBodySize, 0)"
     )
     # What the old fallback would have cost: the originals of the tiles whose thumbnail failed.
-    shown = [i["url"] for i in data["images"] if session.absolute(i["thumbnail_url"] or "") in requested]
+    shown = [i["url"] for i in data["images"] if {session.absolute(url) for url in thumbnail_urls(i)} & requested]
     fallback_bytes = sum(len(session.page.request.get(session.absolute(url)).body()) for url in shown)
     print(
         f"thumbnail outage: {outage['refused']} refused thumbnail requests, 0 originals, {len(requested)} image URLs, "
@@ -815,3 +842,40 @@ def test_images_added_while_open_never_show_twice_and_come_in_on_request(
         "() => /^Image /.test(document.querySelector('[data-index=\"2\"]')?.getAttribute('aria-label') ?? '')"
     )
     assert sorted(cell_ids(session, range(0, 3)).values()) == sorted(new_ids)
+
+
+def test_a_2x_screen_gets_the_2x_cells_and_a_light_first_screen(browser: Browser, base_url: str) -> None:
+    """srcset: a 2x screen loads the 400 px cell (>= 0.8 source px per device px where the source
+    has them), a 1x one the 200 px cell; the first screen stays under 600 KB of images, and with
+    the first page inline the API is not asked for it."""
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=2)
+    try:
+        page = context.new_page()
+        session = Session(page, base_url)
+        session.open(inline=True)
+        session.wait_for_thumbnails(12)
+        shown = page.evaluate(
+            "() => [...document.querySelectorAll('[role=gridcell] img.tp-loaded')].map((i) => "
+            "({src: i.currentSrc, natural: i.naturalWidth, shown: i.getBoundingClientRect().width}))"
+        )
+        first_screen_bytes = page.evaluate(
+            "() => performance.getEntriesByType('resource').filter((e) => e.initiatorType === 'img' "
+            "|| e.initiatorType === 'link').reduce((n, e) => n + e.encodedBodySize, 0)"
+        )
+        sources = {session.absolute(image["cell_thumbnail_url_2x"]): image
+                   for image in session.images_by_index().values() if image.get("cell_thumbnail_url_2x")}
+        offsets = session.api_offsets()
+    finally:
+        context.close()
+    assert shown, "no thumbnail loaded"
+    for tile in shown:
+        assert "/cell2x/" in tile["src"], tile
+        image = sources[tile["src"]]
+        if image["width"] and image["height"]:
+            # The 400 px square, or the source's short side when the source is smaller than that.
+            assert tile["natural"] == min(400, image["width"], image["height"]), (tile, image)
+        if tile["natural"] == 400:
+            assert tile["natural"] >= 0.8 * tile["shown"] * 2, tile
+    print(f"2x first screen: {len(shown)} cells, {first_screen_bytes / 1000:.0f} KB of images")
+    assert first_screen_bytes < 600_000
+    assert offsets[:1] == [0] and 0 not in offsets[1:], f"the inline first page was fetched again: {offsets}"

@@ -17,7 +17,13 @@ export const UNAVAILABLE_TEXT = "Preview unavailable";
 /** What a tile shows: the thumbnail, or the original only for images that have no thumbnail at all. */
 export function thumbSource(image: LibraryImage): string {
   // Never the original as a fallback for a failing thumbnail: it costs megabytes per tile.
-  return image.thumbnail_url ?? image.url;
+  return image.cell_thumbnail_url ?? image.thumbnail_url ?? image.url;
+}
+
+/** The square cell at 1x and 2x: a 2x or 3x screen picks the 400 px one (>= 0.8 source px per device px). */
+export function thumbSrcSet(image: LibraryImage): string | undefined {
+  if (!image.cell_thumbnail_url || !image.cell_thumbnail_url_2x) return undefined;
+  return `${image.cell_thumbnail_url} 200w, ${image.cell_thumbnail_url_2x} 400w`;
 }
 
 export interface ThumbProps {
@@ -41,6 +47,7 @@ export interface ThumbProps {
 export const Thumb = memo(function Thumb(props: ThumbProps) {
   const { image, size, eager, recovery, onUnavailable, unavailableText = UNAVAILABLE_TEXT } = props;
   const src = thumbSource(image);
+  const srcSet = thumbSrcSet(image);
   const [attempt, setAttempt] = useState(0); // key of the <img>: a fresh element per try
   const [failures, setFailures] = useState(0); // consecutive
   const [waiting, setWaiting] = useState(false);
@@ -74,6 +81,7 @@ export const Thumb = memo(function Thumb(props: ThumbProps) {
         <Img
           key={`${attempt}:${src}`}
           src={src}
+          srcSet={srcSet}
           size={size}
           eager={eager}
           onLoad={() => setFailures(0)}
@@ -97,26 +105,32 @@ export const Thumb = memo(function Thumb(props: ThumbProps) {
 
 interface ImgProps {
   src: string;
+  srcSet: string | undefined;
   size: number;
   eager: boolean;
   onLoad: () => void;
   onError: () => void;
 }
 
-function Img({ src, size, eager, onLoad, onError }: ImgProps) {
+function Img({ src, srcSet, size, eager, onLoad, onError }: ImgProps) {
   const [loaded, setLoaded] = useState(() => decoded.has(src));
   const ref = useRef<HTMLImageElement>(null);
   useLayoutEffect(() => {
     const el = ref.current;
     if (!el) return;
     // StrictMode's simulated unmount removed src below; put it back on the re-run.
+    if (srcSet && !el.getAttribute("srcset")) el.setAttribute("srcset", srcSet);
     if (!el.getAttribute("src")) el.setAttribute("src", src);
-    // Detaching an <img> does not cancel its download; removing src does. Layout cleanup runs
-    // while the element is still attached, before the row leaves the DOM.
+    // Detaching an <img> does not cancel its download; removing src (and srcset, which
+    // would pick a candidate again) does. Layout cleanup runs while the element is still
+    // attached, before the row leaves the DOM.
     return () => {
-      if (!el.complete) el.removeAttribute("src");
+      if (!el.complete) {
+        el.removeAttribute("srcset");
+        el.removeAttribute("src");
+      }
     };
-  }, [src]);
+  }, [src, srcSet]);
   return (
     <img
       ref={ref}
@@ -129,6 +143,9 @@ function Img({ src, size, eager, onLoad, onError }: ImgProps) {
       // loading before src: Firefox reads it when src is set.
       loading={eager ? "eager" : "lazy"}
       fetchPriority={eager ? "high" : "auto"}
+      // srcset and sizes before src, so the browser chooses once.
+      srcSet={srcSet}
+      sizes={srcSet ? `${Math.round(size)}px` : undefined}
       src={src}
       onLoad={() => {
         decoded.add(src);

@@ -74,6 +74,29 @@ async function errorFor(res: Response): Promise<PageError> {
   return new PageError(detail, isRetryableStatus(res.status), parseRetryAfter(res.headers.get("Retry-After")));
 }
 
+/** Id of the element in which the server puts the listing's first page (thumbs/frontend.py). */
+export const INLINE_FIRST_PAGE_ID = "thumbs-first-page";
+
+/**
+ * The first page the server put into the HTML, so the first screen needs no API round trip.
+ * Taken once (a refresh or Retry asks the API), and only when it is the page this picker would
+ * ask for: same origin, same page size, no filters.
+ */
+export function takeInlineFirstPage(apiBase: string, pageSize: number, options?: RequestOptions): LibraryPage | null {
+  if (typeof document === "undefined" || apiBase !== "") return null;
+  if (options?.filters && Object.values(options.filters).some((value) => value)) return null;
+  const element = document.getElementById(INLINE_FIRST_PAGE_ID);
+  if (!element) return null;
+  element.remove();
+  try {
+    const body = JSON.parse(element.textContent ?? "") as LibraryPage;
+    const usable = Array.isArray(body.images) && typeof body.total === "number";
+    return usable && body.limit === pageSize && body.offset === 0 ? body : null;
+  } catch {
+    return null;
+  }
+}
+
 export async function fetchLibraryPage(
   apiBase: string,
   page: number,
@@ -82,10 +105,16 @@ export async function fetchLibraryPage(
   until: string | null = null,
   options?: RequestOptions,
 ): Promise<PageResult<LibraryImage>> {
-  const url = libraryPageUrl(apiBase, pageSize, page * pageSize, until, options?.filters);
-  const res = await fetch(url, requestInit(signal, options));
-  if (!res.ok) throw await errorFor(res);
-  const body = (await res.json()) as LibraryPage;
+  const inline = page === 0 && until === null ? takeInlineFirstPage(apiBase, pageSize, options) : null;
+  let body: LibraryPage;
+  if (inline) {
+    body = inline;
+  } else {
+    const url = libraryPageUrl(apiBase, pageSize, page * pageSize, until, options?.filters);
+    const res = await fetch(url, requestInit(signal, options));
+    if (!res.ok) throw await errorFor(res);
+    body = (await res.json()) as LibraryPage;
+  }
   if (!Array.isArray(body.images) || typeof body.total !== "number") {
     throw new PageError("Malformed library response", false);
   }

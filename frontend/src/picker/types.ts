@@ -5,6 +5,9 @@ export interface LibraryImage {
   url: string;
   /** Signed proxy URL of a small JPEG, or null for legacy images without one. */
   thumbnail_url: string | null;
+  /** The square cell at 1x (200 px) and 2x (400 px), for srcset; absent from older APIs. */
+  cell_thumbnail_url?: string | null;
+  cell_thumbnail_url_2x?: string | null;
   created_at: string;
   width: number | null;
   height: number | null;
