@@ -35,6 +35,7 @@ from bench.per_image import Reference
 from bench.proctree import cpu_seconds, load_average
 from bench.ssim import ssim
 from bench.targets import (
+    export_revision,
     ipx_url,
     next_url,
     node_peer_versions,
@@ -136,6 +137,13 @@ def systems(ctx: Context, origin_: Origin) -> Iterator[list[System]]:
             serve_ours_process(ours_settings(ctx.work, "peers", host), ctx.work / "ours" / "peers.log"))
         found = [System("thumbs", pid, lambda source, base=base: ours_url(base, source),  # type: ignore[misc]
                         cold_header=("x-thumb-tier", "generated"))]
+        if baseline := os.environ.get("BENCH_BASELINE"):  # e.g. BENCH_BASELINE=caf9819: before/after
+            root = export_revision(baseline, ctx.work)
+            base, pid = stack.enter_context(serve_ours_process(
+                ours_settings(ctx.work, "peers-baseline", host), ctx.work / "ours" / "peers-baseline.log", root=root))
+            found.append(System(f"thumbs@{root.name.removeprefix('revision-')}", pid,
+                                lambda source, base=base: ours_url(base, source),  # type: ignore[misc]
+                                cold_header=("x-thumb-tier", "generated")))
         if thumbor_available():
             base, pid = stack.enter_context(serve_thumbor_process(ctx.work, 1, engine_threads=CORES))
             found.append(System("thumbor", pid, lambda source, base=base: thumbor_url(base, source)))  # type: ignore[misc]

@@ -62,8 +62,13 @@ def serve_ours(settings: Settings, log: Path, entry: str | None = None) -> Itera
 
 
 @contextlib.contextmanager
-def serve_ours_process(settings: Settings, log: Path, entry: str | None = None) -> Iterator[tuple[str, int]]:
-    """:func:`serve_ours`, also giving the server's pid (the root of its process tree)."""
+def serve_ours_process(
+    settings: Settings, log: Path, entry: str | None = None, root: Path | None = None
+) -> Iterator[tuple[str, int]]:
+    """:func:`serve_ours`, also giving the server's pid (the root of its process tree).
+
+    ``root``: run the code of another tree (see :func:`export_revision`) with this venv.
+    """
     entry = entry or entry_point()
     env = settings.as_environment()
     if entry == COMPOSED:
@@ -73,8 +78,25 @@ def serve_ours_process(settings: Settings, log: Path, entry: str | None = None) 
             "--workers", str(settings.workers), "--no-access-log", "--log-level", "warning", "--proxy-headers",
             "--no-server-header"]
     base = f"http://{settings.host}:{settings.port}"
-    with running(argv, log, f"{base}/healthz", env=env) as process:
+    with running(argv, log, f"{base}/healthz", env=env, cwd=root) as process:
         yield base, process.pid
+
+
+def export_revision(revision: str, work: Path) -> Path:
+    """The Python packages of ``revision`` in a scratch directory, to serve a before/after pair.
+
+    ``python -m uvicorn`` puts its working directory first on sys.path, ahead of the
+    editable install's finder, so a server started there imports that tree's code.
+    """
+    commit = subprocess.run(["git", "rev-parse", "--short", revision], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    target = work / f"revision-{commit}"
+    if not (target / "proxy").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", commit, "proxy", "thumbs", "library_api", "httpkit"], cwd=ROOT,
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
 
 
 def ours_url(base: str, source: str) -> str:
