@@ -121,3 +121,29 @@ def browser(pages: dict[str, dict[str, Any]], path: Path) -> Path:
         axis.tick_params(labelsize=8)
     fig.suptitle("Picker vs naive grid of the full originals (headless Chromium, log scale)", fontsize=10)
     return _save(fig, path)
+
+
+def peers(summary: list[dict[str, Any]], labels: dict[str, str], path: Path) -> Path:
+    """CPU ms per thumbnail (median of rounds, min-max whiskers) and thumbnails/s at c=4, per class."""
+    kinds = [k for k in labels if any(row["kind"] == k for row in summary)]
+    systems = list(dict.fromkeys(row["system"] for row in summary))
+    cells = {(row["system"], row["kind"]): row for row in summary if row["concurrency"] == 4}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    width = 0.8 / len(systems)
+    for i, system in enumerate(systems):
+        xs = [k + i * width for k in range(len(kinds))]
+        rows = [cells.get((system, kind), {}) for kind in kinds]
+        for axis, metric in ((axes[0], "cpu_ms_per_thumbnail"), (axes[1], "thumbnails_per_s")):
+            values = [row.get(metric, 0) for row in rows]
+            spreads = [row.get(f"{metric}_spread", [value, value]) for row, value in zip(rows, values, strict=True)]
+            errors = [[v - s[0] for v, s in zip(values, spreads, strict=True)],
+                      [s[1] - v for v, s in zip(values, spreads, strict=True)]]
+            axis.bar(xs, values, width, yerr=errors, capsize=2, label=system)
+    for axis, title in ((axes[0], "CPU ms per cold thumbnail, c=4 (lower is better)"),
+                        (axes[1], "cold thumbnails / s, c=4 (higher is better)")):
+        axis.set_xticks([k + 0.4 - width / 2 for k in range(len(kinds))], [labels[k] for k in kinds], fontsize=8)
+        axis.set_title(title, fontsize=10)
+        axis.legend(fontsize=7)
+        axis.grid(axis="y", alpha=0.3)
+    axes[0].set_yscale("log")
+    return _save(fig, path)
