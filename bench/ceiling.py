@@ -28,3 +28,28 @@ def create_app() -> Starlette:
         return Response(b"ok")
 
     return Starlette(routes=[Route("/t/{path:path}", thumbnail), Route("/healthz", health)])
+
+
+def create_raw_app() -> object:
+    """The like-for-like ceiling for our hit path: a raw ASGI callable (no Starlette), headers pre-built,
+    returning the same bytes; our memory-tier hit is also a raw ASGI endpoint."""
+    body = Path(os.environ["BENCH_CEILING_FILE"]).read_bytes()
+    start = {"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", b"image/jpeg"), (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"public, max-age=31536000, immutable"), (b"etag", b'"ceiling"'),
+        (b"x-content-type-options", b"nosniff")]}
+    answer = {"type": "http.response.body", "body": body}
+    health_start = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+    health = {"type": "http.response.body", "body": b"ok"}
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/healthz":
+            await send(health_start)  # type: ignore[operator]
+            await send(health)  # type: ignore[operator]
+            return
+        await send(start)  # type: ignore[operator]
+        await send(answer)  # type: ignore[operator]
+
+    return app

@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -81,6 +82,8 @@ def ensure_wrk() -> str:
     return path
 
 
+HOT_SET_SCRIPT = Path(__file__).with_name("hot_set.lua")
+
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
@@ -91,9 +94,19 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def wrk(url: str, connections: int = 32, seconds: float = 5, threads: int = 1) -> dict[str, object]:
-    """Requests/s and latency percentiles for one URL, from ``wrk --latency``."""
-    argv = [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency", url]
+def wrk(
+    url: str, connections: int = 32, seconds: float = 5, threads: int = 1, paths_file: str | None = None
+) -> dict[str, object]:
+    """Requests/s and latency percentiles for one URL, from ``wrk --latency``.
+
+    With ``paths_file`` (one URL path per line), wrk cycles through those paths on ``url``'s
+    host instead of asking for one URL over and over (a hot set, not the one-URL best case).
+    """
+    argv = [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency"]
+    if paths_file is not None:
+        argv += ["-s", str(HOT_SET_SCRIPT), url, "--", paths_file]
+    else:
+        argv.append(url)
     output = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
     rps_line = re.search(r"Requests/sec:\s+([\d.]+)", output)
     if rps_line is None:  # wrk ran but measured nothing (e.g. every connection failed)

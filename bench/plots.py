@@ -72,19 +72,33 @@ def cdfs(runs: list[dict[str, Any]], path: Path) -> Path:
 
 
 def fractions(warm: dict[str, Any], path: Path) -> Path:
-    labels = ["memory", "redis", "disk", "Starlette\nceiling", "nginx HIT", "nginx static\nceiling"]
-    keys = ["direct_memory", "direct_redis", "direct_disk", "starlette_ceiling", "nginx_hit", "nginx_static"]
-    values = [warm[key]["rps"] for key in keys]
-    colours = ["#1f77b4"] * 3 + ["#bbbbbb", "#d62728", "#bbbbbb"]
-    fig, axis = plt.subplots(figsize=(8, 4))
-    bars = axis.bar(labels, values, color=colours)
-    notes = [warm["fraction_memory"], warm["fraction_redis"], warm["fraction_disk"], 1.0,
-             warm["fraction_nginx_hit"], 1.0]
-    for bar, note in zip(bars, notes, strict=True):
+    ceiling = "raw_asgi_ceiling" if "raw_asgi_ceiling" in warm else "starlette_ceiling"
+    cells = [("memory\n1 URL", "direct_memory", warm["fraction_memory"], "#1f77b4")]
+    if "direct_memory_hot_set" in warm:
+        cells.append((f"memory\n{warm['hot_set_urls']} URLs", "direct_memory_hot_set", warm["fraction_memory_hot_set"],
+                      "#1f77b4"))
+    cells += [("redis", "direct_redis", warm["fraction_redis"], "#1f77b4"),
+              ("disk", "direct_disk", warm["fraction_disk"], "#1f77b4")]
+    if ceiling == "raw_asgi_ceiling":
+        cells.append(("raw ASGI\nceiling", "raw_asgi_ceiling", 1.0, "#bbbbbb"))
+    cells += [("Starlette\n(reference)", "starlette_ceiling",
+               warm["starlette_ceiling"]["rps"] / warm[ceiling]["rps"], "#dddddd"),
+              ("nginx HIT", "nginx_hit", warm["fraction_nginx_hit"], "#d62728"),
+              ("nginx static\nceiling", "nginx_static", 1.0, "#bbbbbb")]
+    fig, axis = plt.subplots(figsize=(9, 4))
+    values = [warm[key]["rps"] for _, key, _, _ in cells]
+    low = [value - warm[key].get("rps_spread", [value, value])[0] for (_, key, _, _), value in zip(cells, values,
+                                                                                                  strict=True)]
+    high = [warm[key].get("rps_spread", [value, value])[1] - value for (_, key, _, _), value in zip(cells, values,
+                                                                                                   strict=True)]
+    bars = axis.bar([label for label, *_ in cells], values, color=[colour for *_, colour in cells],
+                    yerr=[low, high], capsize=2)
+    for bar, (_, _, note, _) in zip(bars, cells, strict=True):
         axis.annotate(f"{note:.0%}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                       ha="center", va="bottom", fontsize=8)
     axis.set_yscale("log")
     axis.set_ylabel("req/s (log)")
+    axis.tick_params(axis="x", labelsize=8)
     axis.set_title("Warm hits vs their ceilings (one proxy worker; wrk, 1 thread, 32 connections)", fontsize=10)
     return _save(fig, path)
 
