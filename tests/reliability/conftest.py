@@ -2,7 +2,7 @@
 
 No real DNS or outside network exists here, and tests may only send traffic to loopback. So a
 ``FakeNetwork`` replaces the two seams the fetch policy stands on: name resolution
-(``socket.getaddrinfo``) and the final dial (httpcore's AnyIO backend, the layer *under* the
+(``socket.getaddrinfo``) and the final dial (``proxy.fetch._connect``, the layer *under* the
 guarded backend). Names resolve to whatever a test says, possibly changing per lookup; every
 dial is recorded; dials to a "public" address the test mapped go to a loopback origin, dials
 to loopback go through for real (so a ``Listener`` can count them), and anything else is
@@ -25,6 +25,7 @@ import pytest
 import redis
 
 from library_api.migrate import run_migrations
+from proxy import fetch as guarded_fetch
 from tests.conftest import PG_ADMIN_URL
 from tests.proxy.conftest import proxy, redis_settings
 from tests.support.pg import create_database, drop_database
@@ -121,13 +122,14 @@ class FakeNetwork:
 
         return fake
 
-    def connect_tcp(self, real: Callable[..., Any]) -> Callable[..., Any]:
+    def connect(self, real: Callable[..., Any]) -> Callable[..., Any]:
+        """The final dial of the guarded backend (``proxy.fetch._connect``), to checked addresses only."""
         network = self
 
-        async def fake(backend: Any, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        async def fake(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
             network.dials.append((host, port))
             if host in network.routes:
-                return await real(backend, "127.0.0.1", network.routes[host], *args, **kwargs)
+                return await real("127.0.0.1", network.routes[host], *args, **kwargs)
             try:
                 loopback = ipaddress.ip_address(host.strip("[]"))
             except ValueError:
@@ -135,7 +137,7 @@ class FakeNetwork:
             if loopback is not None and (loopback.is_loopback or loopback.is_unspecified or (
                     isinstance(loopback, ipaddress.IPv6Address) and loopback.ipv4_mapped is not None
                     and loopback.ipv4_mapped.is_loopback)):
-                return await real(backend, host, port, *args, **kwargs)
+                return await real(host, port, *args, **kwargs)
             # Never leave the machine: an unmapped outside address is "unreachable".
             network.refused_dials.append((host, port))
             raise httpcore.ConnectError(f"fake network: no route to {host}")
@@ -147,7 +149,8 @@ class FakeNetwork:
 def network(monkeypatch: pytest.MonkeyPatch) -> FakeNetwork:
     fake = FakeNetwork()
     monkeypatch.setattr(socket, "getaddrinfo", fake.getaddrinfo(socket.getaddrinfo))
-    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", fake.connect_tcp(httpcore.AnyIOBackend.connect_tcp))
+    # The dial under the guard: anything not routed to loopback here never leaves the machine.
+    monkeypatch.setattr(guarded_fetch, "_connect", fake.connect(guarded_fetch._connect))
     return fake
 
 
