@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import hmac
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,6 +26,7 @@ from starlette.routing import Mount, Route
 
 from httpkit.component import Component
 from library_api.backfill import DEFAULT_BATCH_SIZE, LEASE_SECONDS, MAX_BATCH_SIZE, Backfill, progress_of
+from library_api.config import LibraryConfig
 from library_api.db import VERSION_TABLE, create_database, is_sqlite
 from library_api.errors import ApiError, JSONResponse, bad_request, handle_api_error
 from library_api.images import (
@@ -45,7 +46,6 @@ from library_api.requests import read_json_object
 from library_api.schema import READY
 from library_api.sources import check_source_url
 from proxy.warm_types import WarmClient
-from thumbs.settings import Settings
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 # Routes take every method and answer the unsupported ones with a JSON 405 themselves.
@@ -55,7 +55,7 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 class LibraryAPI:
     def __init__(
         self,
-        settings: Settings,
+        settings: LibraryConfig,
         warm_client: WarmClient,
         *,
         job_lease_seconds: float = LEASE_SECONDS,
@@ -238,7 +238,7 @@ class LibraryAPI:
         return HTMLResponse(DOCS_HTML, headers={"cache-control": "no-cache"})
 
 
-def listing_cors(origins: list[str]) -> list[Middleware]:
+def listing_cors(origins: Sequence[str]) -> list[Middleware]:
     """CORS for the listing only, for a Playground on another origin; nothing else gets CORS headers.
 
     Writes stay same-origin: a preflight for POST is refused, and ingest wants a token anyway.
@@ -247,7 +247,7 @@ def listing_cors(origins: list[str]) -> list[Middleware]:
         return []
     return [
         Middleware(
-            CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"],
+            CORSMiddleware, allow_origins=list(origins), allow_methods=["GET", "HEAD"],
             allow_headers=["authorization", "if-none-match"], expose_headers=["etag"], max_age=600,
         )
     ]
@@ -334,7 +334,7 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
 
 
 def create_api(
-    settings: Settings,
+    settings: LibraryConfig,
     warm_client: WarmClient,
     *,
     job_lease_seconds: float = LEASE_SECONDS,
@@ -359,5 +359,5 @@ def mount_api(api: LibraryAPI) -> Starlette:
     )
 
 
-def create_api_app(settings: Settings, warm_client: WarmClient) -> Starlette:
+def create_api_app(settings: LibraryConfig, warm_client: WarmClient) -> Starlette:
     return mount_api(create_api(settings, warm_client))

@@ -41,6 +41,7 @@ import sqlalchemy as sa
 from databases import Database
 from databases.interfaces import Record
 
+from library_api.config import LibraryConfig
 from library_api.db import ShieldedWrites, as_utc, create_database, insert_for, is_sqlite, utcnow
 from library_api.images import outcomes_by_source, update_for_outcome
 from library_api.migrate import run_migrations
@@ -48,7 +49,6 @@ from library_api.paging import Position
 from library_api.schema import FAILED, JOB_DONE, JOB_RUNNING, images, job_failures, jobs
 from library_api.sources import source_refusal
 from proxy.warm_types import WarmClient, WarmOutcome
-from thumbs.settings import Settings
 
 logger = logging.getLogger("library_api.backfill")
 
@@ -167,7 +167,7 @@ class Backfill:
     def __init__(
         self,
         database: Database,
-        settings: Settings,
+        settings: LibraryConfig,
         warm_client: WarmClient,
         *,
         lease_seconds: float = LEASE_SECONDS,
@@ -525,7 +525,7 @@ class Backfill:
 
 
 async def run_backfill(
-    settings: Settings,
+    settings: LibraryConfig,
     warm_client: WarmClient,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,

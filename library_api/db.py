@@ -1,4 +1,4 @@
-"""The database behind the API: one URL from Settings, mapped for `databases` and Alembic."""
+"""The database behind the API: one URL from its configuration, mapped for `databases` and Alembic."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from databases import Database
 from sqlalchemy.dialects import postgresql, sqlite
 
-from thumbs.settings import Settings
+from library_api.config import LibraryConfig
 
 T = TypeVar("T")
 
@@ -83,7 +83,7 @@ def sqlite_text_to_blob_if_not_utf8(connection: sqlite3.Connection, table: str, 
     )
 
 
-def create_database(settings: Settings) -> Database:
+def create_database(settings: LibraryConfig) -> Database:
     url = settings.database_url
     if is_sqlite(url):
         sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)

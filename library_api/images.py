@@ -12,14 +12,13 @@ import sqlalchemy as sa
 from databases import Database
 from databases.interfaces import Record
 
+from library_api.config import LibraryConfig
 from library_api.db import insert_for, parse_timestamp, utcnow
 from library_api.paging import PageRequest, Position
 from library_api.schema import FAILED, IMAGES_COUNTER, PENDING, READY, counters, images
 from library_api.sources import source_refusal
-from proxy.urls import thumbnail_url
-from proxy.variants import CELL, CELL_2X
+from proxy.urls import CELL, CELL_2X, thumbnail_url
 from proxy.warm_types import WarmOutcome
-from thumbs.settings import Settings
 
 LISTED = [
     images.c.id,
@@ -172,7 +171,7 @@ def position_of(row: Record) -> Position:
     return Position(parse_timestamp(row["created_at"]), int(row["id"]))
 
 
-def listed_thumbnail_url(url: object, status: object, settings: Settings) -> str | None:
+def listed_thumbnail_url(url: object, status: object, settings: LibraryConfig) -> str | None:
     """The signed thumbnail URL, or None when the proxy would refuse the source (legacy junk)."""
     if not isinstance(url, str):
         return None
@@ -181,7 +180,7 @@ def listed_thumbnail_url(url: object, status: object, settings: Settings) -> str
     return thumbnail_url(url, settings.secret, settings.public_base_url)
 
 
-def image_json(row: Record, settings: Settings) -> dict[str, Any]:
+def image_json(row: Record, settings: LibraryConfig) -> dict[str, Any]:
     # The thumbnail URL is computed now, so key rotation and a new base URL need no data migration.
     # Every value is read defensively: a legacy writer may have put anything in any column.
     created_at = parse_timestamp(row["created_at"])
@@ -245,7 +244,7 @@ async def insert_image(
     return existing, False
 
 
-def outcome_values(outcome: WarmOutcome | None, url: str, settings: Settings) -> dict[str, Any]:
+def outcome_values(outcome: WarmOutcome | None, url: str, settings: LibraryConfig) -> dict[str, Any]:
     """Column updates for one warm outcome; a missing outcome is a failure too."""
     if outcome is None:
         return {"thumbnail_status": FAILED, "thumbnail_error": "warm_missing: no outcome for this source"}
@@ -272,7 +271,7 @@ def outcomes_by_source(outcomes: Sequence[WarmOutcome]) -> dict[str, WarmOutcome
 
 
 async def record_outcomes(
-    database: Database, settings: Settings, targets: Sequence[tuple[int, str]], outcomes: Sequence[WarmOutcome]
+    database: Database, settings: LibraryConfig, targets: Sequence[tuple[int, str]], outcomes: Sequence[WarmOutcome]
 ) -> None:
     """Write each image's warm outcome (ingest path; the backfill writes its own in a transaction)."""
     by_source = outcomes_by_source(outcomes)
@@ -281,7 +280,7 @@ async def record_outcomes(
             await database.execute(update_for_outcome(image_id, url, by_source.get(url), settings))
 
 
-def update_for_outcome(image_id: int, url: str, outcome: WarmOutcome | None, settings: Settings) -> sa.Update:
+def update_for_outcome(image_id: int, url: str, outcome: WarmOutcome | None, settings: LibraryConfig) -> sa.Update:
     values = outcome_values(outcome, url, settings)
     update = sa.update(images).where(images.c.id == image_id).values(**values)
     if values["thumbnail_status"] == FAILED:

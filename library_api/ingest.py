@@ -19,10 +19,10 @@ import logging
 
 from databases import Database
 
+from library_api.config import LibraryConfig
 from library_api.db import ShieldedWrites
 from library_api.images import record_outcomes
 from proxy.warm_types import WarmClient
-from thumbs.settings import Settings
 
 logger = logging.getLogger("library_api.ingest")
 
@@ -31,7 +31,7 @@ class IngestWarmer:
     def __init__(
         self,
         database: Database,
-        settings: Settings,
+        settings: LibraryConfig,
         warm_client: WarmClient,
         *,
         durable: WarmClient | None = None,

@@ -12,13 +12,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
+from library_api.config import LibraryConfig
 from library_api.db import alembic_url, is_sqlite, sqlite_path
-from thumbs.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def alembic_config(settings: Settings) -> Config:
+def alembic_config(settings: LibraryConfig) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     # Alembic's config is ConfigParser-backed: a literal % must be doubled.
@@ -26,7 +26,7 @@ def alembic_config(settings: Settings) -> Config:
     return config
 
 
-def run_migrations(settings: Settings) -> None:
+def run_migrations(settings: LibraryConfig) -> None:
     """Upgrade to the newest schema; a no-op when already there. Never deletes a row."""
     url = settings.database_url
     # PostgreSQL runs serialise on an advisory lock (see env.py); SQLite ones on a file lock.

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 from library_api.errors import bad_request
-from proxy.errors import ProxyError
-from proxy.fetch import policy_from
-
-MAX_URL_LENGTH = 2048
+from proxy.urls import MAX_URL_LENGTH
+from proxy.urls import source_refusal as proxy_refusal
 
 
-def check_source_url(url: object, allowed_sources: list[str]) -> str:
+def check_source_url(url: object, allowed_sources: Sequence[str]) -> str:
     """``url`` if it is an http(s) URL on an allowed host; a 400 :class:`ApiError` otherwise."""
     refusal = source_refusal(url, allowed_sources)
     if refusal is not None:
@@ -20,7 +19,7 @@ def check_source_url(url: object, allowed_sources: list[str]) -> str:
     return url
 
 
-def source_refusal(url: object, allowed_sources: list[str]) -> tuple[str, str] | None:
+def source_refusal(url: object, allowed_sources: Sequence[str]) -> tuple[str, str] | None:
     """Why ``url`` (from a request or a stored row) cannot be a source: ``(code, detail)``, or None."""
     if not isinstance(url, str) or not url:
         return "invalid_url", "url must be a non-empty string"
@@ -35,10 +34,8 @@ def _refusal(url: str, allowed_sources: tuple[str, ...]) -> tuple[str, str] | No
         return "invalid_url", "url must be ASCII without spaces (percent-encode other characters)"
     try:
         # Address checks (private ranges, DNS) are the proxy's, at fetch time.
-        policy_from(allowed_sources, allow_private=True).check_url(url)
-    except ProxyError as exc:
-        return "source_not_allowed", str(exc)
+        refusal = proxy_refusal(url, allowed_sources)
     except (ValueError, TypeError) as exc:
         # The parser should only raise its refusal; anything else from a junk string is one too.
         return "source_not_allowed", f"source is not a valid URL ({type(exc).__name__})"
-    return None
+    return None if refusal is None else ("source_not_allowed", refusal)

@@ -66,7 +66,12 @@ class Flights(Generic[T]):
             gate = StartGate()
             flight = _Flight(asyncio.ensure_future(work(gate)), gate)
             self._flights[key] = flight
-            flight.task.add_done_callback(lambda _, started=flight: self._finished(key, started))
+            started = flight
+
+            def finished(_: asyncio.Future[T]) -> None:
+                self._finished(key, started)
+
+            flight.task.add_done_callback(finished)
         else:
             self.coalesced += 1
         if abandonable:

@@ -16,7 +16,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from proxy.variants import DEFAULT_VARIANT, VARIANTS, Variant
+from proxy.errors import ProxyError
+from proxy.source_url import MAX_URL_LENGTH
+from proxy.variants import CELL, CELL_2X, DEFAULT_VARIANT, VARIANTS, Variant
+
+# What the library (and anyone making these URLs) takes from the proxy: the URL contract.
+__all__ = [
+    "CELL", "CELL_2X", "DEFAULT_VARIANT", "MAX_URL_LENGTH", "BadSignature", "BadThumbnailURL", "ThumbnailRequest",
+    "cache_key", "parse_thumbnail_path", "source_refusal", "thumbnail_path", "thumbnail_url", "verify",
+]
 
 PREFIX = "/t"
 # Bumped when the pipeline's output changes, so cached bytes are never reused across versions.
@@ -106,3 +114,15 @@ def verify(signature: str, variant: str, encoded_source: str, secrets: Iterable[
             # Check every key (no early exit) so timing does not reveal which one matched.
             matched |= hmac.compare_digest(sign(secret, variant, encoded_source), signature)
     return matched
+
+
+def source_refusal(url: str, allowed_sources: Sequence[str]) -> str | None:
+    """Why the proxy would refuse ``url`` as a source (the one source parser and the allow-list),
+    or None. Addresses (private ranges, DNS) are checked later, at fetch time."""
+    from proxy.fetch import policy_from  # the fetch layer owns the policy; imported here, not at module load
+
+    try:
+        policy_from(allowed_sources, allow_private=True).check_url(url)
+    except ProxyError as exc:
+        return exc.detail
+    return None

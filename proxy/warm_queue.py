@@ -246,9 +246,10 @@ class RedisWarmQueue:
         return [(entry_id, fields) for entry_id, fields in result[1] if fields]
 
     async def _read_new(self, count: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        result = await self.client.xreadgroup(
+        # [[stream, [(id, fields), ...]], ...] (redis-py's stubs type the reply loosely)
+        result: list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] = await self.client.xreadgroup(
             self.GROUP, self.consumer, {self.stream: ">"}, count=count, block=self.block_ms
-        )
+        )  # type: ignore[assignment]
         return [entry for _, entries in result or [] for entry in entries]
 
     async def _process(self, handle: Handler, finished: Finished, entry_id: bytes, fields: dict[bytes, bytes]) -> None:

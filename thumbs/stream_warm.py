@@ -102,7 +102,8 @@ class StreamWarmClient:
                 if item is None:
                     await self._require_consumer()
                     continue
-                outcome = outcome_from_json(item[1])
+                raw = item[1]
+                outcome = outcome_from_json(raw if isinstance(raw, bytes) else raw.encode())
                 asked = waiting.pop(outcome.source, None)
                 if asked is not None:
                     answers[asked] = WarmOutcome(asked, outcome.ok, outcome.error, outcome.detail, outcome.width,
