@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 from bench.context import Context
@@ -77,12 +78,25 @@ def store_write_cost(directory: Path, writes: int = 200) -> dict[str, float]:
     return out
 
 
+def loops() -> list[tuple[str, Callable[[Coroutine[object, object, dict[str, dict[str, float]]]],
+                                          dict[str, dict[str, float]]]]]:
+    """asyncio's own loop, and uvloop's (what `thumbs serve` runs) when installed."""
+    found: list = [("asyncio", asyncio.run)]
+    try:
+        import uvloop
+    except ImportError:
+        return found
+    return [*found, ("uvloop", uvloop.run)]
+
+
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     ctx = Context(quick=True)
     names = {kind: ctx.corpus_of(kind)[0].name for kind in ("fal_jpeg", "photo4k_jpeg")}
     with origin(ctx.work / "corpus", ctx.work) as origin_:
-        print("fetch CPU ms per source:", asyncio.run(fetch_cpu(origin_.base_url, names, rounds, 40)), flush=True)
+        for name, runner in loops():
+            print(f"fetch CPU ms per source ({name}):", runner(fetch_cpu(origin_.base_url, names, rounds, 40)),
+                  flush=True)
     print("store write:", store_write_cost(ctx.work))
 
 

@@ -38,7 +38,7 @@ def wait_http(url: str, process: subprocess.Popen[bytes], seconds: float = 60, l
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log.read_text()[-2000:] if log and log.exists() else ""
-            raise ServiceError(f"{process.args} exited with {process.returncode}\n{tail}")
+            raise ServiceError(f"{process.args!r} exited with {process.returncode}\n{tail}")
         try:
             if httpx.get(url, timeout=1).status_code < 500:
                 return
