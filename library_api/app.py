@@ -31,6 +31,7 @@ from library_api.db import VERSION_TABLE, create_database, is_sqlite
 from library_api.errors import ApiError, JSONResponse, bad_request, handle_api_error
 from library_api.images import (
     NEWER_COUNT_CAP,
+    count_filtered,
     count_newer,
     fetch_page,
     fetch_total,
@@ -147,7 +148,8 @@ class LibraryAPI:
     async def page_content(self, params: Mapping[str, str]) -> dict[str, Any]:
         page_request = parse_page_request(params)
         page = await fetch_page(self.database, page_request)
-        total = await fetch_total(self.database)
+        total = await (count_filtered(self.database, page_request) if page_request.filtered
+                       else fetch_total(self.database))
         next_cursor = head_cursor = None
         if page.has_more and page.rows:
             next_cursor = encode_cursor(position_of(page.rows[-1]), page_request.offset + len(page.rows))
@@ -163,7 +165,7 @@ class LibraryAPI:
             "head_cursor": head_cursor,
         }
         if page_request.newer_than is not None:
-            newer = await count_newer(self.database, page_request.newer_than)
+            newer = await count_newer(self.database, page_request.newer_than, request=page_request)
             content["count"] = newer
             content["count_capped"] = newer >= NEWER_COUNT_CAP
         return content

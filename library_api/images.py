@@ -118,7 +118,16 @@ def request_segments(request: PageRequest) -> Segments:
         bounds.append(at_or_below(request.until))
     if request.newer_than is not None:
         bounds.append(above(request.newer_than))
-    return segments(*bounds)
+    return segments(*bounds, *label_bounds(request))
+
+
+def label_bounds(request: PageRequest) -> list[tuple[Bound, Bound]]:
+    """The pipeline and step filters, the same condition on both segments."""
+    bounds: list[tuple[Bound, Bound]] = []
+    for column, value in ((images.c.pipeline_id, request.pipeline_id), (images.c.step, request.step)):
+        if value is not None:
+            bounds.append((column == value, column == value))
+    return bounds
 
 
 async def fetch_page(database: Database, request: PageRequest) -> Page:
@@ -148,14 +157,23 @@ async def count(database: Database, conditions: list[sa.ColumnElement[bool]], ca
     return int(value or 0)
 
 
-async def count_newer(database: Database, position: Position, cap: int = NEWER_COUNT_CAP) -> int:
-    """How many listed images are strictly newer than ``position``, counted up to ``cap``."""
-    parts = segments(above(position))
+async def count_newer(
+    database: Database, position: Position, cap: int = NEWER_COUNT_CAP, request: PageRequest | None = None
+) -> int:
+    """How many listed images (matching the request's filters) are strictly newer than ``position``, up to ``cap``."""
+    parts = segments(above(position), *(label_bounds(request) if request is not None else []))
     total = 0
     for conditions in (parts.dated, parts.undated):
         if conditions is not None and total < cap:
             total += await count(database, conditions, cap - total)
     return total
+
+
+async def count_filtered(database: Database, request: PageRequest) -> int:
+    """The exact number of listed images matching the request's filters (a COUNT: filters have no counter)."""
+    parts = segments(*label_bounds(request))
+    return sum([await count(database, conditions) for conditions in (parts.dated, parts.undated)
+                if conditions is not None])
 
 
 async def fetch_total(database: Database) -> int:

@@ -293,6 +293,20 @@ def openapi_spec() -> dict[str, Any]:
                             "schema": {"type": "string", "maxLength": MAX_CURSOR_LENGTH},
                             "example": CURSOR_EXAMPLE,
                         },
+                        {
+                            "name": "pipeline_id",
+                            "in": "query",
+                            "description": "Only images of this pipeline (exact match). With a filter `total` "
+                            "counts the matching images.",
+                            "schema": {"type": "string", "maxLength": 200},
+                        },
+                        {
+                            "name": "step",
+                            "in": "query",
+                            "description": "Only images of this pipeline step (exact match); combines with "
+                            "`pipeline_id`.",
+                            "schema": {"type": "string", "maxLength": 200},
+                        },
                     ],
                     "responses": {
                         "200": json_body(

@@ -27,6 +27,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_OFFSET = 2**31 - 1
 MAX_CURSOR_LENGTH = 200
+MAX_LABEL_LENGTH = 200  # as ingest allows
 MAX_ID = 2**63 - 1
 _DIGITS = re.compile(r"[0-9]{1,12}")
 
@@ -44,6 +45,12 @@ class PageRequest:
     after: Position | None = None  # cursor: start strictly below this image
     until: Position | None = None  # only this image and those below it
     newer_than: Position | None = None  # only images strictly above it
+    pipeline_id: str | None = None  # only this pipeline's images
+    step: str | None = None  # only this step's images
+
+    @property
+    def filtered(self) -> bool:
+        return self.pipeline_id is not None or self.step is not None
 
     @property
     def skip(self) -> int:
@@ -55,14 +62,25 @@ def parse_page_request(params: Mapping[str, str]) -> PageRequest:
     limit = parse_int(params, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
     until = optional_cursor(params, "until")
     newer_than = optional_cursor(params, "newer_than")
+    labels = {name: optional_label(params, name) for name in ("pipeline_id", "step")}
     raw_cursor = params.get("cursor")
     if raw_cursor is None or raw_cursor == "":
         offset = parse_int(params, "offset", 0, minimum=0, maximum=MAX_OFFSET)
-        return PageRequest(limit, offset, None, until, newer_than)
+        return PageRequest(limit, offset, None, until, newer_than, **labels)
     if params.get("offset") not in (None, ""):
         raise bad_request("invalid_parameter", "use either offset or cursor, not both")
     after, offset = decode_cursor(raw_cursor, "cursor")
-    return PageRequest(limit, offset, after, until, newer_than)
+    return PageRequest(limit, offset, after, until, newer_than, **labels)
+
+
+def optional_label(params: Mapping[str, str], name: str) -> str | None:
+    """A filter on a label column: empty means no filter; what ingest could never store is a 400."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if len(raw) > MAX_LABEL_LENGTH or any(ord(char) < 32 or ord(char) == 127 for char in raw):
+        raise bad_request("invalid_parameter", f"{name} must be at most {MAX_LABEL_LENGTH} printable characters")
+    return raw
 
 
 def optional_cursor(params: Mapping[str, str], name: str) -> Position | None:

@@ -47,6 +47,8 @@ async def test_spec_lists_every_route_with_its_errors(harness: Harness) -> None:
         "offset",
         "cursor",
         "until",
+        "pipeline_id",
+        "step",
         "newer_than",
     }
     assert "400" in get["responses"]
