@@ -326,13 +326,20 @@ def cold_section(cold: dict[str, Any]) -> list[str]:
              "`fit-in/200x200`, `format(jpeg)`, quality 65, no storage and no result storage; with one process "
              "and with one process per core. Reproduce: `.venv/bin/python -m bench.run cold_http`.", "",
              "![throughput](bench-cold-throughput.png)", "", "![latency CDFs](bench-cold-cdf.png)", "",
-             "| Server | Source | Concurrency | Thumbnails/s | p50 ms | p95 ms | p99 ms | Median bytes | Non-200 |",
+             "Each cell is the median of " + (f"{cold['rounds']} interleaved rounds, [min-max] over them"
+                                              if "rounds" in cold else "one run") + "; throughput here is of "
+             "one process against thumbor's one or two: per core, read the CPU per thumbnail in the peers section.",
+             "", "| Server | Source | Concurrency | Thumbnails/s | p50 ms | p95 ms | p99 ms | Median bytes | Non-200 |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in runs:
         bad = r["requests"] - r["ok"]
         lat = r["latency"]
-        lines.append(f"| {r['server']} | {r['kind']} | {r['concurrency']} | {r['throughput_rps']:.1f} | "
-                     f"{lat['median_ms']:.0f} | {lat['p95_ms']:.0f} | {lat['p99_ms']:.0f} | "
+        rps, p50 = f"{r['throughput_rps']:.1f}", f"{lat['median_ms']:.0f}"
+        if r.get("throughput_rounds"):
+            rps += f" [{min(r['throughput_rounds']):.1f}-{max(r['throughput_rounds']):.1f}]"
+            p50 += f" [{min(r['p50_rounds_ms']):.0f}-{max(r['p50_rounds_ms']):.0f}]"
+        lines.append(f"| {r['server']} | {r['kind']} | {r['concurrency']} | {rps} | "
+                     f"{p50} | {lat['p95_ms']:.0f} | {lat['p99_ms']:.0f} | "
                      f"{r['bytes_median'] or 0:,} | {bad} |")
     ip = cold["imgproxy_workload"]
     lines += ["", "### imgproxy's published workload", "",
