@@ -57,7 +57,7 @@ clean:
 # Benchmarks (bench/): results JSON in bench/results/, rendered into docs/BENCHMARKS.md + docs/bench-*.png.
 BENCH_TOOLS := bench/.venv-thumbor/.installed
 
-$(BENCH_TOOLS):
+$(BENCH_TOOLS): bench/peers/package-lock.json
 	command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	test -x bench/.venv-thumbor/bin/python || $(PYTHON) -m venv bench/.venv-thumbor
 	bench/.venv-thumbor/bin/pip install --quiet thumbor==7.8.0 pycurl
