@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import hmac
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -18,17 +17,21 @@ import asyncpg
 import orjson
 import sqlalchemy as sa
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 
+from httpkit.auth import require_bearer as check_bearer
 from httpkit.component import Component
+from httpkit.errors import HTTPError, handle_http_error, handle_starlette_error
+from httpkit.etag import etag_matches
 from library_api.backfill import DEFAULT_BATCH_SIZE, LEASE_SECONDS, MAX_BATCH_SIZE, Backfill, progress_of
 from library_api.config import LibraryConfig
 from library_api.db import VERSION_TABLE, create_database, is_sqlite
-from library_api.errors import ApiError, JSONResponse, bad_request, handle_api_error
+from library_api.errors import ApiError, JSONResponse, bad_request
 from library_api.images import (
     NEWER_COUNT_CAP,
     count_filtered,
@@ -49,8 +52,6 @@ from library_api.sources import check_source_url
 from proxy.warm_types import WarmClient
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-# Routes take every method and answer the unsupported ones with a JSON 405 themselves.
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 class LibraryAPI:
@@ -70,16 +71,18 @@ class LibraryAPI:
         self.component = Component(
             routes=[
                 Route(
-                    "/library/images", guarded(self.images), methods=ALL_METHODS,
+                    # OPTIONS reaches the CORS middleware (a preflight); without CORS it is a 405.
+                    "/library/images", guarded(self.images),
+                    methods=["GET", "POST", "OPTIONS"] if settings.cors_origins else ["GET", "POST"],
                     middleware=listing_cors(settings.cors_origins),
                 ),
-                Route("/library/generate-thumbnails", guarded(self.jobs), methods=ALL_METHODS),
-                Route("/library/generate-thumbnails/{job_id}", guarded(self.job), methods=ALL_METHODS),
+                Route("/library/generate-thumbnails", guarded(self.jobs), methods=["GET", "POST"]),
+                Route("/library/generate-thumbnails/{job_id}", guarded(self.job), methods=["GET"]),
                 Route("/openapi.json", self.openapi, methods=["GET", "HEAD"]),
                 Route("/docs", self.docs, methods=["GET", "HEAD"]),
             ],
             lifespan=self.lifespan,
-            exception_handlers={ApiError: handle_api_error},
+            exception_handlers={HTTPError: handle_http_error, HTTPException: handle_starlette_error},
         )
 
     @asynccontextmanager
@@ -123,9 +126,7 @@ class LibraryAPI:
     async def images(self, request: Request) -> Response:
         if request.method in ("GET", "HEAD"):
             return await self.list_images(request)
-        if request.method == "POST":
-            return await self.create_image(request)
-        raise method_not_allowed(request, "GET, HEAD, POST")
+        return await self.create_image(request)  # POST: Route(methods=...) answers any other with 405
 
     async def list_images(self, request: Request) -> Response:
         body = orjson.dumps(await self.page_content(request.query_params))
@@ -140,7 +141,7 @@ class LibraryAPI:
         """The listing's first page, for the picker's HTML; None when the database is not answering."""
         try:
             return await self.page_content({"limit": str(limit)})
-        except ApiError:
+        except HTTPError:
             return None
         except DATABASE_ERRORS:
             return None
@@ -198,8 +199,6 @@ class LibraryAPI:
             if latest is None:
                 raise ApiError(404, "not_found", "no backfill job has been started")
             return await self.job_response(request.url.path + f"/{latest['id']}", latest)
-        if request.method != "POST":
-            raise method_not_allowed(request, "GET, HEAD, POST")
         body = await read_json_object(request) if await has_body(request) else {}
         batch_size = body.get("batch_size", DEFAULT_BATCH_SIZE)
         if type(batch_size) is not int or not 1 <= batch_size <= MAX_BATCH_SIZE:
@@ -213,8 +212,6 @@ class LibraryAPI:
 
     async def job(self, request: Request) -> Response:
         require_admin(request, self.settings.admin_token)
-        if request.method not in ("GET", "HEAD"):
-            raise method_not_allowed(request, "GET, HEAD")
         raw_id = request.path_params["job_id"]
         job_id = parse_id(raw_id)  # ASCII digits only: `str.isdigit` also accepts '²'
         job = await self.backfill.job(job_id) if job_id is not None else None
@@ -255,10 +252,6 @@ def listing_cors(origins: Sequence[str]) -> list[Middleware]:
     ]
 
 
-def method_not_allowed(request: Request, allow: str) -> ApiError:
-    return ApiError(405, "method_not_allowed", f"{request.method} is not allowed here", {"allow": allow})
-
-
 def require_admin(request: Request, token: str) -> None:
     if not token:
         raise ApiError(403, "forbidden", "admin endpoints are disabled: set THUMBS_ADMIN_TOKEN")
@@ -266,11 +259,7 @@ def require_admin(request: Request, token: str) -> None:
 
 
 def require_bearer(request: Request, token: str, role: str) -> None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        raise ApiError(401, "unauthorized", f"an {role} bearer token is required", {"www-authenticate": "Bearer"})
-    if not hmac.compare_digest(value.strip().encode(), token.encode()):
-        raise ApiError(403, "forbidden", f"the {role} token is not valid")
+    check_bearer(request.headers.get("authorization"), token, role)
 
 
 async def has_body(request: Request) -> bool:
@@ -298,20 +287,13 @@ def side(body: dict[str, Any], name: str) -> int | None:
     return value
 
 
-def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    if not if_none_match:
-        return False
-    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    return etag in candidates or "*" in candidates
-
-
 def guarded(endpoint: Endpoint) -> Endpoint:
     """A database that is down or locked is a 503 the client may retry, never a 500."""
 
     async def guarded_endpoint(request: Request) -> Response:
         try:
             return await endpoint(request)
-        except ApiError:
+        except HTTPError:
             raise
         except DATABASE_ERRORS as exc:
             raise ApiError(

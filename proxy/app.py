@@ -11,16 +11,14 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from httpkit.component import Component
+from httpkit.errors import HTTPError, handle_http_error, handle_starlette_error
 from proxy.admission import FetchBudget, SourceHold
 from proxy.config import ProxyConfig
-from proxy.errors import MethodNotAllowed, NotFound, ProxyError, handle_proxy_error
 from proxy.fetch import OriginFetcher, check_guard, policy_from
-from proxy.handlers import ALL_METHODS, ProxyEndpoints, ThumbnailEndpoint
+from proxy.handlers import ProxyEndpoints, ThumbnailEndpoint
 from proxy.health import HealthCheck
 from proxy.metrics import ProxyMetrics
 from proxy.negative import NegativeCache
@@ -98,11 +96,12 @@ def create_proxy(config: ProxyConfig, *, warm_consumer: bool) -> Proxy:
         service, warmer, health, metrics, config.warm_token
     )
     routes = [
-        Route("/t/{path:path}", ThumbnailEndpoint(service, metrics, secrets), methods=ALL_METHODS, name="thumbnail"),
-        Route("/warm", endpoints.warm, methods=ALL_METHODS, name="warm"),
-        Route("/healthz", endpoints.health, methods=ALL_METHODS, name="healthz"),
-        Route("/readyz", endpoints.ready, methods=ALL_METHODS, name="readyz"),
-        Route("/metrics", endpoints.metrics_page, methods=ALL_METHODS, name="metrics"),
+        # Starlette answers other methods with 405 and Allow (in the JSON contract, via httpkit).
+        Route("/t/{path:path}", ThumbnailEndpoint(service, metrics, secrets), methods=["GET"], name="thumbnail"),
+        Route("/warm", endpoints.warm, methods=["POST"], name="warm"),
+        Route("/healthz", endpoints.health, methods=["GET"], name="healthz"),
+        Route("/readyz", endpoints.ready, methods=["GET"], name="readyz"),
+        Route("/metrics", endpoints.metrics_page, methods=["GET"], name="metrics"),
     ]
 
     @contextlib.asynccontextmanager
@@ -137,7 +136,8 @@ def create_proxy(config: ProxyConfig, *, warm_consumer: bool) -> Proxy:
             await store.close()
             pool.close()
 
-    component = Component(routes=routes, lifespan=lifespan, exception_handlers={ProxyError: handle_proxy_error})
+    handlers = {HTTPError: handle_http_error, HTTPException: handle_starlette_error}
+    component = Component(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     return Proxy(component=component, warmer=warmer, service=service, metrics=metrics, health=health)
 
 
@@ -174,12 +174,5 @@ def create_proxy_app(config: ProxyConfig, *, warm_consumer: bool = True) -> Star
     return Starlette(
         routes=list(proxy.component.routes),
         lifespan=lifespan,
-        exception_handlers={**proxy.component.exception_handlers, 404: _json_http_error, 405: _json_http_error},
+        exception_handlers=dict(proxy.component.exception_handlers),
     )
-
-
-async def _json_http_error(request: Request, exc: Exception) -> Response:
-    """Paths outside the proxy's routes, when it runs alone, still answer in the JSON contract."""
-    if isinstance(exc, HTTPException) and exc.status_code == 405:
-        return MethodNotAllowed("method not allowed").response()
-    return NotFound(f"no route for {request.url.path}").response()

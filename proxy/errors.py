@@ -6,39 +6,11 @@ client or an origin does reaches the client as a 500.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from httpkit.errors import HTTPError
 
 
-class ProxyError(Exception):
-    status: int = 500
-    code: str = "internal"
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        if status is not None:
-            self.status = status
-        if code is not None:
-            self.code = code
-        self.headers = dict(headers or {})
-
-    def as_dict(self) -> dict[str, str]:
-        return {"error": self.code, "detail": self.detail}
-
-    def response(self) -> JSONResponse:
-        # Errors must never be cached for a year by the edge; the negative cache handles repeats.
-        headers = {"Cache-Control": "no-store", **self.headers}
-        return JSONResponse(self.as_dict(), status_code=self.status, headers=headers)
+class ProxyError(HTTPError):
+    """Every proxy failure (the shared contract of ``httpkit.errors``)."""
 
 
 class NotFound(ProxyError):
@@ -55,10 +27,6 @@ class BadSignature(ProxyError):
 
 class SourceNotAllowed(ProxyError):
     status, code = 403, "source_not_allowed"
-
-
-class Unauthorized(ProxyError):
-    status, code = 401, "unauthorized"
 
 
 class Forbidden(ProxyError):
@@ -106,8 +74,3 @@ class Overloaded(ProxyError):
 
 # Failures that belong to the source itself, so repeating the request cannot help for a while.
 NEGATIVE_CACHEABLE = frozenset({413, 415, 422, 502, 504})
-
-
-async def handle_proxy_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ProxyError)
-    return exc.response()

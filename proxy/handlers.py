@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Sequence
 
 import orjson
@@ -12,27 +11,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from proxy.errors import BadRequest, BadSignature, Forbidden, MethodNotAllowed, NotFound, ProxyError, TooLarge
+from httpkit.auth import require_bearer
+from httpkit.body import read_capped, require_json_content_type
+from httpkit.etag import etag_matches
+from proxy.errors import BadRequest, BadSignature, MethodNotAllowed, NotFound, ProxyError, TooLarge
 from proxy.health import HealthCheck
 from proxy.metrics import ProxyMetrics
 from proxy.service import Found, ThumbnailService
-from proxy.urls import BadSignature as SignatureMismatch
-from proxy.urls import BadThumbnailURL, ThumbnailRequest
+from proxy.urls import BadThumbnailURL, SignatureMismatch, ThumbnailRequest
 from proxy.verified import VerifiedPaths
 from proxy.warm import MAX_SOURCES_PER_CALL, Warmer
 
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 CACHE_FOREVER = "public, max-age=31536000, immutable"
 MAX_WARM_BODY = 1_000_000
 _NOT_MODIFIED_DROPS = (b"content-type", b"content-length")
-
-
-def _etag_matches(header: str, etag: str) -> bool:
-    for candidate in header.split(","):
-        candidate = candidate.strip()
-        if candidate == "*" or candidate.removeprefix("W/") == etag:
-            return True
-    return False
 
 
 def _if_none_match(scope: Scope) -> str | None:
@@ -89,7 +81,7 @@ class ThumbnailEndpoint:
             tier_header = self._tier_headers[tier] = (b"x-thumb-tier", tier.encode())
         headers = [*thumbnail.answer_headers, tier_header]
         if_none_match = _if_none_match(scope)
-        if if_none_match and _etag_matches(if_none_match, thumbnail.etag):
+        if if_none_match and etag_matches(if_none_match, thumbnail.etag):
             self._count("304", tier)
             headers = [header for header in headers if header[0] not in _NOT_MODIFIED_DROPS]
             await send({"type": "http.response.start", "status": 304, "headers": headers})
@@ -144,8 +136,6 @@ class ProxyEndpoints:
 
     async def warm(self, request: Request) -> Response:
         try:
-            if request.method != "POST":
-                raise MethodNotAllowed("POST a JSON list of sources", headers={"Allow": "POST"})
             self._authorize(request)
             sources, wait = await self._warm_body(request)
             outcomes = await self.warmer.warm(sources, wait=wait)
@@ -163,25 +153,11 @@ class ProxyEndpoints:
         return JSONResponse({"accepted": accepted, "refused": refused}, status_code=202)
 
     def _authorize(self, request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        if not header:
-            raise ProxyError("a bearer token is required", status=401, code="unauthorized",
-                             headers={"WWW-Authenticate": "Bearer"})
-        scheme, _, token = header.partition(" ")
-        if not self.warm_token or scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), self.warm_token.encode()
-        ):
-            raise Forbidden("the warm token is not valid")
+        require_bearer(request.headers.get("authorization"), self.warm_token, "warm")
 
     async def _warm_body(self, request: Request) -> tuple[list[str], bool]:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_WARM_BODY:
-            raise TooLarge("the request body is too large")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_WARM_BODY:
-                raise TooLarge("the request body is too large")
+        body = await read_capped(request, MAX_WARM_BODY, too_large_code=TooLarge.code)
+        require_json_content_type(request)
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -202,21 +178,15 @@ class ProxyEndpoints:
 
     async def health(self, request: Request) -> Response:
         """Liveness: answers while the process serves, whatever its load."""
-        if request.method not in ("GET", "HEAD"):
-            return MethodNotAllowed("GET /healthz", headers={"Allow": "GET, HEAD"}).response()
         return JSONResponse(self.health_check.live(), headers={"Cache-Control": "no-store"})
 
     async def ready(self, request: Request) -> Response:
         """Readiness: what a load balancer needs to route to this replica or not."""
-        if request.method not in ("GET", "HEAD"):
-            return MethodNotAllowed("GET /readyz", headers={"Allow": "GET, HEAD"}).response()
         report = await self.health_check.ready()
         return JSONResponse(report, status_code=200 if report["status"] != "down" else 503,
                             headers={"Cache-Control": "no-store"})
 
     async def metrics_page(self, request: Request) -> Response:
-        if request.method not in ("GET", "HEAD"):
-            return MethodNotAllowed("GET /metrics", headers={"Allow": "GET, HEAD"}).response()
         self.metrics.queue_depth.set(await self.warmer.queue.depth())
         self.metrics.pool_in_flight.set(self.service.pool.in_flight)
         self.metrics.pool_saturation.set(self.service.pool.saturation)

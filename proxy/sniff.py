@@ -8,7 +8,6 @@ Body = bytes | bytearray
 JPEG, PNG, GIF, WEBP, TIFF, AVIF, HEIC, SVG = "jpeg", "png", "gif", "webp", "tiff", "avif", "heic", "svg"
 
 # Formats the pipeline decodes. SVG is recognised only to refuse it by name.
-DECODABLE = frozenset({JPEG, PNG, GIF, WEBP, TIFF, AVIF, HEIC})
 
 _AVIF_BRANDS = {b"avif", b"avis"}
 _HEIC_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}

@@ -22,7 +22,7 @@ from proxy.variants import CELL, CELL_2X, DEFAULT_VARIANT, VARIANTS, Variant
 
 # What the library (and anyone making these URLs) takes from the proxy: the URL contract.
 __all__ = [
-    "CELL", "CELL_2X", "DEFAULT_VARIANT", "MAX_URL_LENGTH", "BadSignature", "BadThumbnailURL", "ThumbnailRequest",
+    "CELL", "CELL_2X", "DEFAULT_VARIANT", "MAX_URL_LENGTH", "BadThumbnailURL", "SignatureMismatch", "ThumbnailRequest",
     "cache_key", "parse_thumbnail_path", "source_refusal", "thumbnail_path", "thumbnail_url", "verify",
 ]
 
@@ -36,7 +36,7 @@ class BadThumbnailURL(ValueError):
     """The path is not a thumbnail URL (404)."""
 
 
-class BadSignature(ValueError):
+class SignatureMismatch(ValueError):
     """The path is well-formed but its signature does not verify (403)."""
 
 
@@ -100,7 +100,7 @@ def parse_thumbnail_path(path: str, secrets: Sequence[str]) -> ThumbnailRequest:
     if not dot or extension != variant.extension or not encoded:
         raise BadThumbnailURL(f"expected a .{variant.extension} file name")
     if not verify(signature, variant.name, encoded, secrets):
-        raise BadSignature("signature does not match")
+        raise SignatureMismatch("signature does not match")
     return ThumbnailRequest(source=decode_source(encoded), variant=variant)
 
 

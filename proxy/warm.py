@@ -18,8 +18,7 @@ from proxy.errors import BadSignature, Overloaded, ProxyError, Undecodable
 from proxy.fetch import SourcePolicy
 from proxy.service import ThumbnailService
 from proxy.source_url import DEFAULT_PORTS, parse_source_url
-from proxy.urls import BadSignature as SignatureMismatch
-from proxy.urls import BadThumbnailURL, ThumbnailRequest, parse_thumbnail_path
+from proxy.urls import BadThumbnailURL, SignatureMismatch, ThumbnailRequest, parse_thumbnail_path
 from proxy.variants import DEFAULT_VARIANT, WARMED_WITH_DEFAULT, Variant
 from proxy.warm_queue import Finished, WarmQueue
 from proxy.warm_types import WarmOutcome

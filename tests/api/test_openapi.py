@@ -8,7 +8,6 @@ import jsonschema
 from jsonschema.validators import Draft202012Validator
 from starlette.routing import Route
 
-from library_api.app import ALL_METHODS
 from tests.api.conftest import Harness
 from tests.api.seed import seed
 
@@ -33,7 +32,7 @@ async def test_spec_lists_every_route_with_its_errors(harness: Harness) -> None:
         Draft202012Validator.check_schema(schema)
     for path, item in spec["paths"].items():
         for method, operation in item.items():
-            assert method.upper() in ALL_METHODS
+            assert method.upper() in {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
             assert operation["responses"], (path, method)
             for code, response_spec in operation["responses"].items():
                 assert response_spec["description"]

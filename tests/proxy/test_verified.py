@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.urls import BadSignature, BadThumbnailURL, cache_key, thumbnail_path
+from proxy.urls import BadThumbnailURL, SignatureMismatch, cache_key, thumbnail_path
 from proxy.variants import THUMB
 from proxy.verified import VerifiedPaths
 
@@ -17,7 +17,7 @@ def test_memo_returns_the_verified_request_and_never_remembers_failures() -> Non
     assert paths.parse(good) is request
     forged = thumbnail_path("http://127.0.0.1/a.jpg", "other-key")
     for _ in range(2):  # a failure is checked again every time, never memoised
-        with pytest.raises(BadSignature):
+        with pytest.raises(SignatureMismatch):
             paths.parse(forged)
         with pytest.raises(BadThumbnailURL):
             paths.parse("/t/x/thumb/y.png")

@@ -78,7 +78,7 @@ async def test_warm_endpoint_refuses_missing_and_wrong_tokens(api: httpx.AsyncCl
     _error(await api.post("/warm", json=body), 401, "unauthorized")
     for token in ("admin-token", "warm-toke", "warm-token2", "WARM-TOKEN", "' OR 1=1 --"):
         _error(await api.post("/warm", json=body, headers={"authorization": f"Bearer {token}"}), 403, "forbidden")
-    _error(await api.post("/warm", json=body, headers={"authorization": "Basic d2FybS10b2tlbg=="}), 403)
+    _error(await api.post("/warm", json=body, headers={"authorization": "Basic d2FybS10b2tlbg=="}), 401)
 
 
 async def _count(pg_url: str) -> tuple[int, list[str]]:
