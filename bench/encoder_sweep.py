@@ -10,6 +10,7 @@ median over the images. Prints the markdown table.
 
 from __future__ import annotations
 
+import functools
 import io
 import statistics
 import time
@@ -55,7 +56,7 @@ def _jpeg_shrunk(data: bytes, kernel: str) -> pyvips.Image:
 RESIZES: dict[str, Callable[[bytes], pyvips.Image]] = {
     "thumbnail `linear=True`": lambda data: _decode(data, linear=True),
     "thumbnail `intent=perceptual`": lambda data: _decode(data, intent="perceptual"),
-    **{f"jpegload shrink 8 + resize {kernel}": (lambda data, kernel=kernel: _jpeg_shrunk(data, kernel))
+    **{f"jpegload shrink 8 + resize {kernel}": functools.partial(_jpeg_shrunk, kernel=kernel)
        for kernel in ("lanczos2", "cubic", "mitchell", "linear")},
 }
 

@@ -212,13 +212,16 @@ def summarize(raw: list[dict]) -> list[dict[str, object]]:
 
 def score(system: System, origin_: Origin, ctx: Context, kind: str, tag: str) -> dict[str, object]:
     """Bytes, format and luma SSIM of one cold thumbnail per corpus image (up to 3)."""
-    sizes, scores, formats, dims = [], [], set(), set()
+    sizes: list[int] = []
+    scores: list[float] = []
+    formats: set[str] = set()
+    dims: set[str] = set()
     with httpx.Client(timeout=60, headers=system.headers) as client:
         for index, image in enumerate(ctx.corpus_of(kind)[:3]):
             response = client.get(system.make_url(origin_.url(image.name, f"{tag}-{system.name}-{index}")))
             response.raise_for_status()
             output = Image.open(io.BytesIO(response.content))
-            formats.add(output.format)
+            formats.add(output.format or "?")
             decoded = np.asarray(_on_white(output))
             reference = Reference(_on_white(Image.open(image.path)))
             sizes.append(len(response.content))

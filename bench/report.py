@@ -196,8 +196,8 @@ def peer_targets(peers: dict[str, Any]) -> list[tuple[str, str, str, bool | None
     summary = peers["summary"]
     for kind in peers["classes"]:
         ours = _cell(summary, "thumbs", kind, 4).get("cpu_ms_per_thumbnail")
-        others = {name: _cell(summary, name, kind, 4).get("cpu_ms_per_thumbnail") for name in PEERS}
-        others = {name: value for name, value in others.items() if value is not None}
+        measured = {name: _cell(summary, name, kind, 4).get("cpu_ms_per_thumbnail") for name in PEERS}
+        others: dict[str, float] = {name: value for name, value in measured.items() if value is not None}
         if ours is None or not others:
             continue
         best = min(others, key=lambda name: others[name])
@@ -266,7 +266,7 @@ def peers_section(peers: dict[str, Any]) -> list[str]:
         lines.append(f"| {PEER_LABELS[row['kind']]} | {row['system']} | {'/'.join(row['formats'])} | "
                      f"{'/'.join(row['sizes'])} | {row['bytes_median']:,} | {row['bytes_max']:,} | "
                      f"{row['ssim_mean']:.4f} |")
-    proof = {}
+    proof: dict[str, list[int]] = {}
     for row in summary:
         entry = proof.setdefault(row["system"], [0, 0, 0, 0, 0])
         for index, key in enumerate(("ok", "not_ok", "cold_confirmed", "origin_requests", "origin_requests_expected")):

@@ -148,7 +148,7 @@ def ceiling_server(ctx: Context, body: bytes, factory: str) -> Iterator[str]:
 
 def through_nginx(
     ctx: Context, origin_: Origin, source_name: str, body: bytes, connections: int, seconds: float, rounds: int
-) -> dict[str, object]:
+) -> dict[str, dict[str, object]]:
     host = origin_.base_url.removeprefix("http://")
     app = ours_settings(ctx.work, "warm-edge", host)
     static = ctx.work / "ceiling" / "static" / "thumb.jpg"
