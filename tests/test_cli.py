@@ -10,7 +10,7 @@ from pathlib import Path
 from proxy.urls import parse_thumbnail_path
 from tests.support.demo_server import clean_environment
 from tests.support.origin import Origin
-from thumbs.demo_images import demo_image
+from thumbs.demo.images import demo_image
 
 
 def thumbs(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:

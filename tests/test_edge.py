@@ -17,7 +17,7 @@ from tests.support.edge import run_nginx
 from tests.support.origin import Origin
 from tests.support.servers import free_port, serve_in_thread
 from thumbs.app import create_app
-from thumbs.demo_images import demo_image
+from thumbs.demo.images import demo_image
 from thumbs.settings import Settings
 
 pytestmark = pytest.mark.nginx

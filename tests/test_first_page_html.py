@@ -10,7 +10,7 @@ import orjson
 
 from tests.support.origin import Origin
 from thumbs.app import create_app
-from thumbs.demo_images import demo_image
+from thumbs.demo.images import demo_image
 from thumbs.resources import frontend_dist
 from thumbs.settings import Settings
 

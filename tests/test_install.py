@@ -30,7 +30,7 @@ from tests.support.origin import Origin
 from tests.support.pg import create_database, drop_database
 from tests.support.processes import answers, start, stopping, wait_until
 from tests.support.servers import free_port
-from thumbs.demo_images import demo_image
+from thumbs.demo.images import demo_image
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()

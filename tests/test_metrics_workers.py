@@ -13,7 +13,7 @@ from tests.support.demo_server import clean_environment
 from tests.support.origin import Origin
 from tests.support.processes import answers, start, stopping, wait_until
 from tests.support.servers import free_port
-from thumbs.demo_images import demo_image
+from thumbs.demo.images import demo_image
 
 REQUESTS = 40
 SAMPLE = re.compile(r"^thumbs_proxy_requests_total\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)

@@ -17,7 +17,7 @@ from tests.conftest import require_binary
 from tests.support.demo_server import ROOT, clean_environment
 from tests.support.origin import Origin
 from tests.support.servers import free_port
-from thumbs.demo_images import demo_image
+from thumbs.demo.images import demo_image
 
 pytestmark = pytest.mark.nginx
 

@@ -101,7 +101,7 @@ def backfill(
     ] = False,
 ) -> None:
     """Generate thumbnails for every image that has none yet (resumable), with a progress bar."""
-    from thumbs.jobs import backfill_with_progress
+    from thumbs.backfill import backfill_with_progress
 
     settings = load_settings()
     require_secret(settings)
@@ -130,7 +130,7 @@ def demo(
     ] = "realistic",
 ) -> None:
     """Generate a stand-in origin, seed the library through the API and serve everything."""
-    from thumbs.demo import run_demo
+    from thumbs.demo.run import run_demo
 
     if profile not in {"realistic", "small"}:
         fail(f"--profile must be 'realistic' or 'small', got {profile!r}")

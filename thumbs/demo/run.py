@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from thumbs.app import create_app
-from thumbs.demo_origin import create_origin_app, generate_origin
+from thumbs.demo.origin import create_origin_app, generate_origin
 from thumbs.limits import apply_header_timeout, limited
 from thumbs.server import server_options
 from thumbs.settings import Settings

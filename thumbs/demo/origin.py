@@ -16,7 +16,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from thumbs.demo_images import demo_image
+from thumbs.demo.images import demo_image
 
 
 def _write_one(directory: Path, index: int, profile: str) -> str:
