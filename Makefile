@@ -42,7 +42,7 @@ pytest: $(STAMP)
 	status=0; $(BIN)/coverage run -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) || status=$$?; \
 	$(BIN)/coverage combine -q && \
 	$(BIN)/coverage report --skip-covered --sort=cover > var/coverage/report.txt && \
-	echo "coverage: $$($(BIN)/coverage report --format=total)% of thumbs/, proxy/, library_api/ (report: var/coverage/report.txt)"; \
+	echo "coverage: $$($(BIN)/coverage report --format=total)% of thumbs/, proxy/, library_api/, httpkit/ (report: var/coverage/report.txt)"; \
 	exit $$status
 
 e2e: build
