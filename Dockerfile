@@ -10,7 +10,7 @@ RUN npm run build
 
 FROM python:3.11-slim-bookworm AS wheel
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY thumbs/ thumbs/
 COPY proxy/ proxy/
 COPY library_api/ library_api/
