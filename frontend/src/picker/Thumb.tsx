@@ -134,7 +134,7 @@ function Img({ src, srcSet, size, eager, onLoad, onError }: ImgProps) {
   return (
     <img
       ref={ref}
-      className={loaded ? "tp-img tp-loaded" : "tp-img"}
+      className={`tp-img${loaded ? " tp-loaded" : ""}${eager ? " tp-first-screen" : ""}`}
       alt=""
       draggable={false}
       width={size}
