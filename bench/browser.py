@@ -85,7 +85,9 @@ def warm_thumbnails(base: str, seconds: float = 900) -> dict[str, Any]:
     offset = 0
     while True:
         page = httpx.get(f"{base}/api/library/images", params={"limit": 200, "offset": offset}, timeout=10).json()
-        urls += [image["thumbnail_url"] for image in page["images"] if image.get("thumbnail_url")]
+        # The picker's tiles load the cell variants (srcset); the thumbnail is the API's too.
+        urls += [image[key] for image in page["images"]
+                 for key in ("thumbnail_url", "cell_thumbnail_url", "cell_thumbnail_url_2x") if image.get(key)]
         offset += 200
         if offset >= page["total"]:
             break
