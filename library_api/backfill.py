@@ -1,4 +1,7 @@
-"""The thumbnail backfill: one resumable job that warms every image still without a thumbnail.
+"""The thumbnail backfill's runner: one resumable job that warms every image still without a thumbnail.
+
+The job table's SQL (claims, leases, batches, commits) is :mod:`library_api.job_store`; this
+module decides what to warm, when to retry, and when a job is paused.
 
 How it stays correct across restarts, crashes and several processes:
 
@@ -34,21 +37,29 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from databases import Database
 from databases.interfaces import Record
 
 from library_api.config import LibraryConfig
-from library_api.db import ShieldedWrites, as_utc, create_database, insert_for, is_sqlite, utcnow
-from library_api.images import outcomes_by_source, update_for_outcome
+from library_api.db import ShieldedWrites, create_database, is_sqlite
+from library_api.job_store import (
+    RECENT_FAILURES,
+    Claim,
+    JobProgress,
+    JobStore,
+    LeaseLost,
+    progress_of,
+    source_key,
+)
 from library_api.migrate import run_migrations
-from library_api.paging import Position
-from library_api.schema import FAILED, JOB_DONE, JOB_RUNNING, images, job_failures, jobs
+from library_api.schema import JOB_RUNNING
 from library_api.sources import source_refusal
 from proxy.warm_types import WarmClient, WarmOutcome
+
+__all__ = ["Backfill", "Claim", "JobProgress", "LeaseLost", "WarmStalled", "progress_of", "run_backfill"]
 
 logger = logging.getLogger("library_api.backfill")
 
@@ -56,21 +67,11 @@ DEFAULT_BATCH_SIZE = 50
 MAX_BATCH_SIZE = 500
 LEASE_SECONDS = 30.0
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
-RECENT_FAILURES = 100
-MAX_FAILURE_URL = 4096  # a failure keeps the start of a (data:) URL; the row keeps all of it
-
-ProgressCallback = Callable[["JobProgress"], None]
-# A literal, not a bound parameter, so PostgreSQL can match the partial index's predicate.
-UNREADY = images.c.thumbnail_status != sa.literal_column("'ready'")
-NOT_FAILED = images.c.thumbnail_status != sa.literal_column("'failed'")
 # A source no allow list holds (.invalid is reserved): the warm path refuses it without fetching,
 # so an answer, whatever it says, proves the path is up.
 PROBE_SOURCE = "http://backfill-probe.invalid/probe.jpg"
 
-
-def walked(retry_failed: bool) -> list[sa.ColumnElement[bool]]:
-    """The images a job walks: not ready; and, unless retrying, not failed before either."""
-    return [UNREADY] if retry_failed else [UNREADY, NOT_FAILED]
+ProgressCallback = Callable[[JobProgress], None]
 
 
 @dataclass(frozen=True)
@@ -81,64 +82,6 @@ class Raised:
     error: BaseException
 
 
-@dataclass(frozen=True)
-class JobProgress:
-    id: int
-    status: str
-    total: int
-    done: int
-    failed: int
-    remaining: int
-    rate: float | None  # images per second in the current run
-    eta_seconds: float | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    finished_at: dt.datetime | None
-    last_error: str | None
-    retry_failed: bool = False
-
-    def as_json(self) -> dict[str, Any]:
-        values = asdict(self)
-        for key in ("created_at", "updated_at", "finished_at"):
-            if values[key] is not None:
-                values[key] = values[key].isoformat()
-        return values
-
-
-def progress_of(row: Record, now: dt.datetime | None = None) -> JobProgress:
-    now = now or utcnow()
-    total, done, failed = int(row["total"]), int(row["done"]), int(row["failed"])
-    running = row["status"] == JOB_RUNNING
-    remaining = max(total - done - failed, 0) if running else 0
-    rate = eta = None
-    if running and row["run_started_at"] is not None and row["run_processed"]:
-        elapsed = (now - as_utc(row["run_started_at"])).total_seconds()
-        if elapsed > 0:
-            rate = round(int(row["run_processed"]) / elapsed, 2)
-            eta = round(remaining / rate, 1) if rate else None
-    return JobProgress(
-        id=int(row["id"]),
-        status=row["status"],
-        total=total,
-        done=done,
-        failed=failed,
-        remaining=remaining,
-        rate=rate,
-        eta_seconds=eta,
-        created_at=as_utc(row["created_at"]),
-        updated_at=as_utc(row["updated_at"]),
-        finished_at=None if row["finished_at"] is None else as_utc(row["finished_at"]),
-        last_error=row["last_error"],
-        retry_failed=bool(row["retry_failed"]),
-    )
-
-
-def source_key(row: Record) -> str:
-    """The row's url as the key of its outcome; a row without a usable url gets a unique stand-in."""
-    url = row["url"]
-    return url if isinstance(url, str) and url else f"<no url: image {int(row['id'])}>"
-
-
 def raised_outcome(raised: Raised) -> WarmOutcome:
     error = raised.error
     return WarmOutcome(
@@ -146,19 +89,8 @@ def raised_outcome(raised: Raised) -> WarmOutcome:
     )
 
 
-class LeaseLost(Exception):
-    """Another process took the job over (this one stalled past its lease)."""
-
-
 class WarmStalled(Exception):
     """The warm path failed for a whole batch, every retry."""
-
-
-@dataclass(frozen=True)
-class Claim:
-    job: Record
-    created: bool
-    owned: bool
 
 
 class Backfill:
@@ -179,30 +111,28 @@ class Backfill:
         self.lease = dt.timedelta(seconds=lease_seconds)
         self.retry_delays = tuple(retry_delays)
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.store = JobStore(database, settings, self.owner, self.lease)
         self.writes = ShieldedWrites()
         self.task: asyncio.Task[JobProgress | None] | None = None
 
-    # Reading
+    # Reading and claiming: the job table's (library_api.job_store)
 
     async def job(self, job_id: int) -> Record | None:
-        return await self.database.fetch_one(sa.select(jobs).where(jobs.c.id == job_id))
+        return await self.store.job(job_id)
 
     async def latest_job(self) -> Record | None:
-        return await self.database.fetch_one(sa.select(jobs).order_by(jobs.c.id.desc()).limit(1))
+        return await self.store.latest_job()
 
     async def recent_failures(self, job_id: int, limit: int = RECENT_FAILURES) -> list[dict[str, Any]]:
-        rows = await self.database.fetch_all(
-            sa.select(job_failures)
-            .where(job_failures.c.job_id == job_id)
-            .order_by(job_failures.c.created_at.desc(), job_failures.c.image_id.desc())
-            .limit(limit)
-        )
-        return [
-            {"image_id": int(row["image_id"]), "url": row["url"], "error": row["error"], "detail": row["detail"]}
-            for row in rows
-        ]
+        return await self.store.recent_failures(job_id, limit)
 
-    # Starting and claiming
+    async def claim(self, batch_size: int, *, retry_failed: bool = False) -> Claim:
+        return await self.store.claim(batch_size, retry_failed=retry_failed)
+
+    async def lease_expired(self, job: Record | None) -> bool:
+        return await self.store.lease_expired(job)
+
+    # Starting
 
     async def start(self, batch_size: int = DEFAULT_BATCH_SIZE, *, retry_failed: bool = False) -> Claim:
         """The endpoint's POST: the running job (started here if nobody runs it) or a new one."""
@@ -225,58 +155,7 @@ class Backfill:
     def running(self) -> bool:
         return self.task is not None and not self.task.done()
 
-    async def claim(self, batch_size: int, *, retry_failed: bool = False) -> Claim:
-        for _ in range(5):
-            now = utcnow()
-            current = await self.database.fetch_one(sa.select(jobs).where(jobs.c.status == JOB_RUNNING))
-            if current is None:
-                created = await self.create_job(batch_size, now, retry_failed=retry_failed)
-                if created is not None:
-                    return Claim(created, created=True, owned=True)
-                continue  # another process created one first: claim that instead
-            if current["lease_owner"] == self.owner:
-                return Claim(current, created=False, owned=True)
-            expires = current["lease_expires_at"]
-            if expires is not None and as_utc(expires) > now:
-                return Claim(current, created=False, owned=False)
-            taken = await self.database.fetch_one(
-                sa.update(jobs)
-                .where(jobs.c.id == current["id"], jobs.c.status == JOB_RUNNING)
-                .where(sa.or_(jobs.c.lease_expires_at.is_(None), jobs.c.lease_expires_at <= now))
-                .values(
-                    lease_owner=self.owner,
-                    lease_expires_at=now + self.lease,
-                    run_started_at=now,
-                    run_processed=0,
-                    updated_at=now,
-                )
-                .returning(*jobs.c)
-            )
-            if taken is not None:
-                logger.info("backfill job %s taken over by %s", taken["id"], self.owner)
-                return Claim(taken, created=False, owned=True)
-        raise RuntimeError("could not claim or create a backfill job (heavy contention)")
 
-    async def create_job(self, batch_size: int, now: dt.datetime, *, retry_failed: bool = False) -> Record | None:
-        total = await self.database.fetch_val(
-            sa.select(sa.func.count()).select_from(images).where(*walked(retry_failed))
-        )
-        insert = insert_for(self.database)(jobs).values(
-            status=JOB_RUNNING,
-            created_at=now,
-            updated_at=now,
-            batch_size=batch_size,
-            total=int(total or 0),
-            done=0,
-            failed=0,
-            lease_owner=self.owner,
-            lease_expires_at=now + self.lease,
-            run_started_at=now,
-            run_processed=0,
-            retry_failed=retry_failed,
-        )
-        # The partial unique index refuses a second running job; that is "someone was first".
-        return await self.database.fetch_one(insert.on_conflict_do_nothing().returning(*jobs.c))
 
     # Running
 
@@ -288,15 +167,15 @@ class Backfill:
                 job = await self.writes(self.job(job_id))
                 if job is None or job["status"] != JOB_RUNNING or job["lease_owner"] != self.owner:
                     raise LeaseLost(f"job {job_id} is no longer held by this process")
-                batch = await self.writes(self.next_batch(job))
+                batch = await self.writes(self.store.next_batch(job))
                 if not batch:
-                    finished = await self.writes(self.finish(job_id))
+                    finished = await self.writes(self.store.finish(job_id))
                     progress = progress_of(finished)
                     if on_progress:
                         on_progress(progress)
                     return progress
                 outcomes = await self.outcomes_for(job_id, batch)
-                committed = await self.writes(self.commit_batch(job_id, batch, outcomes))
+                committed = await self.writes(self.store.commit_batch(job_id, batch, outcomes))
                 if on_progress:
                     on_progress(progress_of(committed))
         finally:
@@ -304,44 +183,8 @@ class Backfill:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             # Let the next process (or this one's next start) continue at once.
-            await self.writes(self.release(job_id))
+            await self.writes(self.store.release(job_id))
 
-    async def next_batch(self, job: Record) -> list[Record]:
-        """The next images below the job's cursor, in listing order: dated ones, then undated by id."""
-        limit = int(job["batch_size"])
-        conditions = walked(bool(job["retry_failed"]))
-        position = None
-        if job["cursor_id"] is not None:
-            created_at = job["cursor_created_at"]
-            position = Position(None if created_at is None else as_utc(created_at), int(job["cursor_id"]))
-        rows: list[Record] = []
-        if position is None or position.created_at is not None:
-            query = (
-                sa.select(images.c.id, images.c.url, images.c.created_at)
-                .where(*conditions, images.c.created_at.is_not(None))
-                .order_by(images.c.created_at.desc(), images.c.id.desc())
-                .limit(limit)
-            )
-            if position is not None:
-                query = query.where(
-                    sa.tuple_(images.c.created_at, images.c.id)
-                    < sa.tuple_(
-                        sa.literal(position.created_at, images.c.created_at.type),
-                        sa.literal(position.id, images.c.id.type),
-                    )
-                )
-            rows = list(await self.database.fetch_all(query))
-        if len(rows) < limit:
-            query = (
-                sa.select(images.c.id, images.c.url, images.c.created_at)
-                .where(*conditions, images.c.created_at.is_(None))
-                .order_by(images.c.id.desc())
-                .limit(limit - len(rows))
-            )
-            if position is not None and position.created_at is None:
-                query = query.where(images.c.id < position.id)
-            rows += await self.database.fetch_all(query)
-        return rows
 
     async def outcomes_for(self, job_id: int, batch: list[Record]) -> list[WarmOutcome]:
         """One outcome per row of the batch (by source): refused sources never reach the warm path."""
@@ -374,7 +217,7 @@ class Backfill:
             reason = f"warm path failed: {type(error).__name__}: {error}"
             logger.warning("backfill job %s: %s (attempt %d)", job_id, reason, attempt + 1)
             if delay is None:
-                await self.writes(self.note_error(job_id, reason))
+                await self.writes(self.store.note_error(job_id, reason))
                 raise WarmStalled(reason) from error
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
@@ -403,95 +246,14 @@ class Backfill:
             return False
         return True
 
-    async def commit_batch(self, job_id: int, batch: list[Record], outcomes: list[WarmOutcome]) -> Record:
-        by_source = outcomes_by_source(outcomes)
-        ok = [row for row in batch if (outcome := by_source.get(source_key(row))) is not None and outcome.ok]
-        now = utcnow()
-        last = batch[-1]
-        async with self.database.transaction():
-            job = await self.database.fetch_one(
-                sa.update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.lease_owner == self.owner, jobs.c.status == JOB_RUNNING)
-                .values(
-                    done=jobs.c.done + len(ok),
-                    failed=jobs.c.failed + len(batch) - len(ok),
-                    run_processed=jobs.c.run_processed + len(batch),
-                    cursor_created_at=None if last["created_at"] is None else as_utc(last["created_at"]),
-                    cursor_id=int(last["id"]),
-                    updated_at=now,
-                    lease_expires_at=now + self.lease,
-                    last_error=None,
-                )
-                .returning(*jobs.c)
-            )
-            if job is None:
-                raise LeaseLost(f"job {job_id} was taken over; this batch is left to the new owner")
-            failures = []
-            for row in batch:
-                outcome = by_source.get(source_key(row))
-                if isinstance(row["url"], str):
-                    update = update_for_outcome(int(row["id"]), row["url"], outcome, self.settings)
-                else:
-                    assert outcome is not None and not outcome.ok
-                    update = (
-                        sa.update(images)
-                        .where(images.c.id == int(row["id"]))
-                        .values(thumbnail_status=FAILED, thumbnail_error=f"{outcome.error}: {outcome.detail}")
-                    )
-                await self.database.execute(update)
-                if outcome is None or not outcome.ok:
-                    failures.append(
-                        {
-                            "job_id": job_id,
-                            "image_id": int(row["id"]),
-                            "url": source_key(row)[:MAX_FAILURE_URL],
-                            "error": (outcome.error if outcome else None) or "warm_failed",
-                            "detail": outcome.detail if outcome else "the warm path returned no outcome",
-                            "created_at": now,
-                        }
-                    )
-            for failure in failures:
-                await self.database.execute(
-                    insert_for(self.database)(job_failures).values(**failure).on_conflict_do_nothing()
-                )
-        return job
 
-    async def finish(self, job_id: int) -> Record:
-        now = utcnow()
-        row = await self.database.fetch_one(
-            sa.update(jobs)
-            .where(jobs.c.id == job_id, jobs.c.lease_owner == self.owner, jobs.c.status == JOB_RUNNING)
-            .values(status=JOB_DONE, finished_at=now, updated_at=now, lease_owner=None, lease_expires_at=None)
-            .returning(*jobs.c)
-        )
-        if row is None:
-            raise LeaseLost(f"job {job_id} was taken over before it finished")
-        logger.info("backfill job %s done: %s ready, %s failed", job_id, row["done"], row["failed"])
-        return row
 
-    async def release(self, job_id: int) -> None:
-        await self.database.execute(
-            sa.update(jobs)
-            .where(jobs.c.id == job_id, jobs.c.lease_owner == self.owner, jobs.c.status == JOB_RUNNING)
-            .values(lease_owner=None, lease_expires_at=None)
-        )
 
-    async def note_error(self, job_id: int, reason: str) -> None:
-        await self.database.execute(
-            sa.update(jobs).where(jobs.c.id == job_id).values(last_error=reason[:1000], updated_at=utcnow())
-        )
 
     async def heartbeat(self, job_id: int) -> None:
         while True:
             await asyncio.sleep(self.lease.total_seconds() / 3)
-            now = utcnow()
-            await self.writes(
-                self.database.execute(
-                    sa.update(jobs)
-                    .where(jobs.c.id == job_id, jobs.c.lease_owner == self.owner)
-                    .values(lease_expires_at=now + self.lease)
-                )
-            )
+            await self.writes(self.store.renew_lease(job_id))
 
     # The API process's side: resume orphaned jobs, stop cleanly
 
@@ -500,9 +262,7 @@ class Backfill:
         while True:
             try:
                 if not self.running():
-                    current = await self.writes(
-                        self.database.fetch_one(sa.select(jobs).where(jobs.c.status == JOB_RUNNING))
-                    )
+                    current = await self.writes(self.store.running_job())
                     # Also retries, every half lease, a run that stopped because the warm path was down.
                     if current is not None and await self.lease_expired(current):
                         await self.start(int(current["batch_size"]))
@@ -512,8 +272,6 @@ class Backfill:
                 logger.exception("backfill supervisor check failed")
             await asyncio.sleep(self.lease.total_seconds() / 2)
 
-    async def lease_expired(self, job: Record | None) -> bool:
-        return job is not None and (job["lease_expires_at"] is None or as_utc(job["lease_expires_at"]) <= utcnow())
 
     async def stop(self) -> None:
         if self.task is not None:
