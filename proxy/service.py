@@ -12,14 +12,11 @@ download ticket under the per-worker fetch budget, held until the render is done
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from redis.exceptions import RedisError
 
 from proxy.admission import FetchBudget, SourceHold
 from proxy.errors import Overloaded, ProxyError, Undecodable
@@ -29,7 +26,7 @@ from proxy.metrics import ProxyMetrics
 from proxy.negative import NegativeCache
 from proxy.pipeline import DEFAULT_MAX_DECODE_BYTES, Rendered, render
 from proxy.processing import PoolSlot, ProcessingPool
-from proxy.singleflight import Flights, Leases
+from proxy.singleflight import Coordinator, Flights, Leases
 from proxy.sniff import Body
 from proxy.storage import Store
 from proxy.thumbnail import CorruptEntry, Thumbnail
@@ -83,6 +80,8 @@ class ThumbnailService:
         self.budget = budget if budget is not None else FetchBudget(1_000_000, 1 << 62, fetcher.max_bytes, wait_limit)
         self.hold = hold if hold is not None else SourceHold(0, 0)  # (an empty hold is falsy)
         self.flights: Flights[Found] = Flights(on_abandon=metrics.abandoned.inc)
+        self.coordinator = Coordinator(leases, redis, wait_limit=wait_limit,
+                                       on_wait=metrics.coalesced.labels("cluster").inc)
         # Sources being warmed in several variants: their bytes stay in the hold after each
         # render, so the next variant does not fetch the origin again.
         self._warming: Counter[str] = Counter()
@@ -116,14 +115,20 @@ class ThumbnailService:
         return found
 
     async def _resolve(self, request: ThumbnailRequest, gate: StartGate) -> Found:
+        """A shared tier, a remembered failure, or made once across processes (the coordinator)."""
         key = request.cache_key
-        found = await self._lower_tiers(key)
-        if found is not None:
+
+        async def made_elsewhere() -> Found | None:
+            found = await self._lower_tiers(key)
+            if found is None and (error := await self.negative.get(key)) is not None:
+                raise error
             return found
-        error = await self.negative.get(key)
-        if error is not None:
-            raise error
-        return await self._coordinated(request, gate)
+
+        async def make() -> Found:
+            return Found(await self._generate(request, gate), GENERATED)
+
+        found = await made_elsewhere()
+        return found if found is not None else await self.coordinator.run(key, made_elsewhere, make)
 
     async def _lower_tiers(self, key: str) -> Found | None:
         if self.redis is not None:
@@ -146,59 +151,6 @@ class ThumbnailService:
         except (OSError, CorruptEntry) as exc:
             log.warning("disk entry %s unreadable (%s); regenerating", key, exc)
             return None
-
-    async def _coordinated(self, request: ThumbnailRequest, gate: StartGate) -> Found:
-        """Generate under a cross-process lease, or wait for whoever holds it."""
-        key = request.cache_key
-        if self.leases is None or self.redis is None:
-            return Found(await self._generate(request, gate), GENERATED)
-        deadline = time.monotonic() + self.wait_limit
-        counted = False
-        while True:
-            try:
-                lease = await self.leases.acquire(key) if self.redis.available else None
-                if lease is None and not self.redis.available:
-                    raise RedisError("redis tier is resting")
-            except (RedisError, OSError) as exc:
-                self.redis.mark_failed(exc)
-                return Found(await self._generate(request, gate), GENERATED)
-            if lease is not None:
-                keeper = asyncio.create_task(lease.keep_alive())
-                try:
-                    # Someone may have finished between our miss and the lease.
-                    found = await self._lower_tiers(key)
-                    return found or Found(await self._generate(request, gate), GENERATED)
-                finally:
-                    keeper.cancel()
-                    with contextlib.suppress(RedisError, OSError):
-                        await lease.release()
-            if not counted:
-                self.metrics.coalesced.labels("cluster").inc()
-                counted = True
-            found = await self._wait_for_holder(key, deadline)
-            if found is not None:
-                return found
-            # The lease vanished without a result: its holder died. Take over.
-
-    async def _wait_for_holder(self, key: str, deadline: float) -> Found | None:
-        assert self.leases is not None and self.redis is not None
-        delay = 0.02
-        while time.monotonic() < deadline:
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
-            found = await self._lower_tiers(key)
-            if found is not None:
-                return found
-            error = await self.negative.get(key)
-            if error is not None:
-                raise error
-            try:
-                if not await self.leases.held(key):
-                    return None
-            except (RedisError, OSError) as exc:
-                self.redis.mark_failed(exc)
-                return None
-        raise Overloaded("timed out waiting for another worker to make this thumbnail", retry_after=2)
 
     async def _generate(self, request: ThumbnailRequest, gate: StartGate) -> Thumbnail:
         key = request.cache_key

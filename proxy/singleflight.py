@@ -9,12 +9,16 @@ over if it expires because the holder died.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import time
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from proxy.errors import Overloaded
 from proxy.gate import StartGate
 
 T = TypeVar("T")
@@ -149,3 +153,84 @@ class Leases:
 
     async def held(self, key: str) -> bool:
         return bool(await self.client.exists(self.name(key)))
+
+
+class RedisHealth(Protocol):
+    """What coordination needs to know of Redis: whether to try it, and telling it it failed."""
+
+    @property
+    def available(self) -> bool: ...
+
+    def mark_failed(self, exc: Exception) -> None: ...
+
+
+class Coordinator:
+    """One generation per key across processes: the caller that takes the Redis lease makes
+    the result (renewing the lease while it works); the others poll ``lookup`` until the
+    result lands in a shared tier, and take the lease over if it lapses (its holder died).
+
+    Without Redis (or while it is resting after a failure) every process just makes it:
+    duplicated work, never a failed request.
+    """
+
+    def __init__(
+        self, leases: Leases | None, redis: RedisHealth | None, *, wait_limit: float,
+        on_wait: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.leases = leases
+        self.redis = redis
+        self.wait_limit = wait_limit
+        self.on_wait = on_wait
+
+    async def run(self, key: str, lookup: Callable[[], Awaitable[T | None]], make: Callable[[], Awaitable[T]]) -> T:
+        """``lookup``: the result if some process made it (it may raise a remembered failure)."""
+        if self.leases is None or self.redis is None:
+            return await make()
+        deadline = time.monotonic() + self.wait_limit
+        waited = False
+        while True:
+            try:
+                if not self.redis.available:
+                    raise RedisError("redis tier is resting")
+                lease = await self.leases.acquire(key)
+            except (RedisError, OSError) as exc:
+                self.redis.mark_failed(exc)
+                return await make()
+            if lease is not None:
+                return await self._holding(lease, lookup, make)
+            if not waited:
+                self.on_wait()
+                waited = True
+            found = await self._wait_for_holder(key, lookup, deadline)
+            if found is not None:
+                return found
+            # The lease vanished without a result: its holder died. Take over.
+
+    @staticmethod
+    async def _holding(lease: Lease, lookup: Callable[[], Awaitable[T | None]], make: Callable[[], Awaitable[T]]) -> T:
+        keeper = asyncio.create_task(lease.keep_alive())
+        try:
+            # Someone may have finished between our miss and the lease.
+            found = await lookup()
+            return found if found is not None else await make()
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(RedisError, OSError):
+                await lease.release()
+
+    async def _wait_for_holder(self, key: str, lookup: Callable[[], Awaitable[T | None]], deadline: float) -> T | None:
+        assert self.leases is not None and self.redis is not None
+        delay = 0.02
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+            found = await lookup()
+            if found is not None:
+                return found
+            try:
+                if not await self.leases.held(key):
+                    return None
+            except (RedisError, OSError) as exc:
+                self.redis.mark_failed(exc)
+                return None
+        raise Overloaded("timed out waiting for another worker to make this thumbnail", retry_after=2)
