@@ -29,8 +29,8 @@ from proxy.processing import PoolSlot, ProcessingPool
 from proxy.singleflight import Coordinator, Flights, Leases
 from proxy.sniff import Body
 from proxy.storage import Store
-from proxy.thumbnail import CorruptEntry, Thumbnail
-from proxy.tiers import MemoryLRU, RedisTier
+from proxy.thumbnail import Thumbnail
+from proxy.tiers import MemoryLRU, RedisTier, StoreTier, Tier
 from proxy.urls import ThumbnailRequest
 from proxy.variants import Variant
 
@@ -79,6 +79,8 @@ class ThumbnailService:
         # Defaults bound nothing new (tests and tools that build a service by hand).
         self.budget = budget if budget is not None else FetchBudget(1_000_000, 1 << 62, fetcher.max_bytes, wait_limit)
         self.hold = hold if hold is not None else SourceHold(0, 0)  # (an empty hold is falsy)
+        # Below memory, nearest first: Redis when configured, then the store.
+        self.tiers: list[Tier] = [*([redis] if redis is not None else []), StoreTier(store)]
         self.flights: Flights[Found] = Flights(on_abandon=metrics.abandoned.inc)
         self.coordinator = Coordinator(leases, redis, wait_limit=wait_limit,
                                        on_wait=metrics.coalesced.labels("cluster").inc)
@@ -131,26 +133,15 @@ class ThumbnailService:
         return found if found is not None else await self.coordinator.run(key, made_elsewhere, make)
 
     async def _lower_tiers(self, key: str) -> Found | None:
-        if self.redis is not None:
-            entry = await self.redis.get(key)
+        """Walk the shared tiers nearest first; a hit fills the tiers above it (and memory)."""
+        for depth, tier in enumerate(self.tiers):
+            entry = await tier.get(key)
             if entry is not None:
                 self.memory.put(key, entry)
-                return Found(entry, REDIS)
-        entry = await self._from_disk(key)
-        if entry is not None:
-            self.memory.put(key, entry)
-            if self.redis is not None:
-                await self.redis.put(key, entry)
-            return Found(entry, DISK)
+                for above in self.tiers[:depth]:
+                    await above.put(key, entry)
+                return Found(entry, tier.name)
         return None
-
-    async def _from_disk(self, key: str) -> Thumbnail | None:
-        try:
-            blob = await self.store.get(key)
-            return Thumbnail.unpack(blob) if blob is not None else None
-        except (OSError, CorruptEntry) as exc:
-            log.warning("disk entry %s unreadable (%s); regenerating", key, exc)
-            return None
 
     async def _generate(self, request: ThumbnailRequest, gate: StartGate) -> Thumbnail:
         key = request.cache_key
@@ -222,13 +213,9 @@ class ThumbnailService:
         return source, rendered, fetched
 
     async def _keep(self, key: str, thumbnail: Thumbnail) -> None:
-        """Disk first (the durable copy), then Redis and memory."""
-        try:
-            await self.store.put(key, thumbnail.pack())
-        except OSError as exc:
-            log.error("could not store thumbnail %s: %s", key, exc)
-        if self.redis is not None:
-            await self.redis.put(key, thumbnail)
+        """The store first (the durable copy), then the nearer tiers, then memory."""
+        for tier in reversed(self.tiers):
+            await tier.put(key, thumbnail)
         self.memory.put(key, thumbnail)
 
     async def ensure_stored(self, request: ThumbnailRequest, *, with_variants: Sequence[Variant] = ()) -> Thumbnail:

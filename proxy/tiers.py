@@ -1,4 +1,8 @@
-"""The cache tiers above the disk store: an in-process LRU bounded by bytes, and Redis.
+"""The tiers a thumbnail lives in: an in-process LRU bounded by bytes, Redis, and the store.
+
+Every tier below memory speaks the same unit (a :class:`Thumbnail`, by key) through
+``get``/``put`` and a ``name`` (the ``X-Thumb-Tier`` it answers as), so the service walks them
+as one list, nearest first.
 
 The Redis tier goes through aiocache. Redis being down or slow never fails a request: every
 call has a short timeout, errors count as misses, and after a failure the tier rests for a
@@ -10,19 +14,29 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Protocol
 
 from aiocache import RedisCache
 from aiocache.serializers import NullSerializer
 from redis.asyncio.connection import parse_url
 
+from proxy.storage import Store
 from proxy.thumbnail import CorruptEntry, Thumbnail
 
 log = logging.getLogger("thumbs.proxy")
 
 
+class Tier(Protocol):
+    name: str
+
+    async def get(self, key: str) -> Thumbnail | None: ...
+
+    async def put(self, key: str, entry: Thumbnail) -> None: ...
+
+
 class MemoryLRU:
-    """Least-recently-used thumbnails, at most ``capacity`` bytes of JPEG data."""
+    """Least-recently-used thumbnails, at most ``capacity`` bytes of JPEG data (synchronous:
+    the hit path reads it without awaiting anything)."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -54,6 +68,8 @@ class MemoryLRU:
 
 class RedisTier:
     """Thumbnails (and negative entries) in Redis under ``{prefix}thumb:`` with a TTL."""
+
+    name = "redis"
 
     def __init__(self, url: str, prefix: str, ttl: int, *, timeout: float = 0.5, rest: float = 2.0) -> None:
         options: dict[str, Any] = dict(parse_url(url))
@@ -123,3 +139,29 @@ class RedisTier:
             log.warning("redis tier unavailable: %s", exc)
         self.last_error = f"{type(exc).__name__}: {exc}"
         self._resting_until = time.monotonic() + self.rest
+
+
+class StoreTier:
+    """The store (disk or object storage) as a tier of thumbnails: packs on the way in,
+    unpacks (and checks) on the way out. An unreadable or corrupt entry is a miss, so the
+    thumbnail is made again instead of failing the request."""
+
+    name = "disk"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def get(self, key: str) -> Thumbnail | None:
+        try:
+            blob = await self.store.get(key)
+            return Thumbnail.unpack(blob) if blob is not None else None
+        except (OSError, CorruptEntry) as exc:
+            log.warning("store entry %s unreadable (%s); regenerating", key, exc)
+            return None
+
+    async def put(self, key: str, entry: Thumbnail) -> None:
+        """The durable copy: a store that cannot write is logged, and the thumbnail still served."""
+        try:
+            await self.store.put(key, entry.pack())
+        except OSError as exc:
+            log.error("could not store thumbnail %s: %s", key, exc)
