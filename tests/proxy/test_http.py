@@ -177,15 +177,3 @@ async def test_redis_tier_fills_memory(redis_settings: Callable[..., Settings], 
         assert (await proxy.thumb(source)).headers["x-thumb-tier"] == "redis"
         assert (await proxy.thumb(source)).headers["x-thumb-tier"] == "memory"
     assert origin.hits[unique("g.jpg")] == 1
-
-
-async def test_memory_lru_is_bounded_by_bytes(make_settings: Callable[..., Settings], origin: Origin,
-                                              unique) -> None:
-    async with running(make_settings(memory_cache_bytes=3000)) as proxy:
-        sources = [origin.add(unique(f"m{i}.jpg"), images.jpeg(images.photo(300, 200))) for i in range(4)]
-        for source in sources:
-            assert (await proxy.thumb(source)).status_code == 200
-        memory = proxy.proxy.service.memory
-        assert memory.size <= 3000
-        assert len(memory) < 4
-        assert (await proxy.thumb(sources[0])).headers["x-thumb-tier"] == "disk"
