@@ -39,6 +39,18 @@ def database_url(run_id: str) -> Iterator[str]:
         drop_database(PG_ADMIN_URL, name)
 
 
+def product_environment(tmp_path: Path, origin: Origin, database_url: str, prefix: str, port: int,
+                        **extra: str) -> dict[str, str]:
+    """The product with PostgreSQL, Redis under a key prefix of its own, and the test origin."""
+    return clean_environment(
+        THUMBS_DATA_DIR=str(tmp_path / "data"), THUMBS_DATABASE_URL=database_url, THUMBS_REDIS_URL=REDIS_URL,
+        THUMBS_REDIS_PREFIX=f"{prefix}{uuid.uuid4().hex[:6]}:", THUMBS_SECRET="durable", THUMBS_ADMIN_TOKEN="a",
+        THUMBS_WARM_TOKEN="w", THUMBS_INGEST_TOKEN="i", THUMBS_ALLOWED_SOURCES=origin.base_url.removeprefix("http://"),
+        THUMBS_ALLOW_PRIVATE_SOURCES="true", THUMBS_HOST="127.0.0.1", THUMBS_PORT=str(port),
+        THUMBS_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", PYTHONUNBUFFERED="1", **extra,
+    )
+
+
 def rows(database_url: str) -> list[asyncpg.Record]:
     async def query() -> list[asyncpg.Record]:
         connection = await asyncpg.connect(database_url)
@@ -55,14 +67,8 @@ def test_ingests_answered_201_survive_the_api_being_killed(
     tmp_path: Path, origin: Origin, database_url: str, redis_prefix: str
 ) -> None:
     port = free_port()
-    prefix = f"{redis_prefix}durable-{uuid.uuid4().hex[:6]}:"
-    environment = clean_environment(
-        THUMBS_DATA_DIR=str(tmp_path / "data"), THUMBS_DATABASE_URL=database_url, THUMBS_REDIS_URL=REDIS_URL,
-        THUMBS_REDIS_PREFIX=prefix, THUMBS_SECRET="durable", THUMBS_ADMIN_TOKEN="a", THUMBS_WARM_TOKEN="w",
-        THUMBS_INGEST_TOKEN="i", THUMBS_ALLOWED_SOURCES=origin.base_url.removeprefix("http://"),
-        THUMBS_ALLOW_PRIVATE_SOURCES="true", THUMBS_HOST="127.0.0.1", THUMBS_PORT=str(port),
-        THUMBS_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", THUMBS_NEGATIVE_TTL="1", PYTHONUNBUFFERED="1",
-    )
+    environment = product_environment(tmp_path, origin, database_url, f"{redis_prefix}durable-", port,
+                                      THUMBS_NEGATIVE_TTL="1")
     run_tag = uuid.uuid4().hex[:8]
     paths = [f"/durable/{run_tag}/{n}.png" for n in range(IMAGES)]
     sources = [origin.add(path, demo_image(n, "small").data, content_type="image/png") for n, path in enumerate(paths)]
@@ -113,14 +119,7 @@ def test_backfill_with_redis_is_made_by_the_worker_through_the_stream(
     """The API (no consumer of its own) starts the job; only the worker generates; the rows and
     the job's progress show the truth, the broken source failed with its reason."""
     port = free_port()
-    prefix = f"{redis_prefix}backfill-{uuid.uuid4().hex[:6]}:"
-    environment = clean_environment(
-        THUMBS_DATA_DIR=str(tmp_path / "data"), THUMBS_DATABASE_URL=database_url, THUMBS_REDIS_URL=REDIS_URL,
-        THUMBS_REDIS_PREFIX=prefix, THUMBS_SECRET="durable", THUMBS_ADMIN_TOKEN="a", THUMBS_WARM_TOKEN="w",
-        THUMBS_INGEST_TOKEN="i", THUMBS_ALLOWED_SOURCES=origin.base_url.removeprefix("http://"),
-        THUMBS_ALLOW_PRIVATE_SOURCES="true", THUMBS_HOST="127.0.0.1", THUMBS_PORT=str(port),
-        THUMBS_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", PYTHONUNBUFFERED="1",
-    )
+    environment = product_environment(tmp_path, origin, database_url, f"{redis_prefix}backfill-", port)
     run_tag = uuid.uuid4().hex[:8]
     paths = [f"/backfill/{run_tag}/{n}.png" for n in range(5)]
     sources = [origin.add(path, demo_image(n + 20, "small").data, content_type="image/png")
