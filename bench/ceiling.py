@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 
 def create_app() -> Starlette:
@@ -42,14 +43,14 @@ def create_raw_app() -> object:
     health_start = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
     health = {"type": "http.response.body", "body": b"ok"}
 
-    async def app(scope: dict, receive: object, send: object) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         if scope["path"] == "/healthz":
-            await send(health_start)  # type: ignore[operator]
-            await send(health)  # type: ignore[operator]
+            await send(health_start)
+            await send(health)
             return
-        await send(start)  # type: ignore[operator]
-        await send(answer)  # type: ignore[operator]
+        await send(start)
+        await send(answer)
 
     return app

@@ -84,18 +84,18 @@ def sweep(ctx: Context) -> list[tuple[str, str, list[int], list[float], list[flo
             data = image.path.read_bytes()
             reference = Reference(Image.open(io.BytesIO(data)).convert("RGB"))
             add(kind, "Pillow draft+thumbnail, q65, optimize", pillow(data), reference, None)
-            decoded, plain_ms = _cpu(lambda data=data: _decode(data))  # type: ignore[misc]
+            decoded, plain_ms = _cpu(functools.partial(_decode, data))
             assert isinstance(decoded, pyvips.Image)
             add(kind, "thumbnail, default (the decode+resize the rows below compare with)",
                 decoded.jpegsave_buffer(**BASE), reference, plain_ms)
             for name, options in ENCODERS.items():
-                jpeg, ms = _cpu(lambda options=options, decoded=decoded: decoded.jpegsave_buffer(**{**BASE, **options}))  # type: ignore[misc]
+                jpeg, ms = _cpu(functools.partial(decoded.jpegsave_buffer, **{**BASE, **options}))
                 assert isinstance(jpeg, bytes)
                 add(kind, name, jpeg, reference, ms)
             for name, resize in RESIZES.items():
                 if name.startswith("jpegload") and not image.path.suffix == ".jpg":
                     continue
-                resized, ms = _cpu(lambda data=data, resize=resize: resize(data))  # type: ignore[misc]
+                resized, ms = _cpu(functools.partial(resize, data))
                 assert isinstance(resized, pyvips.Image)
                 timed = ms if name.startswith("thumbnail") else None  # the jpegload rows score kernels only
                 add(kind, name, resized.jpegsave_buffer(**BASE), reference, timed)

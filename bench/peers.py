@@ -24,6 +24,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import httpx
 import numpy as np
@@ -135,25 +136,25 @@ def systems(ctx: Context, origin_: Origin) -> Iterator[list[System]]:
     with contextlib.ExitStack() as stack:
         base, pid = stack.enter_context(
             serve_ours_process(ours_settings(ctx.work, "peers", host), ctx.work / "ours" / "peers.log"))
-        found = [System("thumbs", pid, lambda source, base=base: ours_url(base, source),  # type: ignore[misc]
+        found = [System("thumbs", pid, partial(ours_url, base),
                         cold_header=("x-thumb-tier", "generated"))]
         if baseline := os.environ.get("BENCH_BASELINE"):  # e.g. BENCH_BASELINE=caf9819: before/after
             root = export_revision(baseline, ctx.work)
             base, pid = stack.enter_context(serve_ours_process(
                 ours_settings(ctx.work, "peers-baseline", host), ctx.work / "ours" / "peers-baseline.log", root=root))
             found.append(System(f"thumbs@{root.name.removeprefix('revision-')}", pid,
-                                lambda source, base=base: ours_url(base, source),  # type: ignore[misc]
+                                partial(ours_url, base),
                                 cold_header=("x-thumb-tier", "generated")))
         if thumbor_available():
             base, pid = stack.enter_context(serve_thumbor_process(ctx.work, 1, engine_threads=CORES))
-            found.append(System("thumbor", pid, lambda source, base=base: thumbor_url(base, source)))  # type: ignore[misc]
+            found.append(System("thumbor", pid, partial(thumbor_url, base)))
         if node_peers_available():
             base, pid = stack.enter_context(serve_next(ctx.work))
-            found.append(System("next", pid, lambda source, base=base: next_url(base, source),  # type: ignore[misc]
+            found.append(System("next", pid, partial(next_url, base),
                                 headers={"Accept": "image/jpeg"}, cold_header=("x-nextjs-cache", "MISS")))
             base, pid = stack.enter_context(serve_ipx(ctx.work))
             # ipx asks the origin for a HEAD (metadata) and then the GET.
-            found.append(System("ipx", pid, lambda source, base=base: ipx_url(base, source),  # type: ignore[misc]
+            found.append(System("ipx", pid, partial(ipx_url, base),
                                 origin_requests_per_thumbnail=2))
         yield found
 

@@ -66,7 +66,7 @@ def create_proxy(config: ProxyConfig, *, warm_consumer: bool) -> Proxy:
     if config.redis_url:
         redis_tier = RedisTier(config.redis_url, config.redis_prefix, config.redis_ttl)
         lease_client = Redis.from_url(config.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        leases = Leases(lease_client, config.redis_prefix)
+        leases = Leases(lease_client, config.redis_prefix, millis=config.lease_ms)
         queue = RedisWarmQueue(config.redis_url, config.redis_prefix, backoff=retry_backoff)
     else:
         queue = MemoryWarmQueue(backoff=retry_backoff)

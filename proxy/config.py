@@ -41,4 +41,7 @@ class ProxyConfig:
     redis_prefix: str = "thumbs:"
     redis_ttl: int = 7 * 24 * 3600
     negative_ttl: int = 60
+    # How long a cross-process single-flight lease lasts before others may take over (renewed
+    # every third of it while its holder works): a dead holder costs waiters at most this long.
+    lease_ms: int = 5000
     store_url: str = "var/thumbs"  # file:///path, a plain path, or s3://bucket/prefix?endpoint=…

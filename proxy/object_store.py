@@ -11,10 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import obstore
 from obstore.exceptions import BaseError, NotFoundError
 from obstore.store import S3Store
+
+if TYPE_CHECKING:  # typing-only names in obstore's stubs
+    from obstore.store import ClientConfig, RetryConfig, S3Config
 
 # Thumbnails are < 20 KB: a request that takes longer than this is a store in trouble.
 REQUEST_TIMEOUT = "5s"
@@ -40,20 +44,21 @@ class S3Location:
 class ObjectStore:
     def __init__(self, location: S3Location) -> None:
         self.location = location
-        options: dict[str, str | bool] = {"timeout": REQUEST_TIMEOUT, "connect_timeout": CONNECT_TIMEOUT,
-                                          "allow_http": location.allow_http}
-        credentials: dict[str, str] = {}
+        options: ClientConfig = {"timeout": REQUEST_TIMEOUT, "connect_timeout": CONNECT_TIMEOUT,
+                                 "allow_http": location.allow_http}
+        config: S3Config = {"region": location.region, "virtual_hosted_style_request": False}
+        if location.endpoint:
+            config["endpoint"] = location.endpoint
         if location.access_key_id and location.secret_access_key:
-            credentials = {"access_key_id": location.access_key_id,
-                           "secret_access_key": location.secret_access_key}
-        retry = {"max_retries": 2, "retry_timeout": dt.timedelta(seconds=10),
-                 "backoff": {"init_backoff": dt.timedelta(milliseconds=50), "max_backoff": dt.timedelta(seconds=1),
-                             "base": 2}}
-        self.store = S3Store(
-            location.bucket, prefix=location.prefix or None, endpoint=location.endpoint, region=location.region,
-            client_options=options, retry_config=retry, virtual_hosted_style_request=False,  # type: ignore[arg-type]
-            **credentials,  # type: ignore[arg-type]
-        )
+            config["access_key_id"] = location.access_key_id
+            config["secret_access_key"] = location.secret_access_key
+        retry: RetryConfig = {
+            "max_retries": 2, "retry_timeout": dt.timedelta(seconds=10),
+            "backoff": {"init_backoff": dt.timedelta(milliseconds=50), "max_backoff": dt.timedelta(seconds=1),
+                        "base": 2},
+        }
+        self.store = S3Store(location.bucket, prefix=location.prefix or None, config=config,
+                             client_options=options, retry_config=retry)
 
     @staticmethod
     def path(key: str) -> str:
