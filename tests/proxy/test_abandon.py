@@ -21,6 +21,7 @@ from proxy.variants import THUMB
 from tests.support import images
 from tests.support.origin import Origin
 from tests.support.servers import serve_in_thread
+from tests.support.wait import wait_until
 from thumbs.configs import proxy_config
 from thumbs.settings import Settings
 
@@ -64,14 +65,6 @@ def served(settings: Settings) -> Iterator[tuple[Proxy, str]]:
         yield started, base
 
 
-async def until(condition: Callable[[], bool], what: str, limit: float = 15) -> None:
-    for _ in range(int(limit / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"never happened: {what}")
-
-
 @asynccontextmanager
 async def leaving_clients(base: str, path: str, count: int) -> AsyncIterator[list[asyncio.StreamReader]]:
     """``count`` raw HTTP/1.1 GETs that close their connections, unanswered, when the block ends."""
@@ -104,8 +97,8 @@ async def test_misses_everyone_left_never_reach_render(make_settings: Callable[.
             for source in sources:
                 await stack.enter_async_context(leaving_clients(base, thumbnail_path(source, settings.secret), 2))
             # Every flight's fetch is under way before its two clients leave.
-            await until(lambda: all(origin.hits[name] == 1 for name in names), "every fetch started")
-        await until(idle(started), "abandoned flights unwound")
+            await wait_until(lambda: all(origin.hits[name] == 1 for name in names), what="every fetch started")
+        await wait_until(idle(started), what="abandoned flights unwound")
         assert renders.count == 0
         assert started.service.flights.abandoned == 6
         assert all(origin.hits[name] == 1 for name in names)
@@ -130,13 +123,13 @@ async def test_a_client_that_stays_gets_its_thumbnail(make_settings: Callable[..
     with served(settings) as (started, base):
         async with httpx.AsyncClient(timeout=30) as client:
             async with leaving_clients(base, path, 3):
-                await until(lambda: origin.hits[name] == 1, "the fetch started")
+                await wait_until(lambda: origin.hits[name] == 1, what="the fetch started")
                 stayer = asyncio.ensure_future(client.get(base + path))
-                await until(lambda: started.service.flights.coalesced == 3, "the stayer joined the flight")
+                await wait_until(lambda: started.service.flights.coalesced == 3, what="the stayer joined the flight")
             response = await stayer
         assert response.status_code == 200
         assert response.headers["x-thumb-tier"] == "generated"
-        await until(idle(started), "the flight finished")
+        await wait_until(idle(started), what="the flight finished")
     assert started.service.flights.abandoned == 0
     assert renders.count == 1
     assert origin.hits[name] == 1
@@ -150,9 +143,9 @@ async def test_a_warm_up_survives_its_page_viewers_leaving(make_settings: Callab
     with served(settings) as (started, base):
         async with httpx.AsyncClient(timeout=30, headers={"Authorization": "Bearer warm-token"}) as client:
             async with leaving_clients(base, thumbnail_path(source, settings.secret), 3):
-                await until(lambda: origin.hits[name] == 1, "the fetch started")
+                await wait_until(lambda: origin.hits[name] == 1, what="the fetch started")
                 warm = asyncio.ensure_future(client.post(base + "/warm", json={"sources": [source], "wait": True}))
-                await until(lambda: started.service.flights.coalesced == 3, "the warm-up joined the flight")
+                await wait_until(lambda: started.service.flights.coalesced == 3, what="the warm-up joined the flight")
             response = await warm
         assert response.status_code == 200
         assert response.json()["results"][0]["ok"] is True
@@ -173,14 +166,14 @@ async def test_a_queued_render_everyone_left_is_cancelled_and_frees_its_slot() -
         waiter = asyncio.ensure_future(
             flights.run("k", lambda gate: pool.run(ran.append, 1, gate=gate), abandonable=True)
         )
-        await until(lambda: pool.in_flight == 2, "the render queued")
+        await wait_until(lambda: pool.in_flight == 2, what="the render queued")
         waiter.cancel()
         await asyncio.gather(waiter, return_exceptions=True)
-        await until(lambda: pool.in_flight == 1, "the queued slot freed")
+        await wait_until(lambda: pool.in_flight == 1, what="the queued slot freed")
         assert flights.abandoned == 1 and len(flights) == 0
         release.set()
         assert await busy is True
-        await until(lambda: pool.in_flight == 0, "the pool drained")
+        await wait_until(lambda: pool.in_flight == 0, what="the pool drained")
         assert ran == []
     finally:
         release.set()
@@ -200,14 +193,14 @@ async def test_a_started_render_finishes_for_whoever_asks_next() -> None:
     try:
         flights: Flights[str] = Flights()
         waiter = asyncio.ensure_future(flights.run("k", lambda gate: pool.run(job, gate=gate), abandonable=True))
-        await until(started.is_set, "the render started")
+        await wait_until(started.is_set, what="the render started")
         waiter.cancel()
         await asyncio.gather(waiter, return_exceptions=True)
         assert flights.abandoned == 0 and len(flights) == 1  # still running, not dropped
         later = asyncio.ensure_future(flights.run("k", lambda gate: pool.run(job, gate=gate)))
         release.set()
         assert await later == ("thumbnail", True)  # joined the started flight
-        await until(lambda: pool.in_flight == 0, "the slot freed")
+        await wait_until(lambda: pool.in_flight == 0, what="the slot freed")
     finally:
         release.set()
         pool.close()

@@ -8,9 +8,11 @@ import zlib
 
 import pytest
 
+from proxy import admission
 from proxy.admission import FetchBudget, SourceHold
 from proxy.content_coding import PIECE, CappedDecoder, StackedEncoding, UnsupportedEncoding, codings_of
 from proxy.errors import Overloaded, TooLarge
+from tests.support.wait import ManualClock, wait_until
 
 
 async def test_a_ticket_shrinks_to_the_declared_length_and_frees_its_slot_when_downloaded() -> None:
@@ -44,8 +46,8 @@ async def test_a_waiter_is_admitted_when_bytes_come_free() -> None:
 
     async with budget.admit() as first:
         waiter = asyncio.create_task(second())
-        await asyncio.sleep(0.05)
-        assert budget.waiting == 1 and order == []
+        await wait_until(lambda: budget.waiting == 1, what="the second download to wait for bytes")
+        assert order == []
         first.expect(30)  # 30 + 60 fits in 100
         await asyncio.wait_for(waiter, 1)
     assert order == ["second"] and budget.bytes == 0
@@ -57,7 +59,7 @@ async def test_one_download_may_always_run_alone() -> None:
         assert budget.bytes == 50
 
 
-def test_the_hold_is_bounded_and_expires() -> None:
+def test_the_hold_is_bounded_and_expires(monkeypatch: pytest.MonkeyPatch) -> None:
     hold = SourceHold(max_bytes=10, seconds=60)
     hold.put("a", b"12345")
     hold.put("b", b"12345")
@@ -66,12 +68,15 @@ def test_the_hold_is_bounded_and_expires() -> None:
     hold.put("big", b"x" * 11)  # larger than the whole hold: not kept
     assert hold.take("big") is None
     assert hold.take("b") == b"12345" and hold.take("b") is None
-    short = SourceHold(max_bytes=10, seconds=0.0001)
+    clock = ManualClock()
+    monkeypatch.setattr(admission, "time", clock)
+    short = SourceHold(max_bytes=10, seconds=5)
     short.put("a", b"1")
-    import time
-
-    time.sleep(0.01)
-    assert short.take("a") is None and short.bytes == 0
+    short.put("b", b"2")
+    clock.advance(4.999)
+    assert short.take("a") == b"1"  # still inside its window
+    clock.advance(0.001)
+    assert short.take("b") is None and short.bytes == 0  # expired at exactly ``seconds``
 
 
 def test_codings_are_parsed_with_identity_dropped() -> None:

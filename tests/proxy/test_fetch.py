@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import threading
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -16,6 +17,7 @@ from tests.proxy.conftest import running
 from tests.support import images
 from tests.support.origin import Origin
 from tests.support.servers import free_port
+from tests.support.wait import wait_until
 from thumbs.settings import Settings
 
 
@@ -122,14 +124,18 @@ async def test_declared_oversize_body_is_refused(make_settings: Callable[..., Se
 async def test_oversize_stream_is_cut_off_while_reading(make_settings: Callable[..., Settings], origin: Origin,
                                                         unique) -> None:
     produced: list[int] = []
+    ended = threading.Event()  # the origin runs in its own thread
 
     async def endless(_: Request) -> Response:
         async def chunks() -> AsyncIterator[bytes]:
-            yield images.png(images.solid(20, 20))[:100]
-            for index in range(2000):  # 128 MB if read to the end
-                produced.append(index)
-                yield b"\0" * 65536
-                await asyncio.sleep(0.001)
+            try:
+                yield images.png(images.solid(20, 20))[:100]
+                for index in range(2000):  # 128 MB if read to the end
+                    produced.append(index)
+                    yield b"\0" * 65536
+                    await asyncio.sleep(0.001)  # a slow origin
+            finally:
+                ended.set()  # the proxy hung up (or, wrongly, read it all)
 
         return StreamingResponse(chunks(), media_type="image/png")  # no Content-Length
 
@@ -137,7 +143,7 @@ async def test_oversize_stream_is_cut_off_while_reading(make_settings: Callable[
     async with running(make_settings(max_source_bytes=1_000_000)) as proxy:
         response = await proxy.thumb(source)
     assert response.status_code == 413 and response.json()["error"] == "too_large"
-    await asyncio.sleep(0.2)
+    await wait_until(ended.is_set, what="the origin's stream to end")
     assert len(produced) < 100  # the proxy stopped reading long before the end
 
 

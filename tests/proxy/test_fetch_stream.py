@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from proxy import fetch
 from proxy.fetch import GuardedNetworkBackend, SourcePolicy
+from tests.support.wait import wait_until
 
 BODY = bytes(range(256)) * (8 * 1024)  # 2 MiB
 
@@ -122,7 +123,9 @@ async def test_a_connection_the_origin_closed_is_not_reused() -> None:
     try:
         async with _pool() as pool:
             assert (await pool.request("GET", url)).content == BODY
-            await asyncio.sleep(0.2)  # the hang-up reaches the idle pooled connection
+            # Once the hang-up reaches it, the idle connection reads as expired (or is already dropped).
+            await wait_until(lambda: all(c.has_expired() for c in pool.connections),
+                             what="the pool to see the origin's hang-up on its idle connection")
             assert (await pool.request("GET", url)).content == BODY
     finally:
         server.close()

@@ -4,7 +4,6 @@ under load: cached thumbnails keep flowing, misses fail cleanly, and service res
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from tests.support import images
 from tests.support.edge import run_nginx
 from tests.support.origin import Origin
 from tests.support.servers import free_port, serve_in_thread
+from tests.support.wait import wait_until_sync
 from thumbs.app import create_app
 from thumbs.settings import Settings
 
@@ -41,6 +41,7 @@ class Load(threading.Thread):
         self.base, self.paths = base, paths
         self.statuses: Counter[int] = Counter()
         self.cache: Counter[str] = Counter()
+        self.answered = 0  # a plain int, safe to read from the test's thread
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -50,6 +51,7 @@ class Load(threading.Thread):
                 response = client.get(self.paths[index % len(self.paths)])
                 self.statuses[response.status_code] += 1
                 self.cache[response.headers.get("x-cache-status", "?")] += 1
+                self.answered += 1
                 index += 1
 
 
@@ -64,18 +66,22 @@ def test_cached_thumbnails_keep_flowing_while_the_app_restarts(nginx_edge: tuple
         assert [httpx.get(base + path).headers["x-cache-status"] for path in paths] == ["MISS"] * 20
     load = Load(base, paths)
     load.start()
+
+    def answers(more: int, what: str) -> None:
+        """Wait until the load has had ``more`` answers than now."""
+        target = load.answered + more
+        wait_until_sync(lambda: load.answered >= target, 30, what=f"{more} answers from the edge {what}")
+
     try:
-        time.sleep(0.5)  # the app is down: only the edge answers
+        answers(20, "while the app is down")  # only the edge answers
         down = httpx.get(base + late, timeout=10)
-        during_outage = sum(load.statuses.values())
         with serve_in_thread(create_app(settings), port=app_port):
             back = httpx.get(base + late, timeout=10)
-            time.sleep(0.3)
-        time.sleep(0.3)  # and down again
+            answers(20, "with the app back")
+        answers(20, "with the app down again")
     finally:
         load.stop.set()
         load.join(timeout=10)
-    assert during_outage > 20
     assert load.statuses == Counter({200: sum(load.statuses.values())}), load.statuses
     assert set(load.cache) == {"HIT"}
     # A miss with no upstream fails fast in the JSON contract, never hangs or shows nginx's HTML.

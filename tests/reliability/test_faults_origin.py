@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,6 +17,7 @@ from proxy.variants import THUMB
 from tests.proxy.conftest import running
 from tests.support import images
 from tests.support.origin import Origin
+from tests.support.wait import wait_until
 from thumbs.settings import Settings
 
 WARM_AUTH = {"authorization": "Bearer warm-token"}
@@ -54,14 +56,22 @@ async def test_an_intermittent_origin_is_retried_after_the_negative_ttl(
 
     source = origin.add_handler(unique("flaky.jpg"), flaky)
     async with running(make_settings(negative_ttl=1)) as proxy:
+        failed_at = time.monotonic()
         first = await proxy.thumb(source)
         assert first.status_code == 502 and first.json()["error"] == "origin_error"
         remembered = await proxy.thumb(source)
         assert remembered.status_code == 502 and len(seen) == 1  # answered from the negative cache
-        await asyncio.sleep(1.2)
-        recovered = await proxy.thumb(source)
-        assert recovered.status_code == 200 and recovered.headers["x-thumb-tier"] == "generated"
-    assert len(seen) == 2
+
+        async def recovered() -> httpx.Response | None:
+            response = await proxy.thumb(source)
+            return response if response.status_code == 200 else None
+
+        # Asking again and again inside the TTL gets the remembered 502 without touching the origin.
+        response = await wait_until(recovered, 10, what="the negative entry to expire", every=0.05)
+        waited = time.monotonic() - failed_at
+        assert response.headers["x-thumb-tier"] == "generated"
+    assert len(seen) == 2  # one failure, one success: every retry inside the TTL was answered from memory
+    assert waited >= 1.0, f"the negative entry expired after {waited:.2f} s, before its 1 s TTL"
 
 
 async def test_garbage_from_the_origin_is_a_remembered_4xx(
@@ -104,11 +114,10 @@ async def test_warm_queue_retries_a_failing_origin_a_bounded_number_of_times(
         proxy.proxy.warmer.queue.backoff = 0.2  # same policy, shorter clock
         accepted = await proxy.client.post("/warm", json={"sources": [recovering, broken]}, headers=WARM_AUTH)
         assert accepted.status_code == 202 and len(accepted.json()["accepted"]) == 2
-        deadline = time.monotonic() + 20
         queue = proxy.proxy.warmer.queue
-        while len(queue.parked) < 1 or not DiskStore(settings.store_dir).path(cache_key(recovering, THUMB)).is_file():
-            assert time.monotonic() < deadline, "warm retries did not settle"
-            await asyncio.sleep(0.05)
+        store = DiskStore(settings.store_dir)
+        await wait_until(lambda: queue.parked and store.path(cache_key(recovering, THUMB)).is_file(), 20,
+                         what="warm retries to settle (one parked, one stored)")
         assert [source for source, _ in queue.parked] == [broken]
         assert await queue.depth() == 0
     assert len(recovering_calls) == 3

@@ -16,28 +16,18 @@ import pyvips
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from proxy import admission
 from proxy.urls import ThumbnailRequest, cache_key
 from proxy.variants import THUMB
 from tests.proxy.conftest import running
 from tests.support import images
 from tests.support.images import _png_chunk
 from tests.support.origin import Origin
+from tests.support.wait import ManualClock, holds_for, wait_until
 from thumbs.settings import Settings
 
 WARM_AUTH = {"authorization": "Bearer warm-token"}
 MB = 1_000_000
-
-
-async def until(predicate: Callable[[], object], within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 def _png() -> bytes:
@@ -159,7 +149,7 @@ async def test_a_full_pool_is_503_before_the_origin_is_contacted(make_settings: 
     settings = make_settings(processing_threads=1, processing_queue=1, negative_ttl=0)  # two places
     async with running(settings) as proxy:
         first = [asyncio.create_task(proxy.thumb(source)) for source in busy]
-        await until(lambda: sum(gate.arrived for gate in held) == 2)  # both downloading, each with a place
+        await wait_until(lambda: sum(gate.arrived for gate in held) == 2)  # both downloading, each with a place
         refused = await proxy.thumb(extra)
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"] == "overloaded"
@@ -182,9 +172,9 @@ async def test_downloads_beyond_the_budget_wait_without_contacting_the_origin(
     async with running(make_settings(max_concurrent_fetches=2, negative_ttl=0)) as proxy:
         budget = proxy.proxy.service.budget
         tasks = [asyncio.create_task(proxy.thumb(source)) for source in sources]
-        await until(lambda: budget.fetches == 2 and budget.waiting == 1)
-        await asyncio.sleep(0.1)
-        assert sum(gate.arrived for gate in held) == 2  # the third waits for a ticket, not on the origin
+        await wait_until(lambda: budget.fetches == 2 and budget.waiting == 1, what="two fetching, one waiting")
+        # The third waits for a ticket, not on the origin: nothing else reaches it over a window.
+        await holds_for(lambda: sum(gate.arrived for gate in held) == 2, 0.1, what="two downloads at the origin")
         for gate in held:
             gate.release.set()
         assert [r.status_code for r in await asyncio.gather(*tasks)] == [200, 200, 200]
@@ -216,9 +206,9 @@ async def test_bytes_in_flight_bound_how_many_big_sources_download_at_once(
     async with running(settings) as proxy:
         budget = proxy.proxy.service.budget
         tasks = [asyncio.create_task(proxy.thumb(source)) for source in sources]
-        await until(lambda: budget.waiting == 2 and len(arrived) == 2)
-        await asyncio.sleep(0.1)
-        assert len(arrived) == 2 and budget.bytes == 2 * cap  # two reservations of the cap; two wait
+        await wait_until(lambda: budget.waiting == 2 and len(arrived) == 2, what="two downloading, two waiting")
+        # Two reservations of the cap; the other two wait, over a window, without reaching the origin.
+        await holds_for(lambda: len(arrived) == 2 and budget.bytes == 2 * cap, 0.1, what="two downloads, 2 x cap")
         release.set()
         assert [r.status_code for r in await asyncio.gather(*tasks)] == [200] * 4
         assert budget.bytes == 0
@@ -236,7 +226,7 @@ class BlockedPool:
 
 
 async def test_a_source_fetched_for_a_request_that_left_is_not_fetched_again_for_its_retry(
-    make_settings: Callable[..., Settings], origin: Origin, unique
+    make_settings: Callable[..., Settings], origin: Origin, unique, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = origin.add(unique("kept.png"), _png())
     path = unique("kept.png")
@@ -247,11 +237,11 @@ async def test_a_source_fetched_for_a_request_that_left_is_not_fetched_again_for
         request = ThumbnailRequest(source, THUMB)
         waiting = asyncio.create_task(service.generate(request, abandonable=True))
         queued = service.pool._executor._work_queue  # type: ignore[union-attr]
-        await until(lambda: queued.qsize() == 1)  # downloaded, its render queued behind the blocker
+        await wait_until(lambda: queued.qsize() == 1)  # downloaded, its render queued behind the blocker
         assert origin.hits[path] == 1
         waiting.cancel()  # the client left: the queued render is dropped ...
         await asyncio.gather(waiting, return_exceptions=True)
-        await until(lambda: len(service.hold) == 1)  # ... but the download is kept
+        await wait_until(lambda: len(service.hold) == 1)  # ... but the download is kept
         blocker.event.set()
         await occupied
         retry = await proxy.thumb(source)
@@ -261,9 +251,10 @@ async def test_a_source_fetched_for_a_request_that_left_is_not_fetched_again_for
 
         # After the window, a held source is gone: a new miss downloads again.
         other = origin.add(unique("expires.png"), _png())
-        service.hold.seconds = 0.05
+        clock = ManualClock()
+        monkeypatch.setattr(admission, "time", clock)  # the hold's clock only
         service.hold.put(other, _png())
-        await asyncio.sleep(0.1)
+        clock.advance(service.hold.seconds + 0.001)
         assert (await proxy.thumb(other)).status_code == 200
     assert origin.hits[unique("expires.png")] == 1
 
@@ -378,4 +369,4 @@ async def test_a_warm_batch_answers_per_item_and_keeps_the_good_ones(
             assert [item["source"] for item in body["accepted"]] == [good[0], good[1], t_path, good[2], t_shaped]
             assert sorted(item["source"] for item in body["refused"]) == sorted(MALFORMED)
         for source in good:
-            await until(lambda source=source: store.exists(cache_key(source, THUMB)))
+            await wait_until(lambda source=source: store.exists(cache_key(source, THUMB)))
