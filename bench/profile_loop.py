@@ -26,8 +26,8 @@ from bench.targets import ours_settings, ours_url, serve_ours_process
 
 # Checked from the leaf outwards; the first component a frame names wins.
 COMPONENTS = (
-    ("origin fetch (proxy.fetch, httpx, httpcore, h11)", ("OriginFetcher", "AsyncioStream", "httpx/", "httpcore/",
-                                                         "h11/")),
+    ("origin fetch (proxy.fetch, proxy.origin_http)", ("OriginFetcher", "OriginConnection", "OriginPool",
+                                                       "origin_http.py", "fetch.py", "httpx/", "httpcore/", "h11/")),
     ("store (DiskStore, to_thread hand-off)", ("DiskStore", "to_thread")),
     ("render hand-off (processing pool, futures)", ("ProcessingPool", "wrap_future", "_chain_future",
                                                     "_copy_future_state")),

@@ -20,12 +20,12 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import httpcore
 import pytest
 import redis
 
 from library_api.migrate import run_migrations
 from proxy import fetch as guarded_fetch
+from proxy.errors import OriginUnreachable
 from tests.conftest import PG_ADMIN_URL
 from tests.proxy.conftest import proxy, redis_settings
 from tests.support.pg import create_database, drop_database
@@ -140,7 +140,7 @@ class FakeNetwork:
                 return await real(host, port, *args, **kwargs)
             # Never leave the machine: an unmapped outside address is "unreachable".
             network.refused_dials.append((host, port))
-            raise httpcore.ConnectError(f"fake network: no route to {host}")
+            raise OriginUnreachable(f"cannot connect to the origin: fake network: no route to {host}")
 
         return fake
 

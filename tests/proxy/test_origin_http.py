@@ -1,0 +1,263 @@
+"""The origin client (proxy.origin_http under proxy.fetch's guard) against scripted origins.
+
+Each origin here is a raw asyncio server that answers with exactly the bytes a test gives,
+so malformed, cut-off, oversized and slow responses are what the client really meets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from proxy import origin_http
+from proxy.errors import OriginError, OriginUnreachable, TooLarge
+from proxy.fetch import OriginFetcher, SourcePolicy
+from tests.support.servers import free_port
+
+BODY = bytes(range(256)) * (8 * 1024)  # 2 MiB
+Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], object]
+
+
+def ok(body: bytes = BODY) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+
+class ScriptedOrigin:
+    """Answers each request head on a connection with the next item of ``replies`` (bytes),
+    then hangs up when ``close_after`` or when the replies run out."""
+
+    def __init__(self, replies: list[bytes], *, close_after: bool = False) -> None:
+        self.replies = replies
+        self.close_after = close_after
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.server: asyncio.Server | None = None
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while self.replies:
+                self.requests.append(await reader.readuntil(b"\r\n\r\n"))
+                writer.write(self.replies.pop(0))
+                await writer.drain()
+                if self.close_after:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def start(self, ssl_context: ssl.SSLContext | None = None) -> int:
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0, ssl=ssl_context)
+        return int(self.server.sockets[0].getsockname()[1])
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[..., object]]:
+    servers: list[ScriptedOrigin] = []
+
+    async def start(replies: list[bytes], ssl_context: ssl.SSLContext | None = None, **kwargs: bool) -> tuple[
+            ScriptedOrigin, int]:
+        origin = ScriptedOrigin(replies, **kwargs)
+        servers.append(origin)
+        return origin, await origin.start(ssl_context)
+
+    yield start
+    for origin in servers:
+        assert origin.server is not None
+        origin.server.close()
+
+
+def fetcher(max_bytes: int = 50_000_000, total_timeout: float = 10.0) -> OriginFetcher:
+    return OriginFetcher(SourcePolicy(("127.0.0.1",), allow_private=True), max_bytes=max_bytes,
+                         connect_timeout=5.0, total_timeout=total_timeout, max_redirects=3)
+
+
+async def test_a_kept_alive_connection_serves_the_next_fetch(serve) -> None:
+    origin, port = await serve([ok(), ok(b"second")])
+    client = fetcher()
+    try:
+        assert await client.fetch(f"http://127.0.0.1:{port}/a.jpg") == BODY
+        assert await client.fetch(f"http://127.0.0.1:{port}/b.jpg") == b"second"
+    finally:
+        await client.close()
+    assert origin.connections == 1
+    assert origin.requests[0].startswith(b"GET /a.jpg HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % port)
+    assert b"Accept-Encoding: identity" in origin.requests[0]
+
+
+async def test_a_connection_the_origin_closed_is_not_reused(serve) -> None:
+    origin, port = await serve([ok(), ok()], close_after=True)
+    client = fetcher()
+    try:
+        assert await client.fetch(f"http://127.0.0.1:{port}/a.jpg") == BODY
+        assert await client.fetch(f"http://127.0.0.1:{port}/b.jpg") == BODY  # a new connection
+    finally:
+        await client.close()
+    assert origin.connections == 2
+
+
+async def test_chunked_and_close_delimited_bodies(serve) -> None:
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    _, port = await serve([chunked, b"HTTP/1.0 200 OK\r\n\r\n" + b"until the end"], close_after=False)
+    client = fetcher()
+    try:
+        assert await client.fetch(f"http://127.0.0.1:{port}/a") == b"hello world"
+        assert await client.fetch(f"http://127.0.0.1:{port}/b") == b"until the end"
+    finally:
+        await client.close()
+
+
+async def test_an_interim_response_is_skipped(serve) -> None:
+    _, port = await serve([b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"real")])
+    client = fetcher()
+    try:
+        assert await client.fetch(f"http://127.0.0.1:{port}/a") == b"real"
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 10, id="shorter-than-declared"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", id="cut-chunked"),
+        pytest.param(b"SMTP ready\r\n\r\n", id="not-http"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello", id="two-lengths"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n", id="bad-header"),
+        pytest.param(b"", id="silent-hang-up"),
+    ],
+)
+async def test_broken_responses_are_origin_errors(reply: bytes, serve) -> None:
+    _, port = await serve([reply], close_after=True)
+    client = fetcher()
+    try:
+        with pytest.raises((OriginError, OriginUnreachable)) as caught:
+            await client.fetch(f"http://127.0.0.1:{port}/a")
+        assert caught.value.status == 502
+    finally:
+        await client.close()
+
+
+async def test_an_endless_response_head_is_cut_off_at_its_bound(serve) -> None:
+    head = b"HTTP/1.1 200 OK\r\n" + b"X-Filler: " + b"a" * (origin_http.MAX_HEAD_BYTES * 4) + b"\r\n\r\n"
+    _, port = await serve([head], close_after=True)
+    client = fetcher()
+    try:
+        with pytest.raises(OriginError, match="head is over"):
+            await client.fetch(f"http://127.0.0.1:{port}/a")
+    finally:
+        await client.close()
+
+
+async def test_bytes_after_a_response_make_the_connection_unusable(serve) -> None:
+    origin, port = await serve([ok(b"one") + b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad", ok(b"two")])
+    client = fetcher()
+    try:
+        assert await client.fetch(f"http://127.0.0.1:{port}/a") == b"one"
+        assert await client.fetch(f"http://127.0.0.1:{port}/b") == b"two"
+    finally:
+        await client.close()
+    assert origin.connections == 2  # never reused: the second fetch dialled again
+
+
+async def test_reading_pauses_while_the_consumer_lags(serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unread body bytes stay under the high-water mark (plus one socket read) however fast the origin is."""
+    monkeypatch.setattr(origin_http, "HIGH_WATER", 128 * 1024)
+    _, port = await serve([ok()])
+    client = fetcher()
+    peak = 0
+    original = origin_http.OriginConnection.on_body
+
+    def measured(self: origin_http.OriginConnection, body: bytes) -> None:
+        nonlocal peak
+        original(self, body)
+        peak = max(peak, self._buffered)
+
+    monkeypatch.setattr(origin_http.OriginConnection, "on_body", measured)
+    original_body = origin_http.OriginConnection.body
+
+    async def slow_body(self: origin_http.OriginConnection) -> AsyncIterator[bytes]:
+        async for chunk in original_body(self):
+            await asyncio.sleep(0.002)  # a consumer slower than loopback
+            yield chunk
+
+    monkeypatch.setattr(origin_http.OriginConnection, "body", slow_body)
+    try:
+        assert await client.fetch(f"http://127.0.0.1:{port}/a") == BODY
+    finally:
+        await client.close()
+    assert peak <= 128 * 1024 + 512 * 1024, peak
+
+
+async def test_the_byte_cap_closes_the_connection(serve) -> None:
+    origin, port = await serve([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                + b"10000\r\n" + b"z" * 0x10000 + b"\r\n" + b"0\r\n\r\n", ok(b"next")])
+    client = fetcher(max_bytes=1000)
+    try:
+        with pytest.raises(TooLarge):
+            await client.fetch(f"http://127.0.0.1:{port}/a")
+        assert await client.fetch(f"http://127.0.0.1:{port}/b") == b"next"
+    finally:
+        await client.close()
+    assert origin.connections == 2
+
+
+async def test_a_closed_port_is_unreachable() -> None:
+    client = fetcher()
+    try:
+        with pytest.raises(OriginUnreachable):
+            await client.fetch(f"http://127.0.0.1:{free_port()}/a")
+    finally:
+        await client.close()
+
+
+def _certificate(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_https_is_verified_and_kept_alive(serve, tmp_path: Path) -> None:
+    cert, key = _certificate(tmp_path)
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ssl.load_cert_chain(cert, key)
+    origin, port = await serve([ok(), ok(b"again")], server_ssl)
+    untrusting = fetcher()
+    try:
+        with pytest.raises(OriginUnreachable):  # a certificate nobody vouches for
+            await untrusting.fetch(f"https://127.0.0.1:{port}/a.jpg")
+    finally:
+        await untrusting.close()
+    trusting = fetcher()
+    trusting.dial.ssl_context = ssl.create_default_context(cafile=str(cert))
+    try:
+        assert await trusting.fetch(f"https://127.0.0.1:{port}/a.jpg") == BODY
+        assert await trusting.fetch(f"https://127.0.0.1:{port}/b.jpg") == b"again"
+    finally:
+        await trusting.close()
+    assert origin.connections == 1  # both over one kept-alive connection (a refused handshake never reaches it)
