@@ -31,6 +31,21 @@ def _verdict(met: bool | None) -> str:
     return "not measured" if met is None else ("**met**" if met else "**not met**")
 
 
+def _other_runs(sections: dict[str, dict[str, Any]], first: dict[str, Any]) -> list[str]:
+    """Sections measured in another run (or on another machine of this kind) than the header's."""
+    others = []
+    for name, section in sections.items():
+        machine = section.get("machine") or {}
+        if "date" not in machine or "cpu_model" not in machine:
+            continue
+        if (machine["date"][:10], machine["cpu_model"]) != (first["date"][:10], first["cpu_model"]):
+            others.append(f"{name}: {machine['date']} ({machine.get('mode', '?')}) on {machine.get('nproc', '?')} "
+                          f"CPU(s), {machine['cpu_model']}")
+    if not others:
+        return []
+    return ["", "Sections from other runs (compare only within a section): " + "; ".join(others) + "."]
+
+
 def header(sections: dict[str, dict[str, Any]]) -> list[str]:
     machine = next(iter(sections.values()))["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
@@ -40,6 +55,7 @@ def header(sections: dict[str, dict[str, Any]]) -> list[str]:
         f"Measured {machine['date']} ({machine['mode']} run) on {machine['nproc']} CPU(s), "
         f"{machine['cpu_model']}, {machine['memory_gib']} GiB memory, Linux {machine['kernel']}, "
         f"Python {machine['python']}.",
+        *_other_runs(sections, machine),
         "",
         f"Versions: {versions}.",
         "",
