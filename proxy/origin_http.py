@@ -6,7 +6,9 @@ protocol fed straight into llhttp (httptools, C; uvicorn's own parser) does the 
 for about an eighth of the CPU on a 290 KB source (``bench/NOTES.md``, "origin client").
 
 What it guarantees, whatever an origin sends:
-- the status line and headers together are at most :data:`MAX_HEAD_BYTES` (a 502 otherwise);
+- the status line and headers together are at most :data:`MAX_HEAD_BYTES`, and so is anything
+  between body bytes (chunk framing, extensions, trailers): a 502 otherwise, so the parser never
+  holds more than that plus one socket read;
 - at most :data:`HIGH_WATER` body bytes wait unread: reading pauses until the consumer
   (the fetcher, which applies the byte cap and content decoding) has taken them;
 - a response cut short (closed before its declared length or last chunk), malformed, or
@@ -56,7 +58,7 @@ class OriginConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._state = "idle"  # idle -> head -> body -> done; "closed" once the connection is gone
-        self._head_bytes = 0
+        self._unproductive = 0
         self._headers: dict[str, str] = {}
         self._head: asyncio.Future[ResponseHead] | None = None
         self._chunks: deque[bytes] = deque()
@@ -80,6 +82,8 @@ class OriginConnection(asyncio.Protocol):
             self._stray()
             return
         self.received_any = True
+        # Bytes since the head ended or the last body byte: what the parser may be holding.
+        self._unproductive += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -88,10 +92,10 @@ class OriginConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(f"malformed response from the origin ({exc})")
             return
-        if self._state == "head":
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self._fail(f"the origin's response head is over {MAX_HEAD_BYTES} bytes")
+        if self._state == "head" and self._unproductive > MAX_HEAD_BYTES:
+            self._fail(f"the origin's response head is over {MAX_HEAD_BYTES} bytes")
+        elif self._state == "body" and self._unproductive > MAX_HEAD_BYTES:
+            self._fail(f"over {MAX_HEAD_BYTES} bytes from the origin without any body (trailers, chunk extensions)")
 
     def eof_received(self) -> bool:
         self._ended()
@@ -120,6 +124,7 @@ class OriginConnection(asyncio.Protocol):
             self._headers = {}  # an interim response: the real one follows
             return
         self._state = "body"
+        self._unproductive = 0
         self._keep_alive = self._parser.should_keep_alive()  # read here: later it reflects parser state
         headers, self._headers = self._headers, {}
         self._close_delimited = (
@@ -132,6 +137,7 @@ class OriginConnection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         if self._state != "body":
             return
+        self._unproductive = 0
         self._chunks.append(body)
         self._buffered += len(body)
         if self._buffered > HIGH_WATER and not self._paused and self._transport is not None:
@@ -151,7 +157,7 @@ class OriginConnection(asyncio.Protocol):
             raise OriginProtocolError("the connection is closed", before_response=True)
         self._state = "head"
         self._parser = httptools.HttpResponseParser(self)
-        self._head_bytes = 0
+        self._unproductive = 0
         self.received_any = False
         self._head = asyncio.get_running_loop().create_future()
         self._transport.write(request_head)

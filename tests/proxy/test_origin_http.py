@@ -261,3 +261,23 @@ async def test_https_is_verified_and_kept_alive(serve, tmp_path: Path) -> None:
     finally:
         await trusting.close()
     assert origin.connections == 1  # both over one kept-alive connection (a refused handshake never reaches it)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param(b"0\r\nX-Trailer: " + b"t" * (origin_http.MAX_HEAD_BYTES * 4) + b"\r\n\r\n",
+                     id="endless-trailer"),
+        pytest.param(b"5;ext=" + b"e" * (origin_http.MAX_HEAD_BYTES * 4) + b"\r\nhello\r\n0\r\n\r\n",
+                     id="huge-extension"),
+    ],
+)
+async def test_bytes_between_body_bytes_are_bounded_too(tail: bytes, serve) -> None:
+    _, port = await serve([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n" + tail],
+                          close_after=True)
+    client = fetcher()
+    try:
+        with pytest.raises(OriginError, match="without any body"):
+            await client.fetch(f"http://127.0.0.1:{port}/a")
+    finally:
+        await client.close()
