@@ -1,6 +1,7 @@
-"""Section 5: the picker vs a naive grid of the 1,000 full originals, in headless Chromium.
+"""Section 5: the picker vs a naive grid of the 1,000 full originals (and a plain grid of lazy thumbnails),
+in headless Chromium.
 
-Both pages get the same script (bench/browser_probe.js, installed before any page script) in a
+Every page gets the same script (bench/browser_probe.js, installed before any page script) in a
 fresh Chromium each, with an empty cache, at 1280x800:
 
 1. navigate; first 12 painted and first screen complete, polled once per animation frame;
@@ -296,11 +297,15 @@ def _pass_extent(scroll: dict[str, Any]) -> dict[str, Any]:
 
 METHOD = (
     "Headless Chromium ({chromium}), 1280x800, a fresh browser and empty cache per page, the same script "
-    "(`bench/browser_probe.js`) for both. **picker**: the demo page (`thumbs demo --profile realistic "
+    "(`bench/browser_probe.js`) for every page. **picker**: the demo page (`thumbs demo --profile realistic "
     "--images {images}`, thumbnails warmed at ingest). **naive**: `bench/naive_grid.html`, which pages "
     "through the same API and shows every full original (1-5 MB PNG/JPEG) as a plain `<img>` in a CSS "
     "grid of the same columns, served by the bench with `/api` forwarded to the demo; the originals come "
-    "from the demo's stand-in origin on loopback. *First 12 painted*: the first animation frame (polled "
+    "from the demo's stand-in origin on loopback. **plain_lazy_thumbs**: the same page with `?thumbnails`: "
+    "the same plain grid with all 1,000 cells in the DOM (no virtualisation), each `<img>` showing what the "
+    "picker's tile shows (`cell_thumbnail_url`, srcset 1x/2x, sizes = the cell's width) with "
+    "`loading=\"lazy\"` on every image: it splits the picker's gain between thumbnails and "
+    "virtualisation. *First 12 painted*: the first animation frame (polled "
     "every frame from navigation) at which the first 12 visible cells' images are `complete` with a "
     "decoded size (the picker then fades them in over 160 ms). *Bytes before first screen*: CDP "
     "`Network.loadingFinished` encodedDataLength of responses done by the frame at which every visible "
@@ -334,6 +339,9 @@ CAVEATS = [
     "The naive grid requests all 1,000 originals at once with no lazy loading, as the Playground does today; "
     "its blank-cell figure is measured after pass 1, when most originals have arrived, and only over the "
     "part of the library its passes reached within the bounds (`library_scrolled_pass1_pct`).",
+    "plain_lazy_thumbs leaves the choice of what to load to the browser's lazy-loading distance (Chromium "
+    "loads lazy images well before they scroll into view) and keeps every cell and <img> in the DOM; its "
+    "first screen is not preloaded or inlined as the picker's is.",
     "Renderer memory is RSS of the page's renderer process; with --disable-gpu, raster tiles live partly in "
     "the GPU process, whose RSS is in the detail (`gpu_rss`).",
 ]
@@ -347,7 +355,8 @@ def run(ctx: Context) -> dict[str, Any]:
     with demo_server(ctx, IMAGES) as base, serving_naive_grid(base) as naive_base, sync_playwright() as playwright:
         warm = warm_thumbnails(base)
         print(f"   browser: thumbnails warmed: {warm}", flush=True)
-        for name, url in (("picker", f"{base}/"), ("naive", f"{naive_base}/")):
+        for name, url in (("picker", f"{base}/"), ("naive", f"{naive_base}/"),
+                          ("plain_lazy_thumbs", f"{naive_base}/?thumbnails")):
             print(f"   browser: {name} ({url})", flush=True)
             pages[name] = measure_page(playwright, url, budget)
             print(f"   browser: {name}: {pages[name]['summary']}", flush=True)

@@ -125,7 +125,7 @@ def browser(pages: dict[str, dict[str, Any]], path: Path) -> Path:
     names = list(pages)
     for axis, (key, title) in zip(axes, metrics, strict=True):
         values = [pages[name].get(key) for name in names]
-        bars = axis.bar(names, [v or 0 for v in values], color=["#1f77b4", "#d62728"][: len(names)])
+        bars = axis.bar(names, [v or 0 for v in values], color=["#1f77b4", "#d62728", "#2ca02c"][: len(names)])
         for bar, value in zip(bars, values, strict=True):
             axis.annotate("n/a" if value is None else f"{value:,.0f}",
                           (bar.get_x() + bar.get_width() / 2, bar.get_height() or 1), ha="center", va="bottom",
