@@ -7,6 +7,7 @@ so malformed, cut-off, oversized and slow responses are what the client really m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import ssl
@@ -83,14 +84,20 @@ def fetcher(max_bytes: int = 50_000_000, total_timeout: float = 10.0) -> OriginF
                          connect_timeout=5.0, total_timeout=total_timeout, max_redirects=3)
 
 
-async def test_a_kept_alive_connection_serves_the_next_fetch(serve) -> None:
-    origin, port = await serve([ok(), ok(b"second")])
-    client = fetcher()
+@contextlib.asynccontextmanager
+async def fetching(max_bytes: int = 50_000_000) -> AsyncIterator[OriginFetcher]:
+    client = fetcher(max_bytes)
     try:
-        assert await client.fetch(f"http://127.0.0.1:{port}/a.jpg") == BODY
-        assert await client.fetch(f"http://127.0.0.1:{port}/b.jpg") == b"second"
+        yield client
     finally:
         await client.close()
+
+
+async def test_a_kept_alive_connection_serves_the_next_fetch(serve) -> None:
+    origin, port = await serve([ok(), ok(b"second")])
+    async with fetching() as client:
+        assert await client.fetch(f"http://127.0.0.1:{port}/a.jpg") == BODY
+        assert await client.fetch(f"http://127.0.0.1:{port}/b.jpg") == b"second"
     assert origin.connections == 1
     assert origin.requests[0].startswith(b"GET /a.jpg HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % port)
     assert b"Accept-Encoding: identity" in origin.requests[0]
@@ -98,12 +105,9 @@ async def test_a_kept_alive_connection_serves_the_next_fetch(serve) -> None:
 
 async def test_a_connection_the_origin_closed_is_not_reused(serve) -> None:
     origin, port = await serve([ok(), ok()], close_after=True)
-    client = fetcher()
-    try:
+    async with fetching() as client:
         assert await client.fetch(f"http://127.0.0.1:{port}/a.jpg") == BODY
         assert await client.fetch(f"http://127.0.0.1:{port}/b.jpg") == BODY  # a new connection
-    finally:
-        await client.close()
     assert origin.connections == 2
 
 
@@ -111,21 +115,15 @@ async def test_chunked_and_close_delimited_bodies(serve) -> None:
     chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
     _, port = await serve([chunked, b"HTTP/1.0 200 OK\r\n\r\n" + b"until the end"], close_after=False)
-    client = fetcher()
-    try:
+    async with fetching() as client:
         assert await client.fetch(f"http://127.0.0.1:{port}/a") == b"hello world"
         assert await client.fetch(f"http://127.0.0.1:{port}/b") == b"until the end"
-    finally:
-        await client.close()
 
 
 async def test_an_interim_response_is_skipped(serve) -> None:
     _, port = await serve([b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"real")])
-    client = fetcher()
-    try:
+    async with fetching() as client:
         assert await client.fetch(f"http://127.0.0.1:{port}/a") == b"real"
-    finally:
-        await client.close()
 
 
 @pytest.mark.parametrize(
@@ -141,34 +139,25 @@ async def test_an_interim_response_is_skipped(serve) -> None:
 )
 async def test_broken_responses_are_origin_errors(reply: bytes, serve) -> None:
     _, port = await serve([reply], close_after=True)
-    client = fetcher()
-    try:
+    async with fetching() as client:
         with pytest.raises((OriginError, OriginUnreachable)) as caught:
             await client.fetch(f"http://127.0.0.1:{port}/a")
         assert caught.value.status == 502
-    finally:
-        await client.close()
 
 
 async def test_an_endless_response_head_is_cut_off_at_its_bound(serve) -> None:
     head = b"HTTP/1.1 200 OK\r\n" + b"X-Filler: " + b"a" * (origin_http.MAX_HEAD_BYTES * 4) + b"\r\n\r\n"
     _, port = await serve([head], close_after=True)
-    client = fetcher()
-    try:
+    async with fetching() as client:
         with pytest.raises(OriginError, match="head is over"):
             await client.fetch(f"http://127.0.0.1:{port}/a")
-    finally:
-        await client.close()
 
 
 async def test_bytes_after_a_response_make_the_connection_unusable(serve) -> None:
     origin, port = await serve([ok(b"one") + b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad", ok(b"two")])
-    client = fetcher()
-    try:
+    async with fetching() as client:
         assert await client.fetch(f"http://127.0.0.1:{port}/a") == b"one"
         assert await client.fetch(f"http://127.0.0.1:{port}/b") == b"two"
-    finally:
-        await client.close()
     assert origin.connections == 2  # never reused: the second fetch dialled again
 
 
@@ -204,23 +193,17 @@ async def test_reading_pauses_while_the_consumer_lags(serve, monkeypatch: pytest
 async def test_the_byte_cap_closes_the_connection(serve) -> None:
     origin, port = await serve([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                                 + b"10000\r\n" + b"z" * 0x10000 + b"\r\n" + b"0\r\n\r\n", ok(b"next")])
-    client = fetcher(max_bytes=1000)
-    try:
+    async with fetching(max_bytes=1000) as client:
         with pytest.raises(TooLarge):
             await client.fetch(f"http://127.0.0.1:{port}/a")
         assert await client.fetch(f"http://127.0.0.1:{port}/b") == b"next"
-    finally:
-        await client.close()
     assert origin.connections == 2
 
 
 async def test_a_closed_port_is_unreachable() -> None:
-    client = fetcher()
-    try:
+    async with fetching() as client:
         with pytest.raises(OriginUnreachable):
             await client.fetch(f"http://127.0.0.1:{free_port()}/a")
-    finally:
-        await client.close()
 
 
 def _certificate(directory: Path) -> tuple[Path, Path]:
@@ -247,12 +230,9 @@ async def test_https_is_verified_and_kept_alive(serve, tmp_path: Path) -> None:
     server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ssl.load_cert_chain(cert, key)
     origin, port = await serve([ok(), ok(b"again")], server_ssl)
-    untrusting = fetcher()
-    try:
+    async with fetching() as untrusting:
         with pytest.raises(OriginUnreachable):  # a certificate nobody vouches for
             await untrusting.fetch(f"https://127.0.0.1:{port}/a.jpg")
-    finally:
-        await untrusting.close()
     trusting = fetcher()
     trusting.dial.ssl_context = ssl.create_default_context(cafile=str(cert))
     try:
@@ -275,9 +255,6 @@ async def test_https_is_verified_and_kept_alive(serve, tmp_path: Path) -> None:
 async def test_bytes_between_body_bytes_are_bounded_too(tail: bytes, serve) -> None:
     _, port = await serve([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n" + tail],
                           close_after=True)
-    client = fetcher()
-    try:
+    async with fetching() as client:
         with pytest.raises(OriginError, match="without any body"):
             await client.fetch(f"http://127.0.0.1:{port}/a")
-    finally:
-        await client.close()
