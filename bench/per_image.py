@@ -20,7 +20,7 @@ from PIL import Image
 
 from bench.context import Context
 from bench.ssim import ssim
-from bench.stats import summary_ms
+from bench.stats import percentile, summary_ms
 from proxy.pipeline import configure_libvips, render
 from proxy.variants import THUMB
 
@@ -95,7 +95,8 @@ def run(ctx: Context) -> dict[str, object]:
 
 
 def steps(data: bytes, kind: str, repeats: int) -> dict[str, object]:
-    """Median ms of the libvips calls our pipeline is made of, to say where the time goes.
+    """Median ms (and [min-max] over the repeats) of the libvips calls our pipeline is made of, to say
+    where the time goes.
 
     Timed through pyvips directly (the pipeline's internals change; these calls do not).
     """
@@ -116,11 +117,13 @@ def steps(data: bytes, kind: str, repeats: int) -> dict[str, object]:
             Q=QUALITY, optimize_coding=True, trellis_quant=True, keep="none", subsample_mode="on"))
         timed("JPEG encode, no trellis", lambda image=image: image.jpegsave_buffer(  # type: ignore[attr-defined]
             Q=QUALITY, optimize_coding=True, keep="none", subsample_mode="on"))
-    return {"kind": kind, "steps": {name: round(float(np.median(values)), 2) for name, values in timings.items()}}
+    return {"kind": kind, "repeats": repeats,
+            "steps": {name: round(float(np.median(values)), 2) for name, values in timings.items()},
+            "spread": {name: [round(min(values), 2), round(max(values), 2)] for name, values in timings.items()}}
 
 
 def summarize(rows: list[dict[str, object]]) -> list[dict[str, object]]:
-    """Per (kind, method): time percentiles over every repeat of every image, bytes, SSIM."""
+    """Per (kind, method): time percentiles (median, p25-p75, p95) over every repeat of every image, bytes, SSIM."""
     groups: dict[tuple[str, str], list[dict[str, object]]] = {}
     for row in rows:
         groups.setdefault((str(row["kind"]), str(row["method"])), []).append(row)
@@ -132,7 +135,11 @@ def summarize(rows: list[dict[str, object]]) -> list[dict[str, object]]:
         scores = [float(row["ssim"]) for row in members]  # type: ignore[arg-type]
         summary.append({
             "kind": kind, "method": method, **summary_ms(times),
+            # The spread over every timed repeat of every image of the kind, in ms.
+            "p25_ms": round(percentile(times, 25) * 1000, 3), "p75_ms": round(percentile(times, 75) * 1000, 3),
             "cpu_median_ms": round(float(np.median(cpu_times)) * 1000, 2) if cpu_times else None,
+            "cpu_p25_ms": round(percentile(cpu_times, 25) * 1000, 2) if cpu_times else None,
+            "cpu_p75_ms": round(percentile(cpu_times, 75) * 1000, 2) if cpu_times else None,
             "bytes_median": int(np.median(sizes)), "bytes_max": max(sizes),
             "ssim_mean": round(float(np.mean(scores)), 4), "images": len(members),
         })

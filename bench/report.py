@@ -156,6 +156,7 @@ def targets(sections: dict[str, dict[str, Any]]) -> list[str]:
 def browser_targets(browser: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     picker = browser["pages"].get("picker", {})
     naive = browser["pages"].get("naive", {})
+    plain = browser["pages"].get("plain_lazy_thumbs", {})
     checks = [("first_12_painted_ms", "First 12 thumbnails painted", "< 500 ms", lambda v: v < 500),
               ("bytes_before_first_screen_kb", "Bytes before first screen (KB)", "< 300 KB", lambda v: v < 300),
               ("frame_p95_ms", "p95 scroll frame (ms)", "< 16.7 ms", lambda v: v < 16.7),
@@ -168,8 +169,10 @@ def browser_targets(browser: dict[str, Any]) -> list[tuple[str, str, str, bool |
     for key, name, goal, test in checks:
         value = picker.get(key)
         measured = "n/a" if value is None else f"{value}"
-        if naive:
-            measured += f" (naive grid: {_or_bound(naive.get(key))})"
+        if naive or plain:
+            others = ([f"naive grid: {_or_bound(naive.get(key))}"] if naive else []) + (
+                [f"plain grid of lazy thumbnails: {_or_bound(plain.get(key))}"] if plain else [])
+            measured += f" ({'; '.join(others)})"
         rows.append((f"Picker: {name}", goal, measured, None if value is None else bool(test(value))))
     by_pass = picker.get("renderer_memory_by_pass_mb") or []
     if by_pass:  # strict: the most the renderer held after any pass, not only the first
@@ -316,18 +319,27 @@ def per_image_section(per: dict[str, Any]) -> list[str]:
              f"{per['repeats']} timed repeats per image after one warm-up; one thread each. SSIM on luma against a "
              "full decode resized with Lanczos in one step. Reproduce: `.venv/bin/python -m bench.run per_image`.",
              "", f"![per image]({path.name})", "",
-             "| Kind | Method | Median ms | p95 ms | Median bytes | Max bytes | SSIM |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+             "Median ms and CPU ms with [p25-p75] over every timed repeat of every image of the kind (runs "
+             "before the spread was recorded show the median alone).", "",
+             "| Kind | Method | Median ms [p25-p75] | p95 ms | CPU ms [p25-p75] | Median bytes | Max bytes | SSIM |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in per["summary"]:
-        lines.append(f"| {r['kind']} | {r['method']} | {r['median_ms']:.1f} | {r['p95_ms']:.1f} | "
+        wall = f"{r['median_ms']:.1f}" + (f" [{r['p25_ms']:.1f}-{r['p75_ms']:.1f}]" if "p25_ms" in r else "")
+        cpu = "n/a" if r.get("cpu_median_ms") is None else f"{r['cpu_median_ms']:.1f}" + (
+            f" [{r['cpu_p25_ms']:.1f}-{r['cpu_p75_ms']:.1f}]" if r.get("cpu_p25_ms") is not None else "")
+        lines.append(f"| {r['kind']} | {r['method']} | {wall} | {r['p95_ms']:.1f} | {cpu} | "
                      f"{r['bytes_median']:,} | {r['bytes_max']:,} | {r['ssim_mean']:.4f} |")
     steps = per.get("breakdown")
     if steps:
-        lines += ["", "Where our pipeline's time goes (median ms per step, one image of each kind):", "",
+        lines += ["", "Where our pipeline's time goes (median ms per step [min-max over its repeats], one image "
+                  "of each kind):", "",
                   "| Kind | " + " | ".join(steps[0]["steps"]) + " |",
                   "| --- | " + " | ".join("---:" for _ in steps[0]["steps"]) + " |"]
         for row in steps:
-            lines.append(f"| {row['kind']} | " + " | ".join(f"{v:.1f}" for v in row["steps"].values()) + " |")
+            spread = row.get("spread", {})
+            lines.append(f"| {row['kind']} | " + " | ".join(
+                f"{v:.1f}" + (f" [{spread[k][0]:.1f}-{spread[k][1]:.1f}]" if k in spread else "")
+                for k, v in row["steps"].items()) + " |")
     return [*lines, ""]
 
 
@@ -432,12 +444,23 @@ def scale_section(scale: dict[str, Any]) -> list[str]:
              "new images, 32 simultaneous requests straight at the workers; origin fetches counted in the "
              "origin's access log. Reproduce: `.venv/bin/python -m bench.run scale`.", "",
              "![scale](bench-scale.png)", "",
+             (f"Worker counts interleaved in {scale['rounds']} rounds (1 2 4, 1 2 4, ...), each cell a fresh stack; "
+              "throughput is the median round with [min-max] over the rounds; *vs 1* is the ratio of those medians "
+              "with [min-max] of the same-round ratios." if "rounds" in scale else
+              "One round per worker count (this run predates rounds): no spread."), "",
              "| Workers | Cold thumbnails/s | Cold vs 1 | Warm req/s | Warm vs 1 | Origin fetches per image (burst) |",
              "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+
+    def spread(values: list[float] | None, form: str) -> str:
+        return f" [{format(min(values), form)}-{format(max(values), form)}]" if values else ""
+
     for r in scale["rows"]:
         burst = r["burst"]
-        lines.append(f"| {r['workers']} | {r['cold']['throughput_rps']:.1f} | {r['cold_speedup']:.2f}x | "
-                     f"{r['warm']['rps']:,.0f} | {r['warm_speedup']:.2f}x | {burst['mean_fetches_per_image']:.2f} "
+        lines.append(f"| {r['workers']} | {r['cold']['throughput_rps']:.1f}{spread(r.get('cold_rounds'), '.1f')} | "
+                     f"{r['cold_speedup']:.2f}x{spread(r.get('cold_speedup_rounds'), '.2f')} | "
+                     f"{r['warm']['rps']:,.0f}{spread(r.get('warm_rounds'), ',.0f')} | "
+                     f"{r['warm_speedup']:.2f}x{spread(r.get('warm_speedup_rounds'), '.2f')} | "
+                     f"{burst['mean_fetches_per_image']:.2f} "
                      f"({burst['requests_per_image']} requests x {burst['images']} images) |")
     return [*lines, ""]
 
@@ -445,7 +468,9 @@ def scale_section(scale: dict[str, Any]) -> list[str]:
 def browser_section(browser: dict[str, Any]) -> list[str]:
     plots.browser(browser["pages"], DOCS / "bench-browser.png")
     keys = list(next(iter(browser["pages"].values())))
-    lines = ["## 5. The browser: picker vs naive grid", "", browser.get("method", ""), "",
+    title = "picker vs naive grid" + (" vs plain grid of lazy thumbnails" if "plain_lazy_thumbs" in browser["pages"]
+                                      else "")
+    lines = [f"## 5. The browser: {title}", "", browser.get("method", ""), "",
              "![browser](bench-browser.png)", "", "| Metric | " + " | ".join(browser["pages"]) + " |",
              "| --- | " + " | ".join("---:" for _ in browser["pages"]) + " |"]
     for key in keys:
