@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from bench import load
 from bench.context import Context
@@ -44,14 +45,14 @@ def contenders(ctx: Context, origin_: Origin) -> Iterator[dict[str, Callable[[st
         yield makers
 
 
-def run(ctx: Context) -> dict[str, object]:
+def run(ctx: Context) -> dict[str, Any]:
     """Every (server, source, concurrency) cell once per round, rounds interleaved; the median round's
     figures with the spread of throughput and p50 over the rounds."""
     photos = [image.name for image in ctx.corpus_of("photo4k_jpeg")]
     pngs = [image.name for image in ctx.corpus_of("ai1024_png")]
     counts = {1: int(ctx.scaled(24, 12)), 4: int(ctx.scaled(60, 40)), 16: int(ctx.scaled(96, 48))}
     rounds = int(ctx.scaled(3, 2))
-    samples: dict[tuple[str, str, int], list[dict[str, object]]] = {}
+    samples: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     run_tag = str(int(time.time()))
     cells = [("photo4k_jpeg", photos, concurrency) for concurrency in CONCURRENCY] + [("ai1024_png", pngs, 4)]
     with origin(ctx.work / "corpus", ctx.work) as origin_, contenders(ctx, origin_) as makers:
@@ -64,23 +65,23 @@ def run(ctx: Context) -> dict[str, object]:
                     result = load.cold(unique_urls(origin_, names, counts[concurrency], tag, make), concurrency)
                     samples.setdefault((name, kind, concurrency), []).append(result)
                     print(f"  cold r{round_} {name:16s} {kind} c={concurrency:<2d} {result['throughput_rps']:7.1f}/s "
-                          f"p50 {result['latency']['median_ms']:.0f} ms", flush=True)  # type: ignore[index]
+                          f"p50 {result['latency']['median_ms']:.0f} ms", flush=True)
         imgproxy = imgproxy_workload(ctx, origin_, run_tag)
     runs = [{"server": name, "kind": kind, "concurrency": concurrency, **median_round(results)}
             for (name, kind, concurrency), results in samples.items()]
     return {"cores": CORES, "rounds": rounds, "runs": runs, "imgproxy_workload": imgproxy}
 
 
-def median_round(results: list[dict[str, object]]) -> dict[str, object]:
+def median_round(results: list[dict[str, Any]]) -> dict[str, Any]:
     """The round with the median throughput, plus every round's throughput and p50."""
-    ordered = sorted(results, key=lambda result: float(result["throughput_rps"]))  # type: ignore[arg-type]
+    ordered = sorted(results, key=lambda result: float(result["throughput_rps"]))
     chosen = dict(ordered[len(ordered) // 2])
     chosen["throughput_rounds"] = [result["throughput_rps"] for result in results]
-    chosen["p50_rounds_ms"] = [result["latency"]["median_ms"] for result in results]  # type: ignore[index]
+    chosen["p50_rounds_ms"] = [result["latency"]["median_ms"] for result in results]
     return chosen
 
 
-def imgproxy_workload(ctx: Context, origin_: Origin, run_tag: str) -> dict[str, object]:
+def imgproxy_workload(ctx: Context, origin_: Origin, run_tag: str) -> dict[str, Any]:
     """imgproxy's published workload: one huge JPEG, fit 512 px, 2 users, every request a miss.
 
     thumbor is asked for 512 px over HTTP. Our URL contract has a single 200 px variant, so
@@ -89,7 +90,7 @@ def imgproxy_workload(ctx: Context, origin_: Origin, run_tag: str) -> dict[str, 
     """
     huge = ctx.corpus_of("huge_jpeg")[0]
     count = int(ctx.scaled(24, 8))
-    result: dict[str, object] = {"source": huge.name, "source_bytes": huge.path.stat().st_size,
+    result: dict[str, Any] = {"source": huge.name, "source_bytes": huge.path.stat().st_size,
                                  "source_size": "7360x4912", "concurrency": 2, "requests": count}
     host = origin_.base_url.removeprefix("http://")
     settings = ours_settings(ctx.work, "imgproxy", host)
@@ -108,7 +109,7 @@ def imgproxy_workload(ctx: Context, origin_: Origin, run_tag: str) -> dict[str, 
     return result
 
 
-def in_process(data: bytes, count: int, threads: int) -> dict[str, object]:
+def in_process(data: bytes, count: int, threads: int) -> dict[str, Any]:
     configure_libvips(1)
     variant = Variant(name="bench512", max_side=512, quality=65)
     render(data, variant, 50_000_000)

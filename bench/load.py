@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -30,7 +31,7 @@ class Outcome:
     wall: float = 0.0
     errors: int = 0
 
-    def report(self) -> dict[str, object]:
+    def report(self) -> dict[str, Any]:
         ok = self.statuses.get(200, 0)
         return {
             "requests": sum(self.statuses.values()) + self.errors, "ok": ok, "statuses": self.statuses,
@@ -70,7 +71,7 @@ async def _cold(urls: Sequence[str], concurrency: int, time_limit: float) -> Out
     return outcome
 
 
-def cold(urls: Sequence[str], concurrency: int, time_limit: float = 120) -> dict[str, object]:
+def cold(urls: Sequence[str], concurrency: int, time_limit: float = 120) -> dict[str, Any]:
     """GET every URL once with ``concurrency`` users; stop early at ``time_limit`` seconds."""
     return asyncio.run(_cold(urls, concurrency, time_limit)).report()
 
@@ -96,7 +97,7 @@ def _ms(text: str) -> float:
 
 def wrk(
     url: str, connections: int = 32, seconds: float = 5, threads: int = 1, paths_file: str | None = None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Requests/s and latency percentiles for one URL, from ``wrk --latency``.
 
     With ``paths_file`` (one URL path per line), wrk cycles through those paths on ``url``'s

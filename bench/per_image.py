@@ -13,6 +13,7 @@ import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyvips
@@ -64,10 +65,10 @@ def decode_rgb(jpeg: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
 
 
-def run(ctx: Context) -> dict[str, object]:
+def run(ctx: Context) -> dict[str, Any]:
     configure_libvips(1)
     repeats = int(ctx.scaled(5, 2))
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     for image in (image for image in ctx.corpus if image.kind in KINDS):
         data = image.path.read_bytes()
         reference = Reference(Image.open(io.BytesIO(data)).convert("RGB"))
@@ -94,7 +95,7 @@ def run(ctx: Context) -> dict[str, object]:
             "breakdown": breakdown}
 
 
-def steps(data: bytes, kind: str, repeats: int) -> dict[str, object]:
+def steps(data: bytes, kind: str, repeats: int) -> dict[str, Any]:
     """Median ms (and [min-max] over the repeats) of the libvips calls our pipeline is made of, to say
     where the time goes.
 
@@ -122,9 +123,9 @@ def steps(data: bytes, kind: str, repeats: int) -> dict[str, object]:
             "spread": {name: [round(min(values), 2), round(max(values), 2)] for name, values in timings.items()}}
 
 
-def summarize(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (kind, method): time percentiles (median, p25-p75, p95) over every repeat of every image, bytes, SSIM."""
-    groups: dict[tuple[str, str], list[dict[str, object]]] = {}
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((str(row["kind"]), str(row["method"])), []).append(row)
     summary = []
@@ -132,7 +133,7 @@ def summarize(rows: list[dict[str, object]]) -> list[dict[str, object]]:
         times = [t for row in members for t in row["times_s"]]  # type: ignore[attr-defined]
         cpu_times = [t for row in members for t in row.get("cpu_s", [])]  # type: ignore[attr-defined]
         sizes = [int(row["output_bytes"]) for row in members]  # type: ignore[call-overload]
-        scores = [float(row["ssim"]) for row in members]  # type: ignore[arg-type]
+        scores = [float(row["ssim"]) for row in members]
         summary.append({
             "kind": kind, "method": method, **summary_ms(times),
             # The spread over every timed repeat of every image of the kind, in ms.

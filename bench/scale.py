@@ -13,6 +13,7 @@ import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -39,14 +40,14 @@ async def burst(urls: list[str], per_url: int) -> dict[int, int]:
     return statuses
 
 
-def run(ctx: Context) -> dict[str, object]:
+def run(ctx: Context) -> dict[str, Any]:
     """Every worker count once per round, rounds interleaved (1 2 4, 1 2 4, ...); per worker count the
     median round's cold and warm figures with every round's, and speedups from rounds' ratios."""
     cold_count, concurrency = int(ctx.scaled(120, 40)), 8
     seconds, bursts, per_url = ctx.scaled(5, 2), int(ctx.scaled(10, 4)), 32
     rounds = int(ctx.scaled(3, 2))
     run_tag = str(int(time.time()))
-    samples: dict[int, list[dict[str, object]]] = {workers: [] for workers in WORKERS}
+    samples: dict[int, list[dict[str, Any]]] = {workers: [] for workers in WORKERS}
     static = ctx.work / "ceiling" / "static" / "thumb.jpg"
     static.parent.mkdir(parents=True, exist_ok=True)
     static.write_bytes(b"\xff\xd8placeholder")
@@ -56,15 +57,15 @@ def run(ctx: Context) -> dict[str, object]:
                 sample = one_cell(ctx, origin_, workers, f"{run_tag}-r{round_}", f"{prefix}r{round_}w{workers}:",
                                   static, cold_count, concurrency, seconds, bursts, per_url)
                 samples[workers].append(sample)
-                print(f"  scale r{round_} w={workers} cold {sample['cold']['throughput_rps']}/s "  # type: ignore[index]
-                      f"warm {sample['warm']['rps']}/s fetches/image "  # type: ignore[index]
-                      f"{sample['burst']['mean_fetches_per_image']}", flush=True)  # type: ignore[index]
+                print(f"  scale r{round_} w={workers} cold {sample['cold']['throughput_rps']}/s "
+                      f"warm {sample['warm']['rps']}/s fetches/image "
+                      f"{sample['burst']['mean_fetches_per_image']}", flush=True)
     rows = [summarise(workers, samples[workers], samples[WORKERS[0]]) for workers in WORKERS]
     return {"concurrency_cold": concurrency, "rounds": rounds, "rows": rows}
 
 
 def one_cell(ctx: Context, origin_: Origin, workers: int, tag: str, redis_prefix_: str, static: Path,
-             cold_count: int, concurrency: int, seconds: float, bursts: int, per_url: int) -> dict[str, object]:
+             cold_count: int, concurrency: int, seconds: float, bursts: int, per_url: int) -> dict[str, Any]:
     """One round of one worker count: a fresh stack (empty stores), cold, warm and single-flight bursts."""
     photos = [image.name for image in ctx.corpus_of("photo4k_jpeg")]
     host = origin_.base_url.removeprefix("http://")
@@ -92,34 +93,34 @@ def one_cell(ctx: Context, origin_: Origin, workers: int, tag: str, redis_prefix
                       "mean_fetches_per_image": round(sum(per_image) / len(per_image), 3)}}
 
 
-def _median_by(runs: list[dict[str, object]], key: Callable[[dict[str, object]], float]) -> dict[str, object]:
+def _median_by(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], float]) -> dict[str, Any]:
     return dict(sorted(runs, key=key)[len(runs) // 2])
 
 
-def summarise(workers: int, runs: list[dict[str, object]], baseline: list[dict[str, object]]) -> dict[str, object]:
+def summarise(workers: int, runs: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> dict[str, Any]:
     """The median round's cold and warm figures (each its own median), every round's, and the speedups.
 
     Speedup: the ratio of the median rounds' figures, with the spread of the same-round ratios (round r's N workers over
     round r's one worker: the pairs that ran side by side).
     """
-    def cold_rps(run: dict[str, object]) -> float:
-        return float(run["cold"]["throughput_rps"])  # type: ignore[index]
+    def cold_rps(run: dict[str, Any]) -> float:
+        return float(run["cold"]["throughput_rps"])
 
-    def warm_rps(run: dict[str, object]) -> float:
-        return float(run["warm"]["rps"])  # type: ignore[index]
+    def warm_rps(run: dict[str, Any]) -> float:
+        return float(run["warm"]["rps"])
 
     cold = _median_by(runs, cold_rps)["cold"]
     warm = _median_by(runs, warm_rps)["warm"]
-    per_image = [n for run in runs for n in run["burst"]["origin_fetches_per_image"]]  # type: ignore[index]
+    per_image = [n for run in runs for n in run["burst"]["origin_fetches_per_image"]]
     statuses: dict[int, int] = {}
     for run in runs:
-        for code, count in run["burst"]["statuses"].items():  # type: ignore[index]
+        for code, count in run["burst"]["statuses"].items():
             statuses[code] = statuses.get(code, 0) + count
     first = runs[0]["burst"]
-    row: dict[str, object] = {
+    row: dict[str, Any] = {
         "workers": workers, "cold": cold, "warm": warm,
         "cold_rounds": [cold_rps(run) for run in runs], "warm_rounds": [warm_rps(run) for run in runs],
-        "burst": {"images": first["images"] * len(runs), "requests_per_image": first["requests_per_image"],  # type: ignore[index]
+        "burst": {"images": first["images"] * len(runs), "requests_per_image": first["requests_per_image"],
                   "statuses": statuses, "origin_fetches_per_image": per_image,
                   "mean_fetches_per_image": round(sum(per_image) / len(per_image), 3)},
     }

@@ -10,6 +10,7 @@ import contextlib
 import statistics
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import redis
@@ -58,7 +59,7 @@ def tier_settings(ctx: Context, tier: str, host: str, prefix: str) -> Settings:
     return ours_settings(ctx.work, "warm-disk", host, memory_cache_bytes=0)
 
 
-def run(ctx: Context) -> dict[str, object]:
+def run(ctx: Context) -> dict[str, Any]:
     """Every cell measured in interleaved rounds (A B C ..., A B C ...), median with min-max.
 
     Cells: our three tiers on one hot URL (the best case); the memory tier over a hot set of
@@ -70,7 +71,7 @@ def run(ctx: Context) -> dict[str, object]:
     rounds = int(ctx.scaled(3, 2))
     hot = int(ctx.scaled(200, 40))
     connections = 32
-    results: dict[str, object] = {"connections": connections, "seconds": seconds, "wrk_threads": 1,
+    results: dict[str, Any] = {"connections": connections, "seconds": seconds, "wrk_threads": 1,
                                   "rounds": rounds, "hot_set_urls": hot}
     source_name = ctx.corpus_of("photo4k_jpeg")[0].name
     hot_names = [image.name for image in ctx.corpus_of("fal_jpeg")]
@@ -101,21 +102,21 @@ def run(ctx: Context) -> dict[str, object]:
             cells[name] = (stack.enter_context(ceiling_server(ctx, body, factory)) + "/t/x/thumb/y.jpg", None)
         results.update(interleaved(cells, connections, seconds, rounds))
         results.update(through_nginx(ctx, origin_, source_name, body, connections, seconds, rounds))
-    raw = results["raw_asgi_ceiling"]["rps"]  # type: ignore[index]
-    starlette = results["starlette_ceiling"]["rps"]  # type: ignore[index]
+    raw = results["raw_asgi_ceiling"]["rps"]
+    starlette = results["starlette_ceiling"]["rps"]
     for tier in ("memory", "memory_hot_set", "redis", "disk"):
-        results[f"fraction_{tier}"] = round(results[f"direct_{tier}"]["rps"] / raw, 3)  # type: ignore[index]
-    results["fraction_memory_of_starlette"] = round(results["direct_memory"]["rps"] / starlette, 3)  # type: ignore[index]
+        results[f"fraction_{tier}"] = round(results[f"direct_{tier}"]["rps"] / raw, 3)
+    results["fraction_memory_of_starlette"] = round(results["direct_memory"]["rps"] / starlette, 3)
     results["fraction_nginx_hit"] = round(
-        results["nginx_hit"]["rps"] / results["nginx_static"]["rps"], 3)  # type: ignore[index]
+        results["nginx_hit"]["rps"] / results["nginx_static"]["rps"], 3)
     return results
 
 
 def interleaved(
     cells: dict[str, tuple[str, str | None]], connections: int, seconds: float, rounds: int
-) -> dict[str, dict[str, object]]:
+) -> dict[str, dict[str, Any]]:
     """wrk on every cell once per round, rounds interleaved; the median round's figures, plus spread."""
-    samples: dict[str, list[dict[str, object]]] = {name: [] for name in cells}
+    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in cells}
     for round_ in range(rounds):
         for name, (url, paths_file) in cells.items():
             result = load.wrk(url, connections, seconds, paths_file=paths_file)
@@ -124,10 +125,10 @@ def interleaved(
     return {name: summarise(runs) for name, runs in samples.items()}
 
 
-def summarise(runs: list[dict[str, object]]) -> dict[str, object]:
-    ordered = sorted(runs, key=lambda run: float(run["rps"]))  # type: ignore[arg-type]
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    ordered = sorted(runs, key=lambda run: float(run["rps"]))
     median = dict(ordered[len(ordered) // 2])
-    median["rps"] = round(statistics.median(float(run["rps"]) for run in runs), 1)  # type: ignore[arg-type]
+    median["rps"] = round(statistics.median(float(run["rps"]) for run in runs), 1)
     median["rps_spread"] = [ordered[0]["rps"], ordered[-1]["rps"]]
     median["rps_rounds"] = [run["rps"] for run in runs]
     return median
@@ -148,7 +149,7 @@ def ceiling_server(ctx: Context, body: bytes, factory: str) -> Iterator[str]:
 
 def through_nginx(
     ctx: Context, origin_: Origin, source_name: str, body: bytes, connections: int, seconds: float, rounds: int
-) -> dict[str, dict[str, object]]:
+) -> dict[str, dict[str, Any]]:
     host = origin_.base_url.removeprefix("http://")
     app = ours_settings(ctx.work, "warm-edge", host)
     static = ctx.work / "ceiling" / "static" / "thumb.jpg"
