@@ -48,7 +48,7 @@ def decode(data: Body, scale: int, width: int, height: int) -> pyvips.Image | No
     decode it (a colour space this path does not take, or anything libjpeg-turbo objects to)."""
     try:
         header_height, header_width, colour_space, _ = simplejpeg.decode_jpeg_header(data)
-    except ValueError:
+    except Exception:  # whatever it objects to, libvips decides (and reports) instead
         return None
     output = _OUTPUT.get(colour_space)
     if output is None or (header_width, header_height) != (width, height) or min(width, height) < scale:
@@ -61,7 +61,7 @@ def decode(data: Body, scale: int, width: int, height: int) -> pyvips.Image | No
         decoded = simplejpeg.decode_jpeg(
             data, mode, min_width=out_width, min_height=out_height, buffer=pixels, strict=True
         )
-    except ValueError:
+    except Exception:  # as above: never this path's error, always libvips' verdict
         return None
     if decoded.shape[:2] != (out_height, out_width):
         return None  # not the scale libvips would load at: its output would differ
