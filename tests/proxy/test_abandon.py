@@ -25,8 +25,6 @@ from tests.support.wait import wait_until
 from thumbs.configs import proxy_config
 from thumbs.settings import Settings
 
-SLOW = 0.6  # the origin's delay: every fetch is still in progress when its clients leave
-
 
 class Renders:
     """Counts real renders (calls that reached libvips on a pool thread)."""
@@ -91,13 +89,19 @@ async def test_misses_everyone_left_never_reach_render(make_settings: Callable[.
     settings = make_settings(processing_threads=1)
     names = [unique(f"scrolled-{i}.jpg") for i in range(6)]
     body = images.jpeg(images.photo(400, 300))
-    sources = [origin.add(name, body, delay=SLOW) for name in names]
+    # The origin answers only once every flight was dropped, however slow the host is.
+    held = threading.Event()
+    sources = [origin.add(name, body, hold=held) for name in names]
     with served(settings) as (started, base):
-        async with contextlib.AsyncExitStack() as stack:
-            for source in sources:
-                await stack.enter_async_context(leaving_clients(base, thumbnail_path(source, settings.secret), 2))
-            # Every flight's fetch is under way before its two clients leave.
-            await wait_until(lambda: all(origin.hits[name] == 1 for name in names), what="every fetch started")
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for source in sources:
+                    await stack.enter_async_context(leaving_clients(base, thumbnail_path(source, settings.secret), 2))
+                # Every flight's fetch is under way before its two clients leave.
+                await wait_until(lambda: all(origin.hits[name] == 1 for name in names), what="every fetch started")
+            await wait_until(lambda: started.service.flights.abandoned == 6, what="every flight dropped")
+        finally:
+            held.set()
         await wait_until(idle(started), what="abandoned flights unwound")
         assert renders.count == 0
         assert started.service.flights.abandoned == 6
@@ -118,14 +122,20 @@ async def test_a_client_that_stays_gets_its_thumbnail(make_settings: Callable[..
                                                       unique, renders: Renders) -> None:
     settings = make_settings(processing_threads=1)
     name = unique("shared.jpg")
-    source = origin.add(name, images.jpeg(images.photo(400, 300)), delay=SLOW)
+    held = threading.Event()
+    source = origin.add(name, images.jpeg(images.photo(400, 300)), hold=held)
     path = thumbnail_path(source, settings.secret)
     with served(settings) as (started, base):
         async with httpx.AsyncClient(timeout=30) as client:
-            async with leaving_clients(base, path, 3):
-                await wait_until(lambda: origin.hits[name] == 1, what="the fetch started")
-                stayer = asyncio.ensure_future(client.get(base + path))
-                await wait_until(lambda: started.service.flights.coalesced == 3, what="the stayer joined the flight")
+            try:
+                async with leaving_clients(base, path, 3):
+                    await wait_until(lambda: origin.hits[name] == 1, what="the fetch started")
+                    stayer = asyncio.ensure_future(client.get(base + path))
+                    await wait_until(lambda: started.service.flights.coalesced == 3,
+                                     what="the stayer joined the flight")
+                await asyncio.sleep(0.2)  # the leavers' disconnects reach the server while the fetch is held
+            finally:
+                held.set()
             response = await stayer
         assert response.status_code == 200
         assert response.headers["x-thumb-tier"] == "generated"
@@ -139,13 +149,20 @@ async def test_a_warm_up_survives_its_page_viewers_leaving(make_settings: Callab
                                                            unique, renders: Renders) -> None:
     settings = make_settings(processing_threads=1)
     name = unique("warmed.jpg")
-    source = origin.add(name, images.jpeg(images.photo(400, 300)), delay=SLOW)
+    held = threading.Event()
+    source = origin.add(name, images.jpeg(images.photo(400, 300)), hold=held)
     with served(settings) as (started, base):
         async with httpx.AsyncClient(timeout=30, headers={"Authorization": "Bearer warm-token"}) as client:
-            async with leaving_clients(base, thumbnail_path(source, settings.secret), 3):
-                await wait_until(lambda: origin.hits[name] == 1, what="the fetch started")
-                warm = asyncio.ensure_future(client.post(base + "/warm", json={"sources": [source], "wait": True}))
-                await wait_until(lambda: started.service.flights.coalesced == 3, what="the warm-up joined the flight")
+            try:
+                async with leaving_clients(base, thumbnail_path(source, settings.secret), 3):
+                    await wait_until(lambda: origin.hits[name] == 1, what="the fetch started")
+                    warm = asyncio.ensure_future(
+                        client.post(base + "/warm", json={"sources": [source], "wait": True}))
+                    await wait_until(lambda: started.service.flights.coalesced == 3,
+                                     what="the warm-up joined the flight")
+                await asyncio.sleep(0.2)  # the viewers' disconnects reach the server while the fetch is held
+            finally:
+                held.set()
             response = await warm
         assert response.status_code == 200
         assert response.json()["results"][0]["ok"] is True

@@ -7,6 +7,7 @@ Tests register bodies (or behaviours) by path and assert on ``hits`` afterwards,
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before the response starts
     chunk_delay: float = 0.0  # seconds between 64 KiB chunks (slow-loris origins)
+    hold: threading.Event | None = None  # the response waits until the test sets it (no timing race)
 
 
 class Origin:
@@ -68,6 +70,9 @@ class Origin:
     async def _respond(self, route: Route) -> Response:
         if route.delay:
             await asyncio.sleep(route.delay)
+        if route.hold is not None:
+            while not route.hold.is_set():  # polled: the origin's loop stays free for other routes
+                await asyncio.sleep(0.01)
         headers = {"content-type": route.content_type, **route.headers}
         if not route.chunk_delay:
             return Response(route.body, status_code=route.status, headers=headers)
