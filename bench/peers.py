@@ -33,7 +33,7 @@ from PIL import Image
 from bench.context import Context
 from bench.nginx import Origin, origin
 from bench.per_image import Reference
-from bench.proctree import cpu_seconds, load_average
+from bench.proctree import cpu_seconds, load_average, machine_busy_seconds
 from bench.ssim import ssim
 from bench.targets import (
     export_revision,
@@ -75,6 +75,8 @@ class Batch:
     cold_confirmed: int = 0
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    client_cpu_s: float = 0.0  # the load generator (this process)
+    machine_busy_s: float = 0.0  # every process on the machine
     sizes: list[int] = field(default_factory=list)
 
 
@@ -101,9 +103,12 @@ async def _get_all(system: System, urls: list[str], concurrency: int) -> Batch:
                     batch.cold_confirmed += 1
 
         started_cpu, started = cpu_seconds(system.pid), time.perf_counter()
+        started_client, started_machine = time.process_time(), machine_busy_seconds()
         await asyncio.gather(*(user() for _ in range(concurrency)))
         batch.wall_s = time.perf_counter() - started
         batch.cpu_s = cpu_seconds(system.pid) - started_cpu
+        batch.client_cpu_s = time.process_time() - started_client
+        batch.machine_busy_s = machine_busy_seconds() - started_machine
     return batch
 
 
@@ -118,6 +123,9 @@ def measure(system: System, origin_: Origin, names: list[str], count: int, concu
         "cpu_ms_per_thumbnail": round(batch.cpu_s * 1000 / batch.ok, 2) if batch.ok else None,
         "thumbnails_per_s": round(batch.ok / batch.wall_s, 1) if batch.wall_s else None,
         "busy_cores": round(batch.cpu_s / batch.wall_s, 2) if batch.wall_s else None,
+        # What else the two cores did meanwhile: the load generator, and everything busy at all.
+        "client_cpu_ms_per_thumbnail": round(batch.client_cpu_s * 1000 / batch.ok, 2) if batch.ok else None,
+        "machine_busy_cores": round(batch.machine_busy_s / batch.wall_s, 2) if batch.wall_s else None,
         "bytes_median": int(np.median(batch.sizes)) if batch.sizes else None,
     }
 
@@ -197,8 +205,9 @@ def summarize(raw: list[dict]) -> list[dict[str, object]]:
     summary = []
     for (system, kind, concurrency), rows in cells.items():
         entry: dict[str, object] = {"system": system, "kind": kind, "concurrency": concurrency, "rounds": len(rows)}
-        for metric in ("cpu_ms_per_thumbnail", "thumbnails_per_s", "busy_cores"):
-            values = [row[metric] for row in rows if row[metric] is not None]
+        for metric in ("cpu_ms_per_thumbnail", "thumbnails_per_s", "busy_cores", "client_cpu_ms_per_thumbnail",
+                       "machine_busy_cores"):
+            values = [row[metric] for row in rows if row.get(metric) is not None]
             if values:
                 entry[metric] = round(statistics.median(values), 2)
                 entry[f"{metric}_spread"] = [round(min(values), 2), round(max(values), 2)]

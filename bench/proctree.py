@@ -48,5 +48,11 @@ def cpu_seconds(root: int) -> float:
     return total / TICK
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent not idle (first line of /proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return (sum(fields) - fields[3] - fields[4]) / TICK  # all but idle and iowait
+
+
 def load_average() -> list[float]:
     return [round(value, 2) for value in os.getloadavg()]

@@ -231,6 +231,11 @@ def peer_targets(peers: dict[str, Any]) -> list[tuple[str, str, str, bool | None
     return rows
 
 
+def _optional(value: float | None, spec: str) -> str:
+    """A figure older result files do not have shows as n/a."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def peers_section(peers: dict[str, Any]) -> list[str]:
     summary = peers["summary"]
     plots.peers(summary, PEER_LABELS, DOCS / "bench-peers.png")
@@ -267,8 +272,9 @@ def peers_section(peers: dict[str, Any]) -> list[str]:
         lines.append(f"| {PEER_LABELS[kind]} | " + " | ".join(cells) + " |")
     lines += ["", "Thumbnails/s at c=1 and c=4, and cores busy at c=4 (server CPU / wall; 2 cores, shared with the "
               "load generator and the origin):", "",
-              "| Source | System | /s at c=1 | /s at c=4 | cores busy at c=4 | CPU ms at c=1 |",
-              "| --- | --- | ---: | ---: | ---: | ---: |"]
+              "| Source | System | /s at c=1 | /s at c=4 | cores busy at c=4 | machine busy at c=4 | "
+              "load generator CPU ms / thumbnail | CPU ms at c=1 |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for kind in peers["classes"]:
         for name in systems:
             one, four = _cell(summary, name, kind, 1), _cell(summary, name, kind, 4)
@@ -276,6 +282,8 @@ def peers_section(peers: dict[str, Any]) -> list[str]:
                 continue
             lines.append(f"| {PEER_LABELS[kind]} | {name} | {one.get('thumbnails_per_s', 0):.1f} | "
                          f"{four.get('thumbnails_per_s', 0):.1f} | {four.get('busy_cores', 0):.2f} | "
+                         f"{_optional(four.get('machine_busy_cores'), '.2f')} | "
+                         f"{_optional(four.get('client_cpu_ms_per_thumbnail'), '.1f')} | "
                          f"{one.get('cpu_ms_per_thumbnail', 0):.1f} |")
     lines += ["", "Output, one cold thumbnail per corpus image (up to 3 per class); luma SSIM against a full decode "
               "resized with Lanczos to the output's size:", "",
