@@ -6,7 +6,7 @@ import pytest
 import pyvips
 
 from proxy.errors import ProxyError, TooManyPixels, Undecodable, UnsupportedType
-from proxy.pipeline import MAX_OUTPUT_BYTES, Rendered, configure_libvips, orient, render
+from proxy.pipeline import MAX_OUTPUT_BYTES, Rendered, average_colour, configure_libvips, orient, render
 from proxy.variants import THUMB
 from tests.support import images
 
@@ -225,3 +225,15 @@ def test_pixel_limit_is_configurable() -> None:
     with pytest.raises(TooManyPixels):
         render(images.png(images.solid(100, 100)), THUMB, 9_999)
     assert render(images.png(images.solid(100, 100)), THUMB, 10_000).output_width == 100
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_placeholder_colour_is_libvips_band_mean(seed: int) -> None:
+    """The numpy sum gives what libvips' own ``stats`` means round to, on noisy thumbnails of odd sizes."""
+    width, height = 37 + 29 * seed, 200 - 17 * seed
+    noise = pyvips.Image.gaussnoise(width, height, sigma=60 + 10 * seed, mean=40 + 30 * seed, seed=seed)
+    # Three different bands, so a band mixed up or summed across shows.
+    image = noise.bandjoin([noise.linear(0.5, 20), noise.linear(-1, 255)]).cast("uchar").copy(interpretation="srgb")
+    stats = image.stats()
+    means = [round(stats(4, band)[0]) for band in (1, 2, 3)]
+    assert average_colour(image) == "#{:02x}{:02x}{:02x}".format(*means)
