@@ -267,7 +267,10 @@ def serve(url: str, port: int) -> None:
     from thumbs.settings import Settings
 
     class NoWarm:  # listing only: nothing is ingested here
-        async def warm(self, sources: Sequence[str], *, wait: bool) -> list[WarmOutcome]:
+        # The WarmClient signature exactly, tags included (they only travel with queued entries).
+        async def warm(
+            self, sources: Sequence[str], *, wait: bool, tags: Sequence[str | None] | None = None
+        ) -> list[WarmOutcome]:
             return [WarmOutcome(source, True) for source in sources]
 
     app = create_api_app(Settings(_env_file=None, database_url=url, secret="bench"), NoWarm())

@@ -26,6 +26,11 @@ CONCURRENCY = (1, 4, 16)
 CORES = os.cpu_count() or 1
 
 
+def thumbor_maker(base: str, box: int) -> Callable[[str], str]:
+    """Source -> thumbor URL at ``box``, bound now (not to a loop variable)."""
+    return lambda source: thumbor_url(base, source, box)
+
+
 def unique_urls(origin_: Origin, names: list[str], count: int, tag: str, make: Callable[[str], str]) -> list[str]:
     return [make(origin_.url(names[i % len(names)], f"{tag}-{i}")) for i in range(count)]
 
@@ -101,7 +106,7 @@ def imgproxy_workload(ctx: Context, origin_: Origin, run_tag: str) -> dict[str, 
     if thumbor_available():
         with serve_thumbor(ctx.work, CORES) as thumbor:
             for box in (512, 200):
-                make = lambda source, box=box: thumbor_url(thumbor, source, box)  # noqa: E731
+                make = thumbor_maker(thumbor, box)
                 load.cold(unique_urls(origin_, [huge.name], 1, f"{run_tag}-th-warm-{box}", make), 1)
                 urls = unique_urls(origin_, [huge.name], count, f"{run_tag}-th{box}", make)
                 result[f"thumbor_http_{box}px"] = load.cold(urls, 2)

@@ -13,7 +13,8 @@ import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import numpy as np
 import pyvips
@@ -28,6 +29,7 @@ from proxy.variants import THUMB
 BOX, QUALITY = THUMB.max_side, THUMB.quality
 MAX_PIXELS = 50_000_000
 KINDS = ("photo4k_jpeg", "ai1024_png", "webp", "large_png")
+T = TypeVar("T")
 
 
 def ours(data: bytes) -> bytes:
@@ -35,9 +37,9 @@ def ours(data: bytes) -> bytes:
 
 
 def pillow(data: bytes) -> bytes:
-    image = Image.open(io.BytesIO(data))
-    image.draft("RGB", (BOX, BOX))  # JPEG only: DCT scaling, decodes at 1/2..1/8 size
-    image = image.convert("RGB")
+    source = Image.open(io.BytesIO(data))
+    source.draft("RGB", (BOX, BOX))  # JPEG only: DCT scaling, decodes at 1/2..1/8 size
+    image = source.convert("RGB")
     image.thumbnail((BOX, BOX))
     out = io.BytesIO()
     image.save(out, "JPEG", quality=QUALITY, optimize=True)
@@ -103,7 +105,7 @@ def steps(data: bytes, kind: str, repeats: int) -> dict[str, Any]:
     """
     timings: dict[str, list[float]] = {}
 
-    def timed(name: str, function: Callable[[], object]) -> object:
+    def timed(name: str, function: Callable[[], T]) -> T:
         started = time.perf_counter()
         value = function()
         timings.setdefault(name, []).append((time.perf_counter() - started) * 1000)
@@ -114,10 +116,12 @@ def steps(data: bytes, kind: str, repeats: int) -> dict[str, Any]:
         timed("header read", lambda: pyvips.Image.new_from_buffer(data, "", access="sequential").width)
         image = timed("decode+shrink (thumbnail_buffer)", lambda: pyvips.Image.thumbnail_buffer(
             data, BOX, height=BOX, size="down", no_rotate=True).copy_memory())
-        timed("JPEG encode, trellis", lambda image=image: image.jpegsave_buffer(  # type: ignore[attr-defined]
-            Q=QUALITY, optimize_coding=True, trellis_quant=True, keep="none", subsample_mode="on"))
-        timed("JPEG encode, no trellis", lambda image=image: image.jpegsave_buffer(  # type: ignore[attr-defined]
-            Q=QUALITY, optimize_coding=True, keep="none", subsample_mode="on"))
+        # partial binds this round's image now (a lambda would close over the loop variable).
+        timed("JPEG encode, trellis", partial(
+            image.jpegsave_buffer, Q=QUALITY, optimize_coding=True, trellis_quant=True, keep="none",
+            subsample_mode="on"))
+        timed("JPEG encode, no trellis", partial(
+            image.jpegsave_buffer, Q=QUALITY, optimize_coding=True, keep="none", subsample_mode="on"))
     return {"kind": kind, "repeats": repeats,
             "steps": {name: round(float(np.median(values)), 2) for name, values in timings.items()},
             "spread": {name: [round(min(values), 2), round(max(values), 2)] for name, values in timings.items()}}

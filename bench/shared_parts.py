@@ -61,9 +61,10 @@ def moto_server() -> Iterator[str]:
         process.wait(10)
 
 
-async def timed(operation: Callable[[int], Awaitable[object]], ops: int) -> list[float]:
+async def timed(operation: Callable[[int], Awaitable[object]], ops: int, first: int = 0) -> list[float]:
+    """ms per call of ``operation(n)`` for n in first .. first + ops - 1."""
     samples = []
-    for n in range(ops):
+    for n in range(first, first + ops):
         started = time.perf_counter()
         await operation(n)
         samples.append((time.perf_counter() - started) * 1000)
@@ -105,7 +106,7 @@ async def measure(ops: int, endpoint: str) -> dict[str, dict[str, float]]:
         for start in range(0, ops, 50):
             for name, operation in cases:
                 chunk = min(50, ops - start)
-                results.setdefault(name, []).extend(await timed(lambda n, op=operation, s=start: op(s + n), chunk))
+                results.setdefault(name, []).extend(await timed(operation, chunk, start))
     finally:
         keys_left = [key async for key in redis.scan_iter(match=prefix + "*")]
         if keys_left:

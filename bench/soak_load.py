@@ -168,7 +168,9 @@ def run_wrk(base: str, hot: Path, cold: Path, seconds: int, connections: int, th
     )
     statuses: dict[str, int] = {}
     cache: dict[str, int] = {}
-    values: dict[str, object] = {}
+    # The script's scalar counters (requests, duration_us, latency_*), and its socket errors by kind.
+    counters: dict[str, int] = {}
+    socket_error_kinds: dict[str, int] | None = None
     for line in done.stdout.splitlines():
         parts = line.split()
         if not parts:
@@ -178,21 +180,21 @@ def run_wrk(base: str, hot: Path, cold: Path, seconds: int, connections: int, th
         elif parts[0] == "CACHE":
             cache[parts[1]] = cache.get(parts[1], 0) + int(parts[2])
         elif parts[0] == "SOCKET_ERRORS":
-            values["socket_errors"] = dict(zip(["connect", "read", "write", "timeout"], map(int, parts[1:]),
-                                               strict=True))
+            socket_error_kinds = dict(zip(["connect", "read", "write", "timeout"], map(int, parts[1:]),
+                                          strict=True))
         elif parts[0] in ("REQUESTS", "DURATION_US") or parts[0].startswith("LATENCY_"):
-            values[parts[0].lower()] = int(parts[1])
-    requests = int(values.get("requests", 0))  # type: ignore[call-overload]
-    seconds_run = int(values.get("duration_us", 1)) / 1e6  # type: ignore[call-overload]
+            counters[parts[0].lower()] = int(parts[1])
+    requests = counters.get("requests", 0)
+    seconds_run = counters.get("duration_us", 1) / 1e6
     server_errors = sum(count for status, count in statuses.items() if status.startswith("5"))
-    socket_errors = sum(values.get("socket_errors", {}).values())  # type: ignore[union-attr]
+    socket_errors = sum((socket_error_kinds or {}).values())
     return {
         "requests": requests, "seconds": round(seconds_run, 2),
         "throughput_rps": round(requests / seconds_run, 1) if seconds_run else 0,
-        "latency_ms": {key.removeprefix("latency_").removesuffix("_us"): round(int(value) / 1000, 2)
-                       for key, value in values.items() if key.startswith("latency_")},  # type: ignore[call-overload]
+        "latency_ms": {key.removeprefix("latency_").removesuffix("_us"): round(value / 1000, 2)
+                       for key, value in counters.items() if key.startswith("latency_")},
         "statuses": statuses, "edge_cache": cache,
-        "errors_non_4xx": server_errors + socket_errors, "socket_errors": values.get("socket_errors"),
+        "errors_non_4xx": server_errors + socket_errors, "socket_errors": socket_error_kinds,
         "wrk_stderr": done.stderr.strip()[-500:],
     }
 

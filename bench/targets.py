@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypedDict, Unpack
 from urllib.parse import quote
 
 from bench.asgi import COMPOSED, entry_point
@@ -41,16 +42,27 @@ MAX_SOURCE_SIZE = 0
 """
 
 
-def ours_settings(work: Path, name: str, origin_host: str, **overrides: object) -> Settings:
-    """Settings for one of our servers with a fresh data dir (empty disk store)."""
+class OursOverrides(TypedDict, total=False):
+    """The Settings fields a benchmark sets on top of :func:`ours_settings`' defaults (add as needed)."""
+
+    workers: int
+    memory_cache_bytes: int
+    redis_url: str | None
+    redis_prefix: str
+
+
+def ours_settings(
+    work: Path, name: str, origin_host: str, *, port: int = 0, **overrides: Unpack[OursOverrides]
+) -> Settings:
+    """Settings for one of our servers with a fresh data dir (empty disk store); port 0: a free one."""
     data_dir = work / "ours" / name
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
-    port = int(overrides.pop("port", 0)) or free_port()  # type: ignore[call-overload]
+    port = port or free_port()
     return Settings(
         data_dir=data_dir, host="127.0.0.1", port=port, secret=SECRET, admin_token="bench-admin",
         warm_token="bench-warm", ingest_token="bench-ingest", allowed_sources=[origin_host], allow_private_sources=True,
-        warm_consumer=False, _env_file=None, **overrides,  # type: ignore[call-arg]
+        warm_consumer=False, _env_file=None, **overrides,
     )
 
 
