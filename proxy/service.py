@@ -28,7 +28,7 @@ from proxy.pipeline import DEFAULT_MAX_DECODE_BYTES, Rendered, render
 from proxy.processing import PoolSlot, ProcessingPool
 from proxy.singleflight import Coordinator, Flights, Leases
 from proxy.sniff import Body
-from proxy.storage import Store
+from proxy.storage import BlockingStore, Store
 from proxy.thumbnail import Thumbnail
 from proxy.tiers import MemoryLRU, RedisTier, StoreTier, Tier
 from proxy.urls import ThumbnailRequest
@@ -45,6 +45,30 @@ HOLD_SECONDS = 5.0
 class Found:
     thumbnail: Thumbnail
     tier: str
+
+
+@dataclass(frozen=True)
+class Made:
+    rendered: Rendered
+    thumbnail: Thumbnail
+    stored: bool  # already written to the store by the pool thread
+
+
+def make_thumbnail(
+    source: Body, variant: Variant, max_pixels: int, max_decode_bytes: int, key: str, store: BlockingStore | None
+) -> Made:
+    """The pool thread's whole job for a miss: render, seal the entry and, for a store whose
+    writes are blocking file I/O, write it there too (no second thread hop to store it)."""
+    rendered = render(source, variant, max_pixels, max_decode_bytes)
+    thumbnail = Thumbnail.create(rendered.data, rendered.width, rendered.height, rendered.color)
+    stored = False
+    if store is not None:
+        try:
+            store.put_blocking(key, thumbnail.pack())
+            stored = True
+        except OSError as exc:  # as StoreTier.put: logged, the thumbnail still served
+            log.error("could not store thumbnail %s: %s", key, exc)
+    return Made(rendered, thumbnail, stored)
 
 
 class ThumbnailService:
@@ -81,6 +105,7 @@ class ThumbnailService:
         self.hold = hold if hold is not None else SourceHold(0, 0)  # (an empty hold is falsy)
         # Below memory, nearest first: Redis when configured, then the store.
         self.tiers: list[Tier] = [*([redis] if redis is not None else []), StoreTier(store)]
+        self._blocking_store = store if isinstance(store, BlockingStore) else None
         self.flights: Flights[Found] = Flights(on_abandon=metrics.abandoned.inc)
         self.coordinator = Coordinator(leases, redis, wait_limit=wait_limit,
                                        on_wait=metrics.coalesced.labels("cluster").inc)
@@ -150,7 +175,7 @@ class ThumbnailService:
         try:
             # Admission before download: no place in the pool, no request to the origin.
             slot = self.pool.reserve()
-            source, rendered, fetched = await self._fetch_and_render(request, gate, slot)
+            source, made, fetched = await self._fetch_and_render(request, gate, slot)
         except ProxyError as error:
             self.metrics.failures.labels(error.code).inc()
             if isinstance(error, Overloaded):
@@ -170,8 +195,8 @@ class ThumbnailService:
                 slot.release()  # no-op once the render took it
         done = time.perf_counter()
         self.metrics.generation_seconds.observe(done - fetched)
-        thumbnail = Thumbnail.create(rendered.data, rendered.width, rendered.height, rendered.color)
-        await self._keep(key, thumbnail)
+        rendered, thumbnail = made.rendered, made.thumbnail
+        await self._keep(key, thumbnail, stored=made.stored)
         log.info(
             "generated thumbnail",
             extra={
@@ -189,8 +214,8 @@ class ThumbnailService:
 
     async def _fetch_and_render(
         self, request: ThumbnailRequest, gate: StartGate, slot: PoolSlot
-    ) -> tuple[Body, Rendered, float]:
-        """The source, its rendering and when the download ended, under a fetch ticket."""
+    ) -> tuple[Body, Made, float]:
+        """The source, its thumbnail and when the download ended, under a fetch ticket."""
         started = time.perf_counter()
         async with self.budget.admit() as ticket:
             source = self.hold.take(request.source)
@@ -201,8 +226,9 @@ class ThumbnailService:
             fetched = time.perf_counter()
             self.metrics.fetch_seconds.observe(fetched - started)
             try:
-                rendered = await self.pool.run(
-                    render, source, request.variant, self.max_pixels, self.max_decode_bytes, gate=gate, slot=slot
+                made = await self.pool.run(
+                    make_thumbnail, source, request.variant, self.max_pixels, self.max_decode_bytes,
+                    request.cache_key, self._blocking_store, gate=gate, slot=slot,
                 )
             except (Overloaded, Dropped, asyncio.CancelledError):
                 # The download happened but the render did not: keep it for the retry.
@@ -210,11 +236,12 @@ class ThumbnailService:
                 raise
             if request.source in self._warming:
                 self.hold.put(request.source, source)  # for the next variant of this warm-up
-        return source, rendered, fetched
+        return source, made, fetched
 
-    async def _keep(self, key: str, thumbnail: Thumbnail) -> None:
-        """The store first (the durable copy), then the nearer tiers, then memory."""
-        for tier in reversed(self.tiers):
+    async def _keep(self, key: str, thumbnail: Thumbnail, *, stored: bool = False) -> None:
+        """The store first (the durable copy; ``stored``: the pool thread wrote it), then the
+        nearer tiers, then memory."""
+        for tier in reversed(self.tiers[:-1] if stored else self.tiers):
             await tier.put(key, thumbnail)
         self.memory.put(key, thumbnail)
 

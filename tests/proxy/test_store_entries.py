@@ -1,14 +1,22 @@
-"""Disk entries are written without fsync, so every way a power loss could garble one must be a miss."""
+"""Disk entries: written by the render thread, without fsync; every way a power loss can garble one is a miss."""
 
 from __future__ import annotations
 
+import errno
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from proxy.storage import DiskStore
 from proxy.thumbnail import CorruptEntry, Thumbnail
+from proxy.urls import cache_key
+from proxy.variants import THUMB
+from tests.proxy.conftest import running
 from tests.support import images
+from tests.support.origin import Origin
+from thumbs.settings import Settings
 
 KEY = "ab" * 32
 
@@ -44,3 +52,48 @@ def test_a_garbled_entry_is_refused(damage: str) -> None:
         blob[middle] ^= 0x01
     with pytest.raises(CorruptEntry):
         Thumbnail.unpack(bytes(blob))
+
+
+async def test_a_miss_is_stored_by_the_render_thread_in_one_hop(
+    make_settings: Callable[..., Settings], origin: Origin, unique: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pool thread that rendered the entry writes it: the loop never hands the write to another thread."""
+    writers: list[str] = []
+    write = DiskStore.put_blocking
+
+    def recording(store: DiskStore, key: str, data: bytes) -> None:
+        writers.append(threading.current_thread().name)
+        write(store, key, data)
+
+    async def no_async_put(store: DiskStore, key: str, data: bytes) -> None:
+        raise AssertionError("the miss path handed the store write to a second thread")
+
+    monkeypatch.setattr(DiskStore, "put_blocking", recording)
+    monkeypatch.setattr(DiskStore, "put", no_async_put)
+    source = origin.add(unique("one-hop.jpg"), images.jpeg(images.photo(300, 200)))
+    async with running(make_settings()) as started:
+        response = await started.thumb(source)
+        assert response.status_code == 200
+        assert writers and all(name.startswith("vips") for name in writers)
+        key = cache_key(source, THUMB)
+        stored = Thumbnail.unpack(await started.proxy.service.store.get(key) or b"")
+        assert stored.data == response.content
+
+
+async def test_a_store_write_that_fails_on_the_render_thread_still_serves(
+    make_settings: Callable[..., Settings], origin: Origin, unique: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    def full_disk(store: DiskStore, key: str, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(DiskStore, "put_blocking", full_disk)
+    source = origin.add(unique("full-disk.jpg"), images.jpeg(images.photo(300, 200)))
+    async with running(make_settings()) as started:
+        first = await started.thumb(source)
+        again = await started.thumb(source)
+    assert first.status_code == again.status_code == 200
+    assert first.headers["x-thumb-tier"] == "generated"
+    assert again.headers["x-thumb-tier"] == "memory"  # the nearer tiers still took it
+    assert "could not store thumbnail" in caplog.text
