@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from typer.models import CommandInfo
 
 from thumbs.cli import app as cli_app
 from thumbs.settings import Settings
@@ -45,8 +46,13 @@ def test_every_thumbs_variable_is_a_setting(compose: dict[str, Any]) -> None:
         assert variables <= fields, f"{name}: unknown settings {variables - fields}"
 
 
+def _callback_name(command: CommandInfo) -> str:
+    assert command.callback is not None  # every command is registered by decorating a function
+    return command.callback.__name__
+
+
 def test_commands_are_thumbs_subcommands(compose: dict[str, Any]) -> None:
-    commands = {command.name or command.callback.__name__ for command in cli_app.registered_commands}
+    commands = {command.name or _callback_name(command) for command in cli_app.registered_commands}
     for name in ("proxy", "api", "worker", "migrate"):
         command = compose["services"][name]["command"]
         assert command[0] == "thumbs" and command[1] in commands

@@ -168,6 +168,7 @@ async def test_warm_outage_pauses_the_job_without_marking_failures(harness: Harn
         await backfill.run(int(claim.job["id"]))
     assert len(warm.calls) == 6  # first try + two retries, each the batch and a probe that fails too
     job = await backfill.job(int(claim.job["id"]))
+    assert job is not None
     assert job["status"] == "running" and "ConnectionError" in job["last_error"]
     assert job["lease_owner"] is None  # released: anyone may resume it
     assert set((await statuses(harness)).values()) == {"pending"}

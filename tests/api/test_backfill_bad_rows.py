@@ -27,11 +27,13 @@ class PoisonWarmClient(RecordingWarmClient):
         super().__init__()
         self.poison = poison
 
-    async def warm(self, sources: Sequence[str], *, wait: bool) -> list[WarmOutcome]:
+    async def warm(
+        self, sources: Sequence[str], *, wait: bool, tags: Sequence[str | None] | None = None
+    ) -> list[WarmOutcome]:
         if self.poison & set(sources):
             self.calls.append((list(sources), wait))
             raise ValueError("cannot handle this source")
-        return await super().warm(sources, wait=wait)
+        return await super().warm(sources, wait=wait, tags=tags)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

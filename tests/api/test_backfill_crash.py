@@ -79,6 +79,7 @@ async def test_backfill_resumes_after_sigkill_mid_batch(harness: Harness, origin
         finally:
             endpoint.release.set()
         job = await harness.api.database.fetch_one("SELECT id, done, lease_owner FROM thumbnail_jobs")
+        assert job is not None, "the killed child left no job row"
         assert job["done"] == 5 and job["lease_owner"] is not None  # batch 1 committed; lease left behind
 
         client = HttpWarmClient(base + "/warm", "t")

@@ -24,7 +24,9 @@ class RecordingWarmClient:
     entered: asyncio.Event = field(default_factory=asyncio.Event)
     broken: bool = False  # raise like an unreachable warm endpoint
 
-    async def warm(self, sources: Sequence[str], *, wait: bool) -> list[WarmOutcome]:
+    async def warm(
+        self, sources: Sequence[str], *, wait: bool, tags: Sequence[str | None] | None = None
+    ) -> list[WarmOutcome]:
         self.calls.append((list(sources), wait))
         if len(self.calls) >= self.hold_from:
             self.entered.set()

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urljoin, urlparse
 
 import pytest
-from playwright.sync_api import Browser, Page, Request, Route, expect
+from playwright.sync_api import Browser, Page, Request, Route, ViewportSize, expect
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
 API_PATH = "/api/library/images"
 INLINE_PAGE = re.compile(r'<script id="thumbs-first-page" type="application/json">(.*?)</script>', re.S)
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 DOM_IMG_BUDGET = 100
 PROXY_THUMB = re.compile(r"^/t/[^/]+/(thumb|cell|cell2x)/[^/]+$|^/__mock/thumb/")
 
@@ -358,6 +358,7 @@ def test_keyboard_navigation(session: Session) -> None:
         keyboard.press(key)
         focus = session.focus()
         assert focus and focus["index"] == expected, (key, focus)
+    assert focus is not None  # steps is not empty: the loop asserted it on its last key
     assert focus["outline"].startswith("solid"), focus  # visible focus ring
 
     keyboard.press("PageDown")

@@ -15,7 +15,7 @@ from proxy.errors import SourceNotAllowed
 from proxy.fetch import SourcePolicy, is_public_address
 from tests.proxy.conftest import running
 from tests.support import images
-from tests.support.origin import Origin
+from tests.support.origin import Handler, Origin
 from tests.support.servers import free_port
 from tests.support.wait import wait_until
 from thumbs.settings import Settings
@@ -93,7 +93,7 @@ async def test_redirects_are_followed_and_rechecked(make_settings: Callable[...,
                                                     unique) -> None:
     target = origin.add(unique("final.png"), images.png(images.solid(20, 20)))
 
-    def redirect_to(url: str) -> Callable[[Request], object]:
+    def redirect_to(url: str) -> Handler:
         async def handler(_: Request) -> Response:
             return RedirectResponse(url, status_code=302)
         return handler

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pyvips
 
+from proxy.storage import DiskStore
 from proxy.urls import encode_source, sign, thumbnail_path, thumbnail_url
 from tests.proxy.conftest import Running, running
 from tests.support import images
@@ -157,7 +158,9 @@ async def test_corrupt_disk_entry_is_regenerated(
     async with running(settings) as proxy:
         await proxy.thumb(source)
         request_key = next(iter(proxy.proxy.service.memory._entries))
-        path = proxy.proxy.service.store.path(request_key)
+        store = proxy.proxy.service.store
+        assert isinstance(store, DiskStore)  # the default store_url: files under the data dir
+        path = store.path(request_key)
     path.write_bytes(b"half a fi")
     async with running(settings) as proxy:
         response = await proxy.thumb(source)

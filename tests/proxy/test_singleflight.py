@@ -42,6 +42,7 @@ async def test_waiter_takes_over_when_the_lease_holder_dies(redis_settings: Call
                                                             origin: Origin, unique) -> None:
     settings = redis_settings()
     source = origin.add(unique("orphan.jpg"), images.jpeg(images.photo(300, 200)))
+    assert settings.redis_url
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
         # A holder that took the lease and died: nobody renews it, it expires in 400 ms.

@@ -11,6 +11,7 @@ from proxy.errors import OriginError, UnsupportedType
 from proxy.urls import cache_key, thumbnail_url
 from proxy.variants import THUMB
 from proxy.warm_queue import MemoryWarmQueue, RedisWarmQueue
+from proxy.warm_types import WarmOutcome
 from tests.proxy.conftest import Running, running
 from tests.support import images
 from tests.support.origin import Origin
@@ -21,7 +22,7 @@ AUTH = {"Authorization": "Bearer warm-token"}
 
 
 async def test_warm_requires_the_token(proxy: Running, make_settings: Callable[..., Settings]) -> None:
-    body = {"sources": []}
+    body: dict[str, list[str]] = {"sources": []}
     missing = await proxy.client.post("/warm", json=body)
     assert missing.status_code == 401 and missing.json()["error"] == "unauthorized"
     wrong = await proxy.client.post("/warm", json=body, headers={"Authorization": "Bearer nope"})
@@ -96,7 +97,8 @@ async def test_warm_wait_reports_size_and_colour(proxy: Running, origin: Origin,
 async def test_warmer_in_process_client(proxy: Running, origin: Origin, unique) -> None:
     source = origin.add(unique("a.jpg"), images.jpeg(images.photo(300, 600)))
     [outcome] = await proxy.proxy.warmer.warm([source], wait=True)
-    assert outcome.ok and (outcome.width, outcome.height) == (300, 600) and outcome.color.startswith("#")
+    assert outcome.ok and (outcome.width, outcome.height) == (300, 600)
+    assert outcome.color is not None and outcome.color.startswith("#")
     [queued] = await proxy.proxy.warmer.warm([source], wait=False)
     assert queued.ok
 
@@ -105,12 +107,13 @@ async def test_memory_queue_retries_then_parks() -> None:
     queue = MemoryWarmQueue(max_attempts=3, backoff=0.01)
     calls: list[str] = []
 
-    async def handle(source: str) -> None:
+    async def handle(source: str) -> WarmOutcome:
         calls.append(source)
         if source == "flaky":
             raise OriginError("the origin answered 503")
         if source == "broken":
             raise UnsupportedType("not an image")
+        return WarmOutcome(source, True)
 
     await queue.put(["flaky", "broken", "fine"])
     consumer = asyncio.create_task(queue.consume(handle, 2))
@@ -151,10 +154,11 @@ async def test_redis_stream_retries_parks_and_claims_from_dead_consumers(redis_s
                            claim_idle_ms=100, block_ms=50)
     calls: list[str] = []
 
-    async def handle(source: str) -> None:
+    async def handle(source: str) -> WarmOutcome:
         calls.append(source)
         if source == "flaky":
             raise OriginError("the origin answered 503")
+        return WarmOutcome(source, True)
 
     try:
         await queue.put(["flaky", "orphan"])
@@ -169,7 +173,10 @@ async def test_redis_stream_retries_parks_and_claims_from_dead_consumers(redis_s
             consumer.cancel()
         assert calls.count("orphan") == 1
         assert calls.count("flaky") == 3
-        [(_, fields)] = await queue.client.xrange(queue.parked_stream)
+        parked = await queue.client.xrange(queue.parked_stream)
+        assert parked is not None
+        [(_, fields)] = parked
+        assert fields is not None  # None only for an entry deleted after it was read
         assert fields[b"source"] == b"flaky" and fields[b"attempts"] == b"3"
         assert await queue.client.zcard(queue.retry_set) == 0
     finally:
@@ -194,6 +201,7 @@ async def test_lease_keys_are_prefixed(redis_settings: Callable[..., Settings], 
     source = origin.add(unique("a.jpg"), images.jpeg(images.photo(100, 100)))
     async with running(settings) as proxy:
         assert (await proxy.thumb(source)).status_code == 200
+    assert settings.redis_url
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
         keys = [key async for key in client.scan_iter(match=settings.redis_prefix + "*")]

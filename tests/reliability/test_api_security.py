@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from urllib.parse import quote
 
 import asyncpg
@@ -50,14 +50,16 @@ ADMIN_PATHS = [("POST", "/api/library/generate-thumbnails"), ("GET", "/api/libra
 @pytest.mark.parametrize(("method", "path"), ADMIN_PATHS)
 async def test_admin_endpoints_refuse_missing_and_wrong_tokens(api: httpx.AsyncClient, method: str,
                                                                path: str) -> None:
-    for headers, status in (
+    # The last value is raw UTF-8 bytes, so its name is bytes too (httpx types str->str or bytes->bytes).
+    cases: list[tuple[Mapping[str, str] | Mapping[bytes, bytes], int]] = [
         ({}, 401), ({"authorization": ""}, 401), ({"authorization": "Bearer"}, 401),
         ({"authorization": "Bearer "}, 401), ({"authorization": "Basic YWRtaW46YWRtaW4="}, 401),
         ({"authorization": "Bearer warm-token"}, 403),  # the other token is not an admin token
         ({"authorization": "Bearer admin-token2"}, 403), ({"authorization": "Bearer admin-toke"}, 403),
         ({"authorization": "Bearer ADMIN-TOKEN"}, 403), ({"authorization": "Bearer admin-token admin-token"}, 403),
-        ({"authorization": "Bearer ' OR '1'='1"}, 403), ({"authorization": "Bearer admin-t\u00f6ken".encode()}, 403),
-    ):
+        ({"authorization": "Bearer ' OR '1'='1"}, 403), ({b"authorization": "Bearer admin-t\u00f6ken".encode()}, 403),
+    ]
+    for headers, status in cases:
         response = await api.request(method, path, headers=headers)
         _error(response, status)
 

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from proxy.storage import DiskStore
 from proxy.urls import cache_key
 from proxy.variants import THUMB
+from proxy.warm_queue import MemoryWarmQueue
 from tests.proxy.conftest import running
 from tests.support import images
 from tests.support.origin import Origin
@@ -111,10 +112,11 @@ async def test_warm_queue_retries_a_failing_origin_a_bounded_number_of_times(
     broken = origin.add_handler(unique("broken.jpg"), always_broken)
     settings = make_settings(negative_ttl=0)  # backoff 1 s, 2 s, 4 s ... capped at 5 attempts
     async with running(settings, warm_consumer=True) as proxy:
-        proxy.proxy.warmer.queue.backoff = 0.2  # same policy, shorter clock
+        queue = proxy.proxy.warmer.queue
+        assert isinstance(queue, MemoryWarmQueue)  # no redis_url: the in-process queue
+        queue.backoff = 0.2  # same policy, shorter clock
         accepted = await proxy.client.post("/warm", json={"sources": [recovering, broken]}, headers=WARM_AUTH)
         assert accepted.status_code == 202 and len(accepted.json()["accepted"]) == 2
-        queue = proxy.proxy.warmer.queue
         store = DiskStore(settings.store_dir)
         await wait_until(lambda: queue.parked and store.path(cache_key(recovering, THUMB)).is_file(), 20,
                          what="warm retries to settle (one parked, one stored)")

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -27,6 +27,7 @@ from proxy.app import create_proxy
 from proxy.storage import DiskStore
 from proxy.urls import cache_key
 from proxy.variants import THUMB
+from proxy.warm_types import WarmOutcome
 from tests.conftest import cannot_run
 from tests.reliability.conftest import _in_thread
 from tests.support import images
@@ -176,5 +177,7 @@ async def test_backfill_resumes_after_a_postgres_restart_and_marks_nothing_early
 
 
 class _RefusingWarmClient:
-    async def warm(self, sources: object, *, wait: bool) -> list[object]:
+    async def warm(
+        self, sources: Sequence[str], *, wait: bool, tags: Sequence[str | None] | None = None
+    ) -> list[WarmOutcome]:
         raise RuntimeError("not warming during the seed")

@@ -10,6 +10,7 @@ import gzip
 import threading
 import zlib
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 import pytest
 import pyvips
@@ -22,7 +23,7 @@ from proxy.variants import THUMB
 from tests.proxy.conftest import running
 from tests.support import images
 from tests.support.images import _png_chunk
-from tests.support.origin import Origin
+from tests.support.origin import Handler, Origin
 from tests.support.wait import ManualClock, holds_for, wait_until
 from thumbs.settings import Settings
 
@@ -190,7 +191,7 @@ async def test_bytes_in_flight_bound_how_many_big_sources_download_at_once(
     arrived: list[str] = []
     release = asyncio.Event()
 
-    def streaming(name: str) -> Callable[[Request], object]:
+    def streaming(name: str) -> Handler:
         async def handler(_: Request) -> Response:
             arrived.append(name)
 
@@ -369,4 +370,4 @@ async def test_a_warm_batch_answers_per_item_and_keeps_the_good_ones(
             assert [item["source"] for item in body["accepted"]] == [good[0], good[1], t_path, good[2], t_shaped]
             assert sorted(item["source"] for item in body["refused"]) == sorted(MALFORMED)
         for source in good:
-            await wait_until(lambda source=source: store.exists(cache_key(source, THUMB)))
+            await wait_until(partial(store.exists, cache_key(source, THUMB)))

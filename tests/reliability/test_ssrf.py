@@ -19,7 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from tests.proxy.conftest import running
 from tests.reliability.conftest import PUBLIC_A, FakeNetwork, Listener
 from tests.support import images
-from tests.support.origin import Origin
+from tests.support.origin import Handler, Origin
 from thumbs.settings import Settings
 
 # Spellings of a loopback address, each dialled on the target's port.
@@ -109,7 +109,7 @@ async def test_hostnames_resolving_to_private_addresses_are_refused(
     assert network.dials == [] and target.accepts == 0
 
 
-def _redirect(location: str) -> Callable[[Request], object]:
+def _redirect(location: str) -> Handler:
     async def handler(_: Request) -> Response:
         return RedirectResponse(location, status_code=302)
 
