@@ -16,6 +16,7 @@ import os
 import statistics
 import sys
 import time
+from functools import partial
 
 from bench.context import Context
 from bench.nginx import origin
@@ -52,7 +53,7 @@ def main() -> None:
             name = "ab-new" if root is None else "ab-old"
             base, pid = stack.enter_context(serve_ours_process(
                 ours_settings(ctx.work, name, host), ctx.work / "ours" / f"{name}.log", root=root))
-            systems[label] = System(label, pid, lambda source, base=base: ours_url(base, source),
+            systems[label] = System(label, pid, partial(ours_url, base),  # bound to this server's base now
                                     cold_header=("x-thumb-tier", "generated"))
         names = [image.name for image in ctx.corpus_of(kind)]
         tag = str(int(time.time()))
