@@ -14,10 +14,12 @@ from starlette.applications import Starlette
 
 import proxy.service
 from proxy.app import Proxy, create_proxy
+from proxy.pipeline import DEFAULT_MAX_DECODE_BYTES, Rendered
 from proxy.processing import ProcessingPool
 from proxy.singleflight import Flights
+from proxy.sniff import Body
 from proxy.urls import cache_key, thumbnail_path
-from proxy.variants import THUMB
+from proxy.variants import THUMB, Variant
 from tests.support import images
 from tests.support.origin import Origin
 from tests.support.servers import serve_in_thread
@@ -34,10 +36,13 @@ class Renders:
         self._lock = threading.Lock()
         self._render = proxy.service.render
 
-    def __call__(self, *args: object) -> object:
+    # render's own signature, so the stand-in is checked against what proxy.service calls.
+    def __call__(
+        self, data: Body, variant: Variant, max_pixels: int, max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
+    ) -> Rendered:
         with self._lock:
             self.count += 1
-        return self._render(*args)
+        return self._render(data, variant, max_pixels, max_decode_bytes)
 
 
 @pytest.fixture
