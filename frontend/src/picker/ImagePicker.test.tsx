@@ -9,6 +9,7 @@ import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { fakeLibrary, type FakeLibrary } from "../test/fakeLibrary";
 import { resizeAll } from "../test/setup";
+import { INLINE_FIRST_PAGE_ID } from "./api";
 import { ImagePicker, type ImagePickerProps } from "./ImagePicker";
 
 // As the demo runs in development: effects mount, unmount and mount again.
@@ -63,6 +64,46 @@ async function settleScroll() {
 async function loaded(index: number) {
   await waitFor(() => expect(cell(index)?.getAttribute("aria-label") ?? "").toMatch(/^Image \d+/));
 }
+
+describe("first screen", () => {
+  afterEach(() => {
+    document.getElementById(INLINE_FIRST_PAGE_ID)?.remove();
+    vi.restoreAllMocks();
+  });
+
+  it("with the first page inline, the first commit already shows its cells at the grid's measured size", async () => {
+    const page = (await (await lib.fetch("/api/library/images?limit=50&offset=0")).json()) as unknown;
+    lib.requests.length = 0;
+    const element = document.createElement("script");
+    element.id = INLINE_FIRST_PAGE_ID;
+    element.type = "application/json";
+    element.textContent = JSON.stringify(page);
+    document.head.append(element);
+    // No ResizeObserver report at all: the size comes from measuring the grid's box before the Grid mounts.
+    (globalThis as { __testSize?: unknown }).__testSize = undefined;
+    vi.spyOn(HTMLElement.prototype, "getBoundingClientRect").mockImplementation(function (this: HTMLElement) {
+      const [width, height] = this.hasAttribute("data-picker-grid") ? [964, 730] : [0, 0];
+      return { width, height, top: 0, left: 0, right: width, bottom: height, x: 0, y: 0, toJSON: () => ({}) };
+    });
+    renderPicker();
+    // Right after the first commit (before any promise, effect round trip or resize callback):
+    // 964 px wide gives 6 columns of 160.66 px (730 px, the height, would give 4), 5 rows on screen + 1.
+    const rows = () => [...document.querySelectorAll("[role=row]")].map((row) => row.children.length);
+    expect(rows()).toEqual([6, 6, 6, 6, 6, 6]);
+    expect(cell(0)?.getAttribute("aria-label")).toMatch(/^Image 1000,/);
+    expect(cell(0)?.style.width).toBe("160.66px");
+    expect(cell(29)?.querySelector("img")?.getAttribute("loading")).toBe("eager");
+    expect(cell(30)?.querySelector("img")?.getAttribute("loading")).toBe("lazy");
+    expect(document.querySelector("[data-picker-grid][aria-hidden]")).toBeNull(); // the placeholder is gone
+    await act(async () => {});
+    expect(rows()).toEqual([6, 6, 6, 6, 6, 6]); // and the Grid's own mount-time resize report changed nothing
+    // Page 0 came from the HTML; only the next page is asked for, bounded by its head cursor.
+    await waitFor(() => expect(lib.requests.length).toBeGreaterThan(0));
+    expect(lib.requests.map((u) => [u.searchParams.get("offset"), u.searchParams.get("until")])).toEqual([
+      ["50", "1000"],
+    ]);
+  });
+});
 
 describe("recovery", () => {
   it("first load offline says so, then loads by itself when the connection returns", async () => {

@@ -76,6 +76,15 @@ const PREFETCH_ROWS = 6;
 /** Rows of images mounted beyond the viewport; small, to keep the DOM (and downloads) bounded. */
 const OVERSCAN_ROWS = 1;
 
+const GRID_STYLE = { height: "100%", width: "100%", overflowX: "hidden" } as const;
+const GRID_SELECTOR = ":scope > [data-picker-grid]";
+
+/** The content box a ResizeObserver would report for an empty element without border or padding. */
+function measuredSize(el: Element): { width: number; height: number } {
+  const box = el.getBoundingClientRect();
+  return { width: box.width, height: box.height };
+}
+
 function sameSelection(a: Selection, b: Selection): boolean {
   if (a.size !== b.size) return false;
   const bs = [...b];
@@ -274,6 +283,43 @@ export function ImagePicker({
     [beginResize, setSize],
   );
 
+  // The grid's size is ours to watch (not Grid's onResize: with a default size, react-window reports
+  // it on mount as {height, width} = {defaultHeight, defaultHeight}, i.e. wrong columns for a frame).
+  // Before the Grid first mounts, a placeholder in its place is measured in the layout phase; the
+  // Grid then starts at that size (defaultWidth/Height) and renders the first screen's cells in its
+  // first commit, instead of an empty commit, a ResizeObserver callback and a second render a frame
+  // later. The placeholder is replaced before the browser paints; later sizes come from the observer.
+  const [startSize, setStartSize] = useState<{ width: number; height: number } | null>(null);
+  const watched = useRef<{ el: Element | null; observer: ResizeObserver | null }>({ el: null, observer: null });
+  useLayoutEffect(() => {
+    const el = rootRef.current?.querySelector(GRID_SELECTOR) ?? null;
+    if (el === watched.current.el) return;
+    watched.current.observer?.disconnect();
+    watched.current = { el, observer: null };
+    if (!el) return;
+    if (startSize === null) {
+      const size = measuredSize(el);
+      if (size.width > 0 && size.height > 0) onResize(size);
+      setStartSize(size);
+      return;
+    }
+    if (typeof ResizeObserver === "undefined") return;
+    const observer = new ResizeObserver((entries) => {
+      for (const entry of entries) {
+        if (entry.target === el) onResize({ width: entry.contentRect.width, height: entry.contentRect.height });
+      }
+    });
+    observer.observe(el);
+    watched.current.observer = observer;
+  });
+  useLayoutEffect(
+    () => () => {
+      watched.current.observer?.disconnect();
+      watched.current = { el: null, observer: null }; // so a remount (StrictMode's included) watches again
+    },
+    [],
+  );
+
   // New images go in at the top; the user's place (and the keyboard's active cell) moves down with them.
   const { showNewer, newerCount, newerCapped } = library;
   const onShowNewer = useCallback(() => {
@@ -370,27 +416,32 @@ export function ImagePicker({
       {overlay === null && total !== null && (
         <NewImagesNotice count={newerCount} capped={newerCapped} onShow={onShowNewer} strings={strings} />
       )}
-      {overlay ?? (
-        <Grid
-          className="tp-grid"
-          gridRef={gridRef}
-          cellComponent={PickerCell}
-          cellProps={cellProps}
-          columnCount={columnCount}
-          columnWidth={cellSize}
-          rowCount={rowCount}
-          rowHeight={cellSize}
-          overscanCount={OVERSCAN_ROWS}
-          onCellsRendered={onCellsRendered}
-          onResize={onResize}
-          aria-label={ariaLabel ?? strings.gridLabel}
-          aria-multiselectable={multiple || undefined}
-          aria-busy={total === null || undefined}
-          // Focus is parked here when the focused cell scrolls away (it shows a ring); arrows bring it back.
-          tabIndex={-1}
-          style={{ height: "100%", width: "100%", overflowX: "hidden" }}
-        />
-      )}
+      {overlay ??
+        (startSize === null ? (
+          <div className="tp-grid" data-picker-grid="" aria-hidden="true" style={GRID_STYLE} />
+        ) : (
+          <Grid
+            className="tp-grid"
+            gridRef={gridRef}
+            cellComponent={PickerCell}
+            cellProps={cellProps}
+            columnCount={columnCount}
+            columnWidth={cellSize}
+            rowCount={rowCount}
+            rowHeight={cellSize}
+            overscanCount={OVERSCAN_ROWS}
+            onCellsRendered={onCellsRendered}
+            data-picker-grid=""
+            aria-label={ariaLabel ?? strings.gridLabel}
+            aria-multiselectable={multiple || undefined}
+            aria-busy={total === null || undefined}
+            // Focus is parked here when the focused cell scrolls away (it shows a ring); arrows bring it back.
+            tabIndex={-1}
+            defaultWidth={startSize.width}
+            defaultHeight={startSize.height}
+            style={GRID_STYLE}
+          />
+        ))}
       {overlay === null && failed.length > 0 && (
         <FailedPagesBar count={failed.length} offline={failedOffline} onRetry={() => retry()} strings={strings} />
       )}

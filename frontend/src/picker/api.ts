@@ -115,6 +115,11 @@ export async function fetchLibraryPage(
     if (!res.ok) throw await errorFor(res);
     body = (await res.json()) as LibraryPage;
   }
+  return pageResult(body);
+}
+
+/** A listing page as the loader takes it (the API's answer, or the one inline in the HTML). */
+export function pageResult(body: LibraryPage): PageResult<LibraryImage> {
   if (!Array.isArray(body.images) || typeof body.total !== "number") {
     throw new PageError("Malformed library response", false);
   }

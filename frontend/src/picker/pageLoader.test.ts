@@ -296,6 +296,25 @@ describe("PageLoader stable list", () => {
     ]);
   });
 
+  it("accept() takes a page already in hand at once, as if fetched, and never asks for it", () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.accept(0, withHead(0, "HEAD0"));
+    const snapshot = loader.getSnapshot(); // synchronously: the first render can show it
+    expect(snapshot.total).toBe(TOTAL);
+    expect(snapshot.items.slice(0, 3)).toEqual([0, 1, 2]);
+    expect(snapshot.headCursor).toBe("HEAD0");
+    expect(snapshot.pages.get(0)).toEqual({ state: "loaded" });
+    loader.ensurePage(0);
+    loader.ensureRange(0, 60);
+    expect(calls.map((c) => [c.page, c.until])).toEqual([[1, "HEAD0"]]); // page 0 never fetched; bounded
+    loader.accept(0, withHead(0, "OTHER")); // a page already known is not replaced
+    expect(loader.getSnapshot().headCursor).toBe("HEAD0");
+    loader.reset(); // a refresh asks the API for page 0
+    loader.ensurePage(0);
+    expect(calls.map((c) => c.page)).toEqual([1, 0]);
+  });
+
   it("under a bound the total never grows with inserts; a short page marks the end", async () => {
     const { calls, fetchPage } = controlledFetch();
     const loader = new PageLoader({ pageSize: 50, fetchPage });

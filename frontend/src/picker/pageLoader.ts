@@ -144,6 +144,15 @@ export class PageLoader<T> {
     this.request(page, 1);
   }
 
+  /**
+   * A page already in hand (the server put it into the HTML): loaded at once, synchronously, exactly
+   * as if it had been fetched, so the first render can show it. Ignored if the page is already known.
+   */
+  accept(page: number, result: PageResult<T>): void {
+    if (!this.running || page < 0 || this.snapshot.pages.has(page)) return;
+    this.onLoaded(page, result);
+  }
+
   /** The user's Retry: every failed or backing-off page is asked again now, with fresh attempts. */
   retry(page?: number): void {
     if (!this.running) return;

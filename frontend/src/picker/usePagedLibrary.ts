@@ -1,5 +1,12 @@
 import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
-import { fetchLibraryPage, fetchNewerImages, type NewerImages, type RequestOptions } from "./api";
+import {
+  fetchLibraryPage,
+  fetchNewerImages,
+  pageResult,
+  takeInlineFirstPage,
+  type NewerImages,
+  type RequestOptions,
+} from "./api";
 import { PageLoader, type FetchPage, type PagesSnapshot } from "./pageLoader";
 import type { LibraryImage } from "./types";
 
@@ -56,15 +63,21 @@ export function usePagedLibrary(source: LibrarySource, initialIndex = 0): PagedL
   // A different list (filters) is a different loader; headers and fetch functions are read when used.
   const filterKey = JSON.stringify(source.request?.filters ?? {});
   const loader = useMemo(
-    () =>
-      new PageLoader<LibraryImage>({
+    () => {
+      const made = new PageLoader<LibraryImage>({
         pageSize,
         fetchPage: (page, size, signal, until) => {
           const { fetchPage, request } = latest.current;
           if (fetchPage) return fetchPage(page, size, signal, until);
           return fetchLibraryPage(apiBase, page, size, signal, until, request);
         },
-      }),
+      });
+      // The first page the server put into the HTML is there before the first render: the first
+      // commit already has the cells (no effect, promise and second render before the first screen).
+      const inline = source.fetchPage ? null : takeInlineFirstPage(apiBase, pageSize, source.request);
+      if (inline) made.accept(0, pageResult(inline));
+      return made;
+    },
     [apiBase, pageSize, filterKey], // eslint-disable-line react-hooks/exhaustive-deps -- filterKey stands for the filters
   );
   const snapshot = useSyncExternalStore(loader.subscribe, loader.getSnapshot, loader.getSnapshot);
