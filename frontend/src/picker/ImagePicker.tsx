@@ -1,4 +1,4 @@
-import { useCallback, useImperativeHandle, useLayoutEffect, useMemo, useRef, useState, type Ref } from "react";
+import { useCallback, useEffect, useImperativeHandle, useLayoutEffect, useMemo, useRef, useState, type Ref } from "react";
 import { Grid, useGridRef } from "react-window";
 import type { LibraryFilters } from "./api";
 import { PickerCell, type CellData } from "./Cell";
@@ -312,6 +312,14 @@ export function ImagePicker({
     observer.observe(el);
     watched.current.observer = observer;
   });
+  // The first commit renders only what is on screen; the overscan row follows once that has painted.
+  const [painted, setPainted] = useState(false);
+  useEffect(() => {
+    if (startSize === null || painted) return;
+    // From an animation frame React renders in a task of its own, after the browser has painted.
+    const frame = requestAnimationFrame(() => setPainted(true));
+    return () => cancelAnimationFrame(frame);
+  }, [startSize, painted]);
   useLayoutEffect(
     () => () => {
       watched.current.observer?.disconnect();
@@ -429,7 +437,7 @@ export function ImagePicker({
             columnWidth={cellSize}
             rowCount={rowCount}
             rowHeight={cellSize}
-            overscanCount={OVERSCAN_ROWS}
+            overscanCount={painted ? OVERSCAN_ROWS : 0}
             onCellsRendered={onCellsRendered}
             data-picker-grid=""
             aria-label={ariaLabel ?? strings.gridLabel}
