@@ -307,7 +307,8 @@ METHOD = (
     "`loading=\"lazy\"` on every image: it splits the picker's gain between thumbnails and "
     "virtualisation. *First 12 painted*: the first animation frame (polled "
     "every frame from navigation) at which the first 12 visible cells' images are `complete` with a "
-    "decoded size (the picker then fades them in over 160 ms). *Bytes before first screen*: CDP "
+    "decoded size (the picker's first-screen tiles show at once; only later tiles fade in over 160 ms). "
+    "*Bytes before first screen*: CDP "
     "`Network.loadingFinished` encodedDataLength of responses done by the frame at which every visible "
     "cell had its image, plus bytes already received by responses still in flight. *Scroll*: "
     "requestAnimationFrame-driven, {px} px per frame top to bottom (pass 1, the first browse with an "
@@ -332,7 +333,9 @@ CAVEATS = [
     "rAF deltas are quantised to the 60 Hz vsync and jitter by 0.1-0.2 ms (16.6-16.8 ms for an on-time frame), "
     "so a p95 of 16.7-16.8 ms means no dropped frame at p95; `dropped_pct` in the detail counts deltas over "
     "1.5 intervals.",
-    "First 12 painted is the frame at which the images are loaded; the picker's 160 ms fade-in follows.",
+    "First 12 painted is the animation frame at which the images are loaded, measured before that frame "
+    "is painted, for every page alike; the picker's first-screen tiles have no fade-in (`tp-first-screen`). "
+    "`bench/browser_first_paint.py` measures the first screen alone, picker and plain grid interleaved.",
     "Thumbnails are warmed before measuring (the product warms them at ingest); `warm` in the results says how "
     "many had to be made. A first browse against a stale store (e.g. right after a pipeline version change) "
     "is a different, much worse case that this section does not report.",
