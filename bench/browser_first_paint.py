@@ -47,6 +47,26 @@ TIMELINE = """
     if ("firstCell" in marks && "firstImg" in marks) seen.disconnect();
   });
   seen.observe(document, { childList: true, subtree: true });
+  // Element Timing on the first cells' images (set by this script, on both pages alike): when each
+  // was presented. The 12th is the presented counterpart of the probe's "first 12 complete".
+  const presented = [];
+  window.__timeline.presented = presented;
+  let tagged = 0;
+  const tag = new MutationObserver((records) => {
+    for (const r of records) for (const n of r.addedNodes) {
+      if (n.nodeType !== 1) continue;
+      for (const img of n.tagName === "IMG" ? [n] : n.querySelectorAll("img")) {
+        if (tagged < 60 && img.closest('[role="gridcell"]')) { img.setAttribute("elementtiming", "cell"); tagged++; }
+      }
+    }
+    if (tagged >= 60) tag.disconnect();
+  });
+  tag.observe(document, { childList: true, subtree: true });
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) if (e.renderTime) presented.push(e.renderTime);
+    }).observe({ type: "element", buffered: true });
+  } catch (e) { /* no Element Timing */ }
   try {
     new PerformanceObserver((list) => {
       for (const e of list.getEntries()) longtasks.push([Math.round(e.startTime), Math.round(e.duration)]);
@@ -81,7 +101,10 @@ READ_TIMELINE = """() => {
   return {
     document: { responseEnd: r(nav.responseEnd), domInteractive: r(nav.domInteractive),
                 domContentLoaded: r(nav.domContentLoadedEventEnd), load: r(nav.loadEventEnd) },
-    paints, marks: Object.fromEntries(Object.entries(window.__timeline.marks).map(([k, v]) => [k, r(v)])),
+    paints, marks: { ...Object.fromEntries(Object.entries(window.__timeline.marks).map(([k, v]) => [k, r(v)])),
+                     ...(window.__timeline.presented.length >= 12
+                         ? { twelfthImagePresented: r([...window.__timeline.presented].sort((a, b) => a - b)[11]) }
+                         : {}) },
     longtasks: window.__timeline.longtasks, resources,
   };
 }"""
@@ -176,7 +199,7 @@ def median_timeline(timelines: list[dict[str, Any]]) -> dict[str, float]:
 
 def compact(timeline: dict[str, Any]) -> str:
     keys = ("responseEnd", "js_end", "api_end", "firstCell", "firstImg", "thumb_first_start", "thumb_12th_start",
-            "thumb_12th_end", "first-contentful-paint", "firstImagePresented", "longtasks_ms")
+            "thumb_12th_end", "first-contentful-paint", "firstImagePresented", "twelfthImagePresented", "longtasks_ms")
     return ", ".join(f"{k}={timeline[k]}" for k in keys if k in timeline)
 
 
