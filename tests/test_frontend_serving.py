@@ -137,4 +137,7 @@ async def test_assets_are_gzipped_once_and_served_from_the_copy(dist: Path, monk
         assert int(response.headers["content-length"]) < len(SCRIPT) / 10
     assert compressed == [len(SCRIPT)]  # once, not per request
     assert "content-encoding" not in plain.headers and plain.content == SCRIPT
+    assert plain.headers["vary"] == "Accept-Encoding"  # (GZipMiddleware's), so a shared cache keeps the two apart
+    # Different bytes, different strong validators (RFC 9110 8.8.3).
+    assert first.headers["etag"] == second.headers["etag"] != plain.headers["etag"]
     assert missing.status_code == 404
