@@ -60,6 +60,14 @@ class Flights(Generic[T]):
     def __len__(self) -> int:
         return len(self._flights)
 
+    def waiting(self, key: str) -> int | None:
+        """How many abandonable callers still wait on ``key``'s flight; None if there is no flight.
+
+        Read-only, so a test can see a client's departure reach the flight instead of sleeping.
+        """
+        flight = self._flights.get(key)
+        return None if flight is None else flight.waiters
+
     async def run(
         self, key: str, work: Callable[[StartGate], Awaitable[T]], *, abandonable: bool = False
     ) -> tuple[T, bool]:
