@@ -12,6 +12,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from tests.support.wait import wait_until
 from thumbs.frontend import frontend_component
 
 INDEX = """<!doctype html>
@@ -81,7 +82,9 @@ async def test_the_head_leaves_before_the_listing_query_answers(dist: Path) -> N
     app = Starlette(routes=frontend_component(dist, first_page=first_page).routes)
     request = asyncio.create_task(call(app, "/", on_body=on_body))
     await asyncio.wait_for(asked.wait(), 5)
-    await asyncio.sleep(0.05)  # the page must not be waiting for the query to send its head
+    # The query is still unanswered: the head must arrive anyway (a deadline, not a fixed sleep).
+    await wait_until(lambda: "index-abc.css" in b"".join(seen_before_answer).decode(), 5,
+                     what="the page head sent while the listing query waits")
     head = b"".join(seen_before_answer).decode()
     assert '<script type="module" crossorigin src="/assets/index-abc.js">' in head
     assert 'href="/assets/index-abc.css"' in head

@@ -130,6 +130,7 @@ async def test_a_client_that_stays_gets_its_thumbnail(make_settings: Callable[..
     held = threading.Event()
     source = origin.add(name, images.jpeg(images.photo(400, 300)), hold=held)
     path = thumbnail_path(source, settings.secret)
+    key = cache_key(source, THUMB)
     with served(settings) as (started, base):
         async with httpx.AsyncClient(timeout=30) as client:
             try:
@@ -138,7 +139,9 @@ async def test_a_client_that_stays_gets_its_thumbnail(make_settings: Callable[..
                     stayer = asyncio.ensure_future(client.get(base + path))
                     await wait_until(lambda: started.service.flights.coalesced == 3,
                                      what="the stayer joined the flight")
-                await asyncio.sleep(0.2)  # the leavers' disconnects reach the server while the fetch is held
+                # The three leavers' disconnects reached the flight while its fetch is held: only the stayer waits.
+                await wait_until(lambda: started.service.flights.waiting(key) == 1,
+                                 what="the leavers gone and the flight kept for the stayer")
             finally:
                 held.set()
             response = await stayer
@@ -156,6 +159,7 @@ async def test_a_warm_up_survives_its_page_viewers_leaving(make_settings: Callab
     name = unique("warmed.jpg")
     held = threading.Event()
     source = origin.add(name, images.jpeg(images.photo(400, 300)), hold=held)
+    key = cache_key(source, THUMB)
     with served(settings) as (started, base):
         async with httpx.AsyncClient(timeout=30, headers={"Authorization": "Bearer warm-token"}) as client:
             try:
@@ -165,7 +169,9 @@ async def test_a_warm_up_survives_its_page_viewers_leaving(make_settings: Callab
                         client.post(base + "/warm", json={"sources": [source], "wait": True}))
                     await wait_until(lambda: started.service.flights.coalesced == 3,
                                      what="the warm-up joined the flight")
-                await asyncio.sleep(0.2)  # the viewers' disconnects reach the server while the fetch is held
+                # The viewers' disconnects reached the flight while its fetch is held; the warm-up's pin keeps it.
+                await wait_until(lambda: started.service.flights.waiting(key) == 0,
+                                 what="the viewers gone and the flight kept for the warm-up")
             finally:
                 held.set()
             response = await warm
