@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import threading
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from starlette.requests import Request
@@ -121,8 +122,25 @@ async def test_declared_oversize_body_is_refused(make_settings: Callable[..., Se
     assert response.status_code == 413 and response.json()["error"] == "too_large"
 
 
+def _loopback_buffering() -> int:
+    """The most bytes a loopback TCP connection can hold unread: both ends' socket buffers at their
+    kernel maxima. Whatever the origin writes beyond what the proxy read waits there, so this bounds
+    the overshoot however fast either side runs (no sleep decides the bound)."""
+    total = 0
+    for name in ("tcp_wmem", "tcp_rmem"):
+        try:
+            total += int(Path(f"/proc/sys/net/ipv4/{name}").read_text().split()[-1])
+        except (OSError, ValueError, IndexError):
+            total += 32 * 2**20  # not Linux: a generous stand-in
+    return total
+
+
 async def test_oversize_stream_is_cut_off_while_reading(make_settings: Callable[..., Settings], origin: Origin,
                                                         unique) -> None:
+    cap, chunk = 1_000_000, 65536
+    # The cap, the socket buffers, and a MiB for the origin's and the proxy's own buffers.
+    bound = (cap + _loopback_buffering() + 2**20) // chunk + 1
+    total = 2 * bound  # read to the end, the stream would be twice the bound
     produced: list[int] = []
     ended = threading.Event()  # the origin runs in its own thread
 
@@ -130,21 +148,23 @@ async def test_oversize_stream_is_cut_off_while_reading(make_settings: Callable[
         async def chunks() -> AsyncIterator[bytes]:
             try:
                 yield images.png(images.solid(20, 20))[:100]
-                for index in range(2000):  # 128 MB if read to the end
+                for index in range(total):  # as fast as the proxy takes it
                     produced.append(index)
-                    yield b"\0" * 65536
-                    await asyncio.sleep(0.001)  # a slow origin
+                    yield b"\0" * chunk
+                    # A yield point, no wait: the origin's server sees the hang-up and stops this stream
+                    # (its sends to a closed connection return without an error).
+                    await asyncio.sleep(0)
             finally:
                 ended.set()  # the proxy hung up (or, wrongly, read it all)
 
         return StreamingResponse(chunks(), media_type="image/png")  # no Content-Length
 
     source = origin.add_handler(unique("endless.png"), endless)
-    async with running(make_settings(max_source_bytes=1_000_000)) as proxy:
+    async with running(make_settings(max_source_bytes=cap)) as proxy:
         response = await proxy.thumb(source)
     assert response.status_code == 413 and response.json()["error"] == "too_large"
     await wait_until(ended.is_set, what="the origin's stream to end")
-    assert len(produced) < 100  # the proxy stopped reading long before the end
+    assert len(produced) <= bound, (len(produced), bound)  # the proxy stopped reading at the cap
 
 
 async def test_slow_origin_is_504(make_settings: Callable[..., Settings], origin: Origin, unique) -> None:

@@ -141,8 +141,14 @@ async def test_readyz_down_when_disk_is_not_writable(make_settings: Callable[...
 
 
 async def test_metrics_count_requests_tiers_and_work(proxy: Running, origin: Origin, unique) -> None:
-    source = origin.add(unique("a.jpg"), images.jpeg(images.photo(300, 200)), delay=0.2)
-    await asyncio.gather(*(proxy.thumb(source) for _ in range(3)))
+    held = threading.Event()  # answered once all three share the flight: two coalesced waits, whatever the host
+    source = origin.add(unique("a.jpg"), images.jpeg(images.photo(300, 200)), hold=held)
+    requests = asyncio.gather(*(proxy.thumb(source) for _ in range(3)))
+    try:
+        await wait_until(lambda: proxy.proxy.service.flights.coalesced == 2, what="three requests on one flight")
+    finally:
+        held.set()
+    await requests
     await proxy.thumb(source)
     await proxy.client.get("/t/nothing")
     response = await proxy.client.get("/metrics")

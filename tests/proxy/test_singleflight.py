@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,14 +16,21 @@ from tests.proxy.conftest import running
 from tests.support import images
 from tests.support.origin import Origin
 from tests.support.proxy_process import proxy_process
+from tests.support.wait import wait_until
 from thumbs.settings import Settings
 
 
 async def test_concurrent_requests_in_one_process_fetch_once(make_settings: Callable[..., Settings],
                                                              origin: Origin, unique) -> None:
-    source = origin.add(unique("a.jpg"), images.jpeg(images.photo(800, 600)), delay=0.3)
+    held = threading.Event()  # the origin answers once all 25 are waiting, however slow the host
+    source = origin.add(unique("a.jpg"), images.jpeg(images.photo(800, 600)), hold=held)
     async with running(make_settings()) as proxy:
-        responses = await asyncio.gather(*(proxy.thumb(source) for _ in range(25)))
+        requests = asyncio.gather(*(proxy.thumb(source) for _ in range(25)))
+        try:
+            await wait_until(lambda: proxy.proxy.service.flights.coalesced == 24, what="25 requests on one flight")
+        finally:
+            held.set()
+        responses = await requests
         assert {r.status_code for r in responses} == {200}
         assert len({r.content for r in responses}) == 1
         assert proxy.proxy.service.flights.coalesced == 24
@@ -31,9 +39,15 @@ async def test_concurrent_requests_in_one_process_fetch_once(make_settings: Call
 
 async def test_concurrent_failures_are_shared_too(make_settings: Callable[..., Settings], origin: Origin,
                                                   unique) -> None:
-    source = origin.add(unique("bad.jpg"), images.HTML, delay=0.3)
+    held = threading.Event()  # answered once all 10 share the flight, so none is served from the negative cache
+    source = origin.add(unique("bad.jpg"), images.HTML, hold=held)
     async with running(make_settings()) as proxy:
-        responses = await asyncio.gather(*(proxy.thumb(source) for _ in range(10)))
+        requests = asyncio.gather(*(proxy.thumb(source) for _ in range(10)))
+        try:
+            await wait_until(lambda: proxy.proxy.service.flights.coalesced == 9, what="10 requests on one flight")
+        finally:
+            held.set()
+        responses = await requests
     assert {r.status_code for r in responses} == {415}
     assert origin.hits[unique("bad.jpg")] == 1
 

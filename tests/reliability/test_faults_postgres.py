@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -120,7 +121,12 @@ async def test_backfill_resumes_after_a_postgres_restart_and_marks_nothing_early
 ) -> None:
     settings = make_settings(database_url=cluster.url, negative_ttl=0)
     _in_thread(lambda: run_migrations(settings))
-    sources = [origin.add(unique(f"b{index}.jpg"), images.jpeg(images.photo(120, 90)), delay=0.05)
+    # Past the first batch (the backfill goes newest first: the last ten inserted) the origin holds its
+    # answers until the database is down: the crash lands mid-run by construction, not because the
+    # fetches happened to be slow enough.
+    later = threading.Event()
+    sources = [origin.add(unique(f"b{index}.jpg"), images.jpeg(images.photo(120, 90)),
+                          hold=later if index < 50 else None)
                for index in range(60)]
     store = DiskStore(settings.store_dir)
     proxy = create_proxy(proxy_config(settings), warm_consumer=False)
@@ -135,39 +141,43 @@ async def test_backfill_resumes_after_a_postgres_restart_and_marks_nothing_early
     api.backfill.retry_delays = (0.2, 0.5, 1.0)
     app = mount_api(api)
     violations: list[str] = []
-    async with proxy.component.lifespan(), api.component.lifespan():
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://thumbs.test") as client:
-            started = await client.post("/api/library/generate-thumbnails", json={"batch_size": 10}, headers=ADMIN)
-            assert started.status_code == 202, started.text
-            job_url = started.json()["url"]
+    try:
+        async with proxy.component.lifespan(), api.component.lifespan():
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://thumbs.test") as client:
+                started = await client.post("/api/library/generate-thumbnails", json={"batch_size": 10}, headers=ADMIN)
+                assert started.status_code == 202, started.text
+                job_url = started.json()["url"]
 
-            async def check() -> dict[str, str]:
-                statuses = await _statuses(cluster.url)
-                for url, status in statuses.items():
-                    if status == "ready" and not store.path(cache_key(url, THUMB)).is_file():
-                        violations.append(url)
-                return statuses
+                async def check() -> dict[str, str]:
+                    statuses = await _statuses(cluster.url)
+                    for url, status in statuses.items():
+                        if status == "ready" and not store.path(cache_key(url, THUMB)).is_file():
+                            violations.append(url)
+                    return statuses
 
-            deadline = time.monotonic() + 30
-            while sum(status == "ready" for status in (await check()).values()) < 10:
-                assert time.monotonic() < deadline, "the backfill did not start"
-                await asyncio.sleep(0.05)
-            await asyncio.to_thread(cluster.stop, "immediate")  # a crash, mid-batch
-            during = await client.get(job_url, headers=ADMIN)
-            assert during.status_code == 503 and during.json()["error"] == "database_unavailable"
-            # Start it again once the backfill itself has failed on the outage (its run stopped).
-            await wait_until(lambda: not api.backfill.running(), 30, what="the backfill run to meet the outage")
-            await asyncio.to_thread(cluster.start)
-            deadline = time.monotonic() + 60
-            while True:
-                response = await client.get(job_url, headers=ADMIN)
-                if response.status_code == 200 and response.json()["status"] == "done":
-                    break
-                assert time.monotonic() < deadline, f"the backfill did not resume: {response.text}"
-                await check()
-                await asyncio.sleep(0.2)
-            final = response.json()
+                deadline = time.monotonic() + 30
+                while sum(status == "ready" for status in (await check()).values()) < 10:
+                    assert time.monotonic() < deadline, "the backfill did not start"
+                    await asyncio.sleep(0.05)
+                await asyncio.to_thread(cluster.stop, "immediate")  # a crash, mid-batch
+                during = await client.get(job_url, headers=ADMIN)
+                assert during.status_code == 503 and during.json()["error"] == "database_unavailable"
+                later.set()  # the held batch's warm-ups finish into the outage
+                # Start it again once the backfill itself has failed on the outage (its run stopped).
+                await wait_until(lambda: not api.backfill.running(), 30, what="the backfill run to meet the outage")
+                await asyncio.to_thread(cluster.start)
+                deadline = time.monotonic() + 60
+                while True:
+                    response = await client.get(job_url, headers=ADMIN)
+                    if response.status_code == 200 and response.json()["status"] == "done":
+                        break
+                    assert time.monotonic() < deadline, f"the backfill did not resume: {response.text}"
+                    await check()
+                    await asyncio.sleep(0.2)
+                final = response.json()
+    finally:
+        later.set()  # never leave the origin holding answers
     statuses = await check()
     assert violations == []  # never ready without the thumbnail on disk
     assert set(statuses.values()) == {"ready"} and len(statuses) == len(sources)

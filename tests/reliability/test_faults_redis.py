@@ -44,38 +44,46 @@ async def test_redis_restart_mid_run_loses_and_duplicates_nothing(
     store = DiskStore(settings.store_dir)
     served = origin.add(unique("served.jpg"), images.jpeg(images.photo(300, 200)))
     during = origin.add(unique("during.jpg"), images.jpeg(images.photo(300, 200)))
-    queued = [origin.add(unique(f"q{index}.jpg"), images.jpeg(images.photo(160, 120)), delay=0.3)
+    # After the first two, the origin holds its answers until the outage has been observed: it is
+    # mid-queue by construction, not because the fetches were slow enough.
+    later = threading.Event()
+    queued = [origin.add(unique(f"q{index}.jpg"), images.jpeg(images.photo(160, 120)),
+                         hold=later if index >= 2 else None)
               for index in range(12)]
 
     def stored() -> int:
         return sum(store.path(cache_key(source, THUMB)).is_file() for source in queued)
 
-    async with running(settings, warm_consumer=True) as proxy:
-        assert (await proxy.thumb(served)).status_code == 200
-        accepted = await proxy.client.post("/warm", json={"sources": queued}, headers=WARM_AUTH)
-        assert accepted.status_code == 202 and len(accepted.json()["accepted"]) == len(queued)
-        await wait_until(lambda: stored() >= 2, 20, what="the first warmed thumbnails")
-        throwaway_redis.kill()  # SIGKILL, mid-queue, with entries in flight
+    try:
+        async with running(settings, warm_consumer=True) as proxy:
+            assert (await proxy.thumb(served)).status_code == 200
+            accepted = await proxy.client.post("/warm", json={"sources": queued}, headers=WARM_AUTH)
+            assert accepted.status_code == 202 and len(accepted.json()["accepted"]) == len(queued)
+            await wait_until(lambda: stored() >= 2, 20, what="the first warmed thumbnails")
+            throwaway_redis.kill()  # SIGKILL, mid-queue, with entries in flight
 
-        hit = await proxy.thumb(served)
-        assert hit.status_code == 200 and hit.headers["x-thumb-tier"] == "memory"
-        fresh = await proxy.thumb(during)
-        assert fresh.status_code == 200 and fresh.headers["x-thumb-tier"] == "generated"
-        health = await proxy.client.get("/readyz")
-        assert health.status_code == 200 and health.json()["status"] == "degraded"
-        refused = await proxy.client.post("/warm", json={"sources": [served]}, headers=WARM_AUTH)
-        assert refused.status_code == 202  # the caller is told, per source, to come back later
-        assert [r["error"] for r in refused.json()["refused"]] == ["queue_unavailable"]
-        assert stored() < len(queued)  # the outage really was mid-queue
+            hit = await proxy.thumb(served)
+            assert hit.status_code == 200 and hit.headers["x-thumb-tier"] == "memory"
+            fresh = await proxy.thumb(during)
+            assert fresh.status_code == 200 and fresh.headers["x-thumb-tier"] == "generated"
+            health = await proxy.client.get("/readyz")
+            assert health.status_code == 200 and health.json()["status"] == "degraded"
+            refused = await proxy.client.post("/warm", json={"sources": [served]}, headers=WARM_AUTH)
+            assert refused.status_code == 202  # the caller is told, per source, to come back later
+            assert [r["error"] for r in refused.json()["refused"]] == ["queue_unavailable"]
+            assert stored() < len(queued)  # the outage really was mid-queue
+            later.set()
 
-        # Restart only once the warm consumer itself has run into the outage.
-        with caplog.at_level(logging.WARNING, logger="thumbs.proxy"):
-            await wait_until(lambda: any("warm consumer: redis unavailable" in r.getMessage() for r in caplog.records),
-                             20, what="the warm consumer to meet the outage")
-        await asyncio.to_thread(throwaway_redis.start)  # same port, same append-only file
-        await wait_until(lambda: stored() == len(queued), 40, what="the queue to drain after Redis came back")
-        await wait_until(lambda: len(proxy.proxy.service.flights) == 0, 10, what="in-flight work")
-        assert (await proxy.client.get("/readyz")).json()["status"] == "ok"
+            # Restart only once the warm consumer itself has run into the outage.
+            with caplog.at_level(logging.WARNING, logger="thumbs.proxy"):
+                await wait_until(lambda: any("warm consumer: redis unavailable" in r.getMessage()
+                                             for r in caplog.records), 20, what="the warm consumer to meet the outage")
+            await asyncio.to_thread(throwaway_redis.start)  # same port, same append-only file
+            await wait_until(lambda: stored() == len(queued), 40, what="the queue to drain after Redis came back")
+            await wait_until(lambda: len(proxy.proxy.service.flights) == 0, 10, what="in-flight work")
+            assert (await proxy.client.get("/readyz")).json()["status"] == "ok"
+    finally:
+        later.set()  # never leave the origin holding answers
     for source in queued:
         assert origin.hits[source.removeprefix(origin.base_url)] == 1, source  # none lost, none done twice
     assert origin.hits[unique("served.jpg")] == 1 and origin.hits[unique("during.jpg")] == 1
