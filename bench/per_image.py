@@ -22,7 +22,7 @@ from PIL import Image
 
 from bench.context import Context
 from bench.ssim import ssim
-from bench.stats import percentile, summary_ms
+from bench.stats import summary_ms
 from proxy.pipeline import configure_libvips, render
 from proxy.variants import THUMB
 
@@ -68,33 +68,39 @@ def decode_rgb(jpeg: bytes) -> np.ndarray:
 
 
 def run(ctx: Context) -> dict[str, Any]:
+    """Every method once per image per round, rounds over the whole corpus one after another and the
+    methods' order rotating (round and image), so drift on a shared machine falls on all three alike."""
     configure_libvips(1)
-    repeats = int(ctx.scaled(5, 2))
-    rows: list[dict[str, Any]] = []
-    for image in (image for image in ctx.corpus if image.kind in KINDS):
-        data = image.path.read_bytes()
+    rounds = int(ctx.scaled(5, 3))
+    images = [(image, image.path.read_bytes()) for image in ctx.corpus if image.kind in KINDS]
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for image, data in images:
         reference = Reference(Image.open(io.BytesIO(data)).convert("RGB"))
         for name, method in METHODS.items():
-            output = method(data)  # warm-up, and the output we score
-            times, cpu_times = [], []
-            for _ in range(repeats):
-                started, cpu_started = time.perf_counter(), time.process_time()
-                method(data)
-                times.append(time.perf_counter() - started)
-                # CPU seconds of the whole process (every libvips thread): steadier than wall time
-                # when other work shares the machine.
-                cpu_times.append(time.process_time() - cpu_started)
+            output = method(data)  # warm-up, and the output we score (deterministic: one is enough)
             decoded = decode_rgb(output)
             score = ssim(decoded, reference.at((decoded.shape[1], decoded.shape[0])))
-            rows.append({
+            rows[(image.name, name)] = {
                 "image": image.name, "kind": image.kind, "method": name, "source_bytes": len(data),
-                "times_s": [round(t, 5) for t in times], "cpu_s": [round(t, 5) for t in cpu_times],
-                "output_bytes": len(output),
+                "times_s": [], "cpu_s": [], "output_bytes": len(output),
                 "output_size": [decoded.shape[1], decoded.shape[0]], "ssim": round(score, 4),
-            })
-    breakdown = [steps(ctx.corpus_of(kind)[0].path.read_bytes(), kind, repeats + 2) for kind in KINDS]
-    return {"repeats": repeats, "box": BOX, "quality": QUALITY, "rows": rows, "summary": summarize(rows),
-            "breakdown": breakdown}
+            }
+    names = list(METHODS)
+    for round_ in range(rounds):
+        for index, (image, data) in enumerate(images):
+            shift = (round_ + index) % len(names)
+            for name in names[shift:] + names[:shift]:
+                started, cpu_started = time.perf_counter(), time.process_time()
+                METHODS[name](data)
+                row = rows[(image.name, name)]
+                row["times_s"].append(round(time.perf_counter() - started, 5))
+                # CPU seconds of the whole process (every libvips thread): steadier than wall time
+                # when other work shares the machine.
+                row["cpu_s"].append(round(time.process_time() - cpu_started, 5))
+    listed = list(rows.values())
+    breakdown = [steps(ctx.corpus_of(kind)[0].path.read_bytes(), kind, rounds + 2) for kind in KINDS]
+    return {"repeats": rounds, "rounds": rounds, "box": BOX, "quality": QUALITY, "rows": listed,
+            "summary": summarize(listed), "breakdown": breakdown}
 
 
 def steps(data: bytes, kind: str, repeats: int) -> dict[str, Any]:
@@ -127,24 +133,28 @@ def steps(data: bytes, kind: str, repeats: int) -> dict[str, Any]:
             "spread": {name: [round(min(values), 2), round(max(values), 2)] for name, values in timings.items()}}
 
 
+def _round_medians(members: list[dict[str, Any]], key: str) -> list[float]:
+    """Per round, the median over the kind's images of that round's sample, in ms."""
+    rounds = min(len(row[key]) for row in members)
+    return [round(float(np.median([row[key][r] for row in members])) * 1000, 2) for r in range(rounds)]
+
+
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (kind, method): time percentiles (median, p25-p75, p95) over every repeat of every image, bytes, SSIM."""
+    """Per (kind, method): the median of the per-round medians and every round's (the spread), a p95 over
+    every sample, bytes and SSIM (deterministic outputs: no spread to show)."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((str(row["kind"]), str(row["method"])), []).append(row)
     summary = []
     for (kind, method), members in groups.items():
-        times = [t for row in members for t in row["times_s"]]  # type: ignore[attr-defined]
-        cpu_times = [t for row in members for t in row.get("cpu_s", [])]  # type: ignore[attr-defined]
-        sizes = [int(row["output_bytes"]) for row in members]  # type: ignore[call-overload]
+        times = [t for row in members for t in row["times_s"]]
+        sizes = [int(row["output_bytes"]) for row in members]
         scores = [float(row["ssim"]) for row in members]
+        wall, cpu = _round_medians(members, "times_s"), _round_medians(members, "cpu_s")
         summary.append({
             "kind": kind, "method": method, **summary_ms(times),
-            # The spread over every timed repeat of every image of the kind, in ms.
-            "p25_ms": round(percentile(times, 25) * 1000, 3), "p75_ms": round(percentile(times, 75) * 1000, 3),
-            "cpu_median_ms": round(float(np.median(cpu_times)) * 1000, 2) if cpu_times else None,
-            "cpu_p25_ms": round(percentile(cpu_times, 25) * 1000, 2) if cpu_times else None,
-            "cpu_p75_ms": round(percentile(cpu_times, 75) * 1000, 2) if cpu_times else None,
+            "median_ms": round(float(np.median(wall)), 3), "round_ms": wall,
+            "cpu_median_ms": round(float(np.median(cpu)), 2), "cpu_round_ms": cpu,
             "bytes_median": int(np.median(sizes)), "bytes_max": max(sizes),
             "ssim_mean": round(float(np.mean(scores)), 4), "images": len(members),
         })

@@ -6,6 +6,7 @@ listed as not measured, with the reason recorded in its file.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,11 @@ def peer_targets(peers: dict[str, Any]) -> list[tuple[str, str, str, bool | None
     return rows
 
 
+def _spread(values: Sequence[float] | None, form: str) -> str:
+    """' [min-max]' over a cell's interleaved rounds (or repeats); nothing for results that predate them."""
+    return f" [{format(min(values), form)}-{format(max(values), form)}]" if values else ""
+
+
 def _optional(value: float | None, spec: str) -> str:
     """A figure older result files do not have shows as n/a."""
     return "n/a" if value is None else format(value, spec)
@@ -322,32 +328,42 @@ def peers_section(peers: dict[str, Any]) -> list[str]:
 
 def per_image_section(per: dict[str, Any]) -> list[str]:
     path = plots.per_image(per["summary"], DOCS / "bench-per-image.png")
+    rounds = per.get("rounds")
+    band = "min-max" if rounds else "p25-p75"
+    how = (f"{rounds} interleaved rounds over the corpus after one warm-up (each round times every method once "
+           "per image, the methods' order rotating)" if rounds else
+           f"{per['repeats']} timed repeats per image after one warm-up, method after method")
     lines = ["## 1. Per-image cost, in-process", "",
              f"Source bytes already in memory; output a {per['box']} px JPEG at quality {per['quality']}; "
-             f"{per['repeats']} timed repeats per image after one warm-up; one thread each. SSIM on luma against a "
-             "full decode resized with Lanczos in one step. Reproduce: `.venv/bin/python -m bench.run per_image`.",
+             f"{how}; one thread each. SSIM on luma against a full decode resized with Lanczos in one step. "
+             "Reproduce: `.venv/bin/python -m bench.run per_image`.",
              "", f"![per image]({path.name})", "",
-             "Median ms and CPU ms with [p25-p75] over every timed repeat of every image of the kind (runs "
-             "before the spread was recorded show the median alone).", "",
-             "| Kind | Method | Median ms [p25-p75] | p95 ms | CPU ms [p25-p75] | Median bytes | Max bytes | SSIM |",
+             ("Median ms and CPU ms: per round, the median over the kind's images; each cell the median round "
+              "with [min-max] over the rounds. p95 is over every sample. Bytes and SSIM are of deterministic "
+              "outputs (the same every round), so they have no spread." if rounds else
+              "This run predates the interleaved rounds: the medians and [p25-p75] are over every repeat of every "
+              "image of the kind, the methods timed one after another, so there is no spread over rounds. Re-run "
+              "`.venv/bin/python -m bench.run per_image` for [min-max] over interleaved rounds."), "",
+             f"| Kind | Method | Median ms [{band}] | p95 ms | CPU ms [{band}] | Median bytes | Max bytes | SSIM |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in per["summary"]:
-        wall = f"{r['median_ms']:.1f}" + (f" [{r['p25_ms']:.1f}-{r['p75_ms']:.1f}]" if "p25_ms" in r else "")
-        cpu = "n/a" if r.get("cpu_median_ms") is None else f"{r['cpu_median_ms']:.1f}" + (
-            f" [{r['cpu_p25_ms']:.1f}-{r['cpu_p75_ms']:.1f}]" if r.get("cpu_p25_ms") is not None else "")
+        old = [r.get("p25_ms"), r.get("p75_ms")], [r.get("cpu_p25_ms"), r.get("cpu_p75_ms")]
+        wall = f"{r['median_ms']:.1f}" + _spread(r.get("round_ms") or (None if None in old[0] else old[0]), ".1f")
+        cpu = _optional(r.get("cpu_median_ms"), ".1f") + _spread(
+            r.get("cpu_round_ms") or (None if None in old[1] else old[1]), ".1f")
         lines.append(f"| {r['kind']} | {r['method']} | {wall} | {r['p95_ms']:.1f} | {cpu} | "
                      f"{r['bytes_median']:,} | {r['bytes_max']:,} | {r['ssim_mean']:.4f} |")
     steps = per.get("breakdown")
     if steps:
-        lines += ["", "Where our pipeline's time goes (median ms per step [min-max over its repeats], one image "
-                  "of each kind):", "",
+        lines += ["", "Where our pipeline's time goes (median ms per step [min-max over its repeats, the steps "
+                  "taken in turn each repeat], one image of each kind; runs before the spread was recorded show "
+                  "the median alone):", "",
                   "| Kind | " + " | ".join(steps[0]["steps"]) + " |",
                   "| --- | " + " | ".join("---:" for _ in steps[0]["steps"]) + " |"]
         for row in steps:
             spread = row.get("spread", {})
             lines.append(f"| {row['kind']} | " + " | ".join(
-                f"{v:.1f}" + (f" [{spread[k][0]:.1f}-{spread[k][1]:.1f}]" if k in spread else "")
-                for k, v in row["steps"].items()) + " |")
+                f"{v:.1f}" + _spread(spread.get(k), ".1f") for k, v in row["steps"].items()) + " |")
     return [*lines, ""]
 
 
@@ -370,10 +386,8 @@ def cold_section(cold: dict[str, Any]) -> list[str]:
     for r in runs:
         bad = r["requests"] - r["ok"]
         lat = r["latency"]
-        rps, p50 = f"{r['throughput_rps']:.1f}", f"{lat['median_ms']:.0f}"
-        if r.get("throughput_rounds"):
-            rps += f" [{min(r['throughput_rounds']):.1f}-{max(r['throughput_rounds']):.1f}]"
-            p50 += f" [{min(r['p50_rounds_ms']):.0f}-{max(r['p50_rounds_ms']):.0f}]"
+        rps = f"{r['throughput_rps']:.1f}" + _spread(r.get("throughput_rounds"), ".1f")
+        p50 = f"{lat['median_ms']:.0f}" + _spread(r.get("p50_rounds_ms"), ".0f")
         lines.append(f"| {r['server']} | {r['kind']} | {r['concurrency']} | {rps} | "
                      f"{p50} | {lat['p95_ms']:.0f} | {lat['p99_ms']:.0f} | "
                      f"{r['bytes_median'] or 0:,} | {bad} |")
@@ -400,8 +414,7 @@ def cold_section(cold: dict[str, Any]) -> list[str]:
 
 
 def _rps(result: dict[str, Any]) -> str:
-    spread = result.get("rps_spread")
-    return f"{result['rps']:,.0f}" + (f" [{spread[0]:,.0f}-{spread[1]:,.0f}]" if spread else "")
+    return f"{result['rps']:,.0f}" + _spread(result.get("rps_spread"), ",.0f")
 
 
 def warm_section(warm: dict[str, Any]) -> list[str]:
@@ -456,19 +469,17 @@ def scale_section(scale: dict[str, Any]) -> list[str]:
               "throughput is the median round with [min-max] over the rounds; *vs 1* is the ratio of those medians "
               "with [min-max] of the same-round ratios." if "rounds" in scale else
               "One round per worker count (this run predates rounds): no spread."), "",
-             "| Workers | Cold thumbnails/s | Cold vs 1 | Warm req/s | Warm vs 1 | Origin fetches per image (burst) |",
+             "| Workers | Cold thumbnails/s | Cold vs 1 | Warm req/s | Warm vs 1 | Origin fetches per image (burst), "
+             "mean [min-max over images] |",
              "| ---: | ---: | ---: | ---: | ---: | ---: |"]
-
-    def spread(values: list[float] | None, form: str) -> str:
-        return f" [{format(min(values), form)}-{format(max(values), form)}]" if values else ""
 
     for r in scale["rows"]:
         burst = r["burst"]
-        lines.append(f"| {r['workers']} | {r['cold']['throughput_rps']:.1f}{spread(r.get('cold_rounds'), '.1f')} | "
-                     f"{r['cold_speedup']:.2f}x{spread(r.get('cold_speedup_rounds'), '.2f')} | "
-                     f"{r['warm']['rps']:,.0f}{spread(r.get('warm_rounds'), ',.0f')} | "
-                     f"{r['warm_speedup']:.2f}x{spread(r.get('warm_speedup_rounds'), '.2f')} | "
-                     f"{burst['mean_fetches_per_image']:.2f} "
+        lines.append(f"| {r['workers']} | {r['cold']['throughput_rps']:.1f}{_spread(r.get('cold_rounds'), '.1f')} | "
+                     f"{r['cold_speedup']:.2f}x{_spread(r.get('cold_speedup_rounds'), '.2f')} | "
+                     f"{r['warm']['rps']:,.0f}{_spread(r.get('warm_rounds'), ',.0f')} | "
+                     f"{r['warm_speedup']:.2f}x{_spread(r.get('warm_speedup_rounds'), '.2f')} | "
+                     f"{burst['mean_fetches_per_image']:.2f}{_spread(burst.get('origin_fetches_per_image'), 'd')} "
                      f"({burst['requests_per_image']} requests x {burst['images']} images) |")
     return [*lines, ""]
 
