@@ -78,11 +78,13 @@ def run(ctx: Context) -> dict[str, Any]:
 
 
 def median_round(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """The round with the median throughput, plus every round's throughput and p50."""
+    """The round with the median throughput, plus every round's throughput and latency percentiles."""
     ordered = sorted(results, key=lambda result: float(result["throughput_rps"]))
     chosen = dict(ordered[len(ordered) // 2])
     chosen["throughput_rounds"] = [result["throughput_rps"] for result in results]
     chosen["p50_rounds_ms"] = [result["latency"]["median_ms"] for result in results]
+    chosen["p95_rounds_ms"] = [result["latency"]["p95_ms"] for result in results]
+    chosen["p99_rounds_ms"] = [result["latency"]["p99_ms"] for result in results]
     return chosen
 
 

@@ -237,6 +237,11 @@ def _spread(values: Sequence[float] | None, form: str) -> str:
     return f" [{format(min(values), form)}-{format(max(values), form)}]" if values else ""
 
 
+def _metric(row: dict[str, Any], metric: str, form: str) -> str:
+    """A summary's median with its ``<metric>_spread`` over rounds; n/a when an older file lacks it."""
+    return _optional(row.get(metric), form) + _spread(row.get(f"{metric}_spread"), form)
+
+
 def _optional(value: float | None, spec: str) -> str:
     """A figure older result files do not have shows as n/a."""
     return "n/a" if value is None else format(value, spec)
@@ -272,12 +277,11 @@ def peers_section(peers: dict[str, Any]) -> list[str]:
             if "cpu_ms_per_thumbnail" not in cell:
                 cells.append("n/a")
                 continue
-            low, high = cell["cpu_ms_per_thumbnail_spread"]
-            text = f"{cell['cpu_ms_per_thumbnail']:.1f} [{low:.1f}-{high:.1f}]"
+            text = f"{cell['cpu_ms_per_thumbnail']:.1f}" + _spread(cell.get("cpu_ms_per_thumbnail_spread"), ".1f")
             cells.append(f"**{text}**" if cell["cpu_ms_per_thumbnail"] == best else text)
         lines.append(f"| {PEER_LABELS[kind]} | " + " | ".join(cells) + " |")
     lines += ["", "Thumbnails/s at c=1 and c=4, and cores busy at c=4 (server CPU / wall; 2 cores, shared with the "
-              "load generator and the origin):", "",
+              "load generator and the origin); median of rounds, [min-max]:", "",
               "| Source | System | /s at c=1 | /s at c=4 | cores busy at c=4 | machine busy at c=4 | "
               "load generator CPU ms / thumbnail | CPU ms at c=1 |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -286,11 +290,11 @@ def peers_section(peers: dict[str, Any]) -> list[str]:
             one, four = _cell(summary, name, kind, 1), _cell(summary, name, kind, 4)
             if not four:
                 continue
-            lines.append(f"| {PEER_LABELS[kind]} | {name} | {one.get('thumbnails_per_s', 0):.1f} | "
-                         f"{four.get('thumbnails_per_s', 0):.1f} | {four.get('busy_cores', 0):.2f} | "
-                         f"{_optional(four.get('machine_busy_cores'), '.2f')} | "
-                         f"{_optional(four.get('client_cpu_ms_per_thumbnail'), '.1f')} | "
-                         f"{one.get('cpu_ms_per_thumbnail', 0):.1f} |")
+            lines.append(f"| {PEER_LABELS[kind]} | {name} | {_metric(one, 'thumbnails_per_s', '.1f')} | "
+                         f"{_metric(four, 'thumbnails_per_s', '.1f')} | {_metric(four, 'busy_cores', '.2f')} | "
+                         f"{_metric(four, 'machine_busy_cores', '.2f')} | "
+                         f"{_metric(four, 'client_cpu_ms_per_thumbnail', '.1f')} | "
+                         f"{_metric(one, 'cpu_ms_per_thumbnail', '.1f')} |")
     lines += ["", "Output, one cold thumbnail per corpus image (up to 3 per class); luma SSIM against a full decode "
               "resized with Lanczos to the output's size:", "",
               "| Source | System | Format | Size | Median bytes | Max bytes | SSIM |",
@@ -378,9 +382,11 @@ def cold_section(cold: dict[str, Any]) -> list[str]:
              "`fit-in/200x200`, `format(jpeg)`, quality 65, no storage and no result storage; with one process "
              "and with one process per core. Reproduce: `.venv/bin/python -m bench.run cold_http`.", "",
              "![throughput](bench-cold-throughput.png)", "", "![latency CDFs](bench-cold-cdf.png)", "",
-             "Each cell is the median of " + (f"{cold['rounds']} interleaved rounds, [min-max] over them"
-                                              if "rounds" in cold else "one run") + "; throughput here is of "
-             "one process against thumbor's one or two: per core, read the CPU per thumbnail in the peers section.",
+             "Each row is the round with the median throughput " + (
+                 f"of {cold['rounds']} interleaved rounds, [min-max] over them (p95 and p99 have a "
+                 "spread only in results that record it)" if "rounds" in cold else "(one run)")
+             + "; throughput here is of one process against thumbor's one or two: per core, read the CPU per "
+             "thumbnail in the peers section.",
              "", "| Server | Source | Concurrency | Thumbnails/s | p50 ms | p95 ms | p99 ms | Median bytes | Non-200 |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in runs:
@@ -388,8 +394,10 @@ def cold_section(cold: dict[str, Any]) -> list[str]:
         lat = r["latency"]
         rps = f"{r['throughput_rps']:.1f}" + _spread(r.get("throughput_rounds"), ".1f")
         p50 = f"{lat['median_ms']:.0f}" + _spread(r.get("p50_rounds_ms"), ".0f")
+        p95 = f"{lat['p95_ms']:.0f}" + _spread(r.get("p95_rounds_ms"), ".0f")
+        p99 = f"{lat['p99_ms']:.0f}" + _spread(r.get("p99_rounds_ms"), ".0f")
         lines.append(f"| {r['server']} | {r['kind']} | {r['concurrency']} | {rps} | "
-                     f"{p50} | {lat['p95_ms']:.0f} | {lat['p99_ms']:.0f} | "
+                     f"{p50} | {p95} | {p99} | "
                      f"{r['bytes_median'] or 0:,} | {bad} |")
     ip = cold["imgproxy_workload"]
     lines += ["", "### imgproxy's published workload", "",
@@ -536,3 +544,7 @@ def render(results: Path, notes: Path | None = None) -> Path:
     target = DOCS / "BENCHMARKS.md"
     target.write_text("\n".join(lines).rstrip() + "\n")
     return target
+
+
+if __name__ == "__main__":  # `python -m bench.report`: re-render from the results files, measuring nothing
+    print(render(ROOT / "bench" / "results"))
