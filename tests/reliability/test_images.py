@@ -9,6 +9,7 @@ import asyncio
 import random
 import socket
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 
@@ -141,11 +142,16 @@ async def test_slow_loris_origins_hit_the_total_deadline(make_settings: Callable
     settings = make_settings(allowed_sources=[f"127.0.0.1:{port}", origin.base_url.removeprefix("http://")],
                              fetch_timeout=1.5, negative_ttl=0)
     async with running(settings) as proxy:
+        started = time.monotonic()
         headers = await proxy.thumb(f"http://127.0.0.1:{port}/x.png")
+        waited = time.monotonic() - started
         body = await proxy.thumb(trickle)
     for response in (headers, body):
         assert response.status_code == 504 and response.json()["error"] == "origin_timeout"
-    assert len(sent) >= 5  # it really was dripping when the proxy gave up
+    # It really was dripping, and the proxy gave up at the deadline, not earlier: both hold however
+    # slowly the drip thread runs (a deadline never fires early), unlike counting drips per second.
+    assert len(sent) >= 1
+    assert waited >= settings.fetch_timeout, waited
 
 
 def _truncations() -> dict[str, bytes]:
