@@ -71,9 +71,9 @@ def render(
         image = orient(image, info.orientation)
         image = colour(image)
         image = flatten(image)
-        image = resize(image, variant.max_side, square=variant.crop).copy_memory()
+        image, pixels = materialise(resize(image, variant.max_side, square=variant.crop))
         jpeg = encode(image, variant)
-        color = average_colour(image)
+        color = average_colour(pixels)
     except pyvips.Error as exc:
         raise Undecodable(f"the {fmt} image cannot be decoded: {_first_line(exc)}") from exc
     width, height = (info.height, info.width) if info.orientation >= 5 else (info.width, info.height)
@@ -203,6 +203,13 @@ def resize(image: pyvips.Image, max_side: int, *, square: bool = False) -> pyvip
     return image
 
 
+def materialise(image: pyvips.Image) -> tuple[pyvips.Image, bytes]:
+    """Compute the thumbnail's pixels once: the encoder and the placeholder colour both read
+    these bytes (one libvips sink, where ``copy_memory`` then ``write_to_memory`` ran two)."""
+    pixels = image.write_to_memory()
+    return pyvips.Image.new_from_memory(pixels, image.width, image.height, image.bands, image.format), pixels
+
+
 def encode(image: pyvips.Image, variant: Variant) -> bytes:
     """A fresh baseline JPEG with no metadata, optimised Huffman tables and 4:2:0 chroma.
 
@@ -218,15 +225,15 @@ def encode(image: pyvips.Image, variant: Variant) -> bytes:
     return data
 
 
-def average_colour(image: pyvips.Image) -> str:
-    """The mean of each band of the finished 8-bit RGB thumbnail, as ``#rrggbb``.
+def average_colour(pixels: bytes) -> str:
+    """The mean of each band of the finished 8-bit RGB thumbnail's pixels, as ``#rrggbb``.
 
-    Summed by numpy over the pixels (exact integer sums, so the same means as libvips'
-    ``stats``): a third of the CPU of a ``stats`` pass, which is one more libvips evaluation.
+    Summed by numpy (exact integer sums, so the same means as libvips' ``stats``): a third
+    of the CPU of a ``stats`` pass, which is one more libvips evaluation.
     """
-    pixels = np.frombuffer(image.write_to_memory(), dtype=np.uint8)
-    count = pixels.size // 3
-    red, green, blue = (round(int(pixels[band::3].sum(dtype=np.uint64)) / count) for band in range(3))
+    values = np.frombuffer(pixels, dtype=np.uint8)
+    count = values.size // 3
+    red, green, blue = (round(int(values[band::3].sum(dtype=np.uint64)) / count) for band in range(3))
     return f"#{red:02x}{green:02x}{blue:02x}"
 
 
