@@ -11,7 +11,7 @@ import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypedDict, Unpack
 from urllib.parse import quote
@@ -75,22 +75,24 @@ def serve_ours(settings: Settings, log: Path, entry: str | None = None) -> Itera
 
 @contextlib.contextmanager
 def serve_ours_process(
-    settings: Settings, log: Path, entry: str | None = None, root: Path | None = None
+    settings: Settings, log: Path, entry: str | None = None, root: Path | None = None,
+    wrapper: Sequence[str] = (), ready_seconds: float = 60,
 ) -> Iterator[tuple[str, int]]:
     """:func:`serve_ours`, also giving the server's pid (the root of its process tree).
 
     ``root``: run the code of another tree (see :func:`export_revision`) with this venv.
+    ``wrapper``: a command the server runs under (valgrind, for ``bench.instructions``).
     """
     entry = entry or entry_point()
     env = settings.as_environment()
     if entry == COMPOSED:
         subprocess.run([PYTHON, "-m", "thumbs.cli", "migrate"], env={**os.environ, **env}, cwd=ROOT, check=True,
                        capture_output=True)
-    argv = [PYTHON, "-m", "uvicorn", "--factory", entry, "--host", settings.host, "--port", str(settings.port),
-            "--workers", str(settings.workers), "--no-access-log", "--log-level", "warning", "--proxy-headers",
-            "--no-server-header"]
+    argv = [*wrapper, PYTHON, "-m", "uvicorn", "--factory", entry, "--host", settings.host,
+            "--port", str(settings.port), "--workers", str(settings.workers), "--no-access-log",
+            "--log-level", "warning", "--proxy-headers", "--no-server-header"]
     base = f"http://{settings.host}:{settings.port}"
-    with running(argv, log, f"{base}/healthz", env=env, cwd=root) as process:
+    with running(argv, log, f"{base}/healthz", env=env, ready_seconds=ready_seconds, cwd=root) as process:
         yield base, process.pid
 
 
@@ -134,7 +136,8 @@ def serve_thumbor(work: Path, processes: int, quality: int = 65) -> Iterator[str
 
 @contextlib.contextmanager
 def serve_thumbor_process(
-    work: Path, processes: int, quality: int = 65, engine_threads: int = 0
+    work: Path, processes: int, quality: int = 65, engine_threads: int = 0, wrapper: Sequence[str] = (),
+    ready_seconds: float = 60,
 ) -> Iterator[tuple[str, int]]:
     """thumbor and its pid; ``engine_threads`` > 0 runs Pillow off the IOLoop in that many threads."""
     directory = work / "thumbor"
@@ -142,9 +145,10 @@ def serve_thumbor_process(
     port = free_port()
     config = directory / f"thumbor-{port}.conf"
     config.write_text(THUMBOR_CONFIG.format(quality=quality) + f"ENGINE_THREADPOOL_SIZE = {engine_threads}\n")
-    argv = [str(THUMBOR), "-i", "127.0.0.1", "-p", str(port), "-c", str(config), "-l", "warning",
+    argv = [*wrapper, str(THUMBOR), "-i", "127.0.0.1", "-p", str(port), "-c", str(config), "-l", "warning",
             "--processes", str(processes)]
-    with running(argv, directory / f"thumbor-{port}.log", f"http://127.0.0.1:{port}/healthcheck") as process:
+    with running(argv, directory / f"thumbor-{port}.log", f"http://127.0.0.1:{port}/healthcheck",
+                 ready_seconds=ready_seconds) as process:
         yield f"http://127.0.0.1:{port}", process.pid
 
 
