@@ -2,7 +2,7 @@
 
 - ``/healthz`` (liveness): the process serves. Nothing is checked, so a full processing pool
   (load) or a broken disk (readiness) never gets a live process restarted.
-- ``/readyz`` (readiness, what a load balancer needs): libvips can encode, the store is
+- ``/readyz`` (readiness, what a load balancer needs): a thumbnail can be encoded, the store is
   writable, Redis and any added dependency (the library database) answer, and how
   saturated the processing pool is. libvips or the store failing, or a required dependency
   failing, is "down" (503): no new thumbnail can be made or kept. Redis down is "degraded"
@@ -18,18 +18,20 @@ from typing import Any
 
 import pyvips
 
+from proxy.pipeline import encode, materialise, resize
 from proxy.processing import ProcessingPool
 from proxy.storage import Store
 from proxy.tiers import RedisTier
+from proxy.variants import THUMB
 
 CHECK_TIMEOUT = 5.0
 Check = Callable[[], Awaitable[None]]  # raises when the dependency is not usable
 
 
 def vips_self_test() -> int:
-    """Encode a tiny image; the byte count proves the encoder works."""
-    image = pyvips.Image.black(8, 8, bands=3) + 128
-    return len(image.cast("uchar").copy(interpretation="srgb").jpegsave_buffer(Q=65))
+    """Resize and encode a tiny image the way a render does; the byte count proves both work."""
+    image = (pyvips.Image.black(16, 16, bands=3) + 128).cast("uchar").copy(interpretation="srgb")
+    return len(encode(materialise(resize(image, 8)), THUMB))
 
 
 class HealthCheck:

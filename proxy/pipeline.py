@@ -3,16 +3,19 @@
 sniff -> check limits -> decode at reduced size -> orient -> colour -> flatten -> resize ->
 encode. Decoding shrinks on load (a 20 MP JPEG is decoded at 1/8 scale), which is where the
 speed comes from: libvips' ``thumbnail`` does it, except for plain JPEGs, which libjpeg-turbo
-decodes at the same scale (:mod:`proxy.jpeg_turbo`, same pixels, less CPU). The other steps
-are explicit so a reader can see each guarantee.
+decodes at the same scale (:mod:`proxy.jpeg_turbo`, same pixels, less CPU). The resized pixels
+are computed once and encoded on this thread by libjpeg-turbo too (:func:`encode`, the bytes
+libvips would write). The other steps are explicit so a reader can see each guarantee.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
 import pyvips
+from PIL import Image
 
 from proxy import jpeg_turbo
 from proxy import sniff as formats
@@ -71,13 +74,13 @@ def render(
         image = orient(image, info.orientation)
         image = colour(image)
         image = flatten(image)
-        image, pixels = materialise(resize(image, variant.max_side, square=variant.crop))
-        jpeg = encode(image, variant)
-        color = average_colour(pixels)
+        pixels = materialise(resize(image, variant.max_side, square=variant.crop))
     except pyvips.Error as exc:
         raise Undecodable(f"the {fmt} image cannot be decoded: {_first_line(exc)}") from exc
+    jpeg = encode(pixels, variant)
+    color = average_colour(pixels.data)
     width, height = (info.height, info.width) if info.orientation >= 5 else (info.width, info.height)
-    return Rendered(jpeg, width, height, color, image.width, image.height)
+    return Rendered(jpeg, width, height, color, pixels.width, pixels.height)
 
 
 def sniff(data: Body) -> str:
@@ -203,26 +206,53 @@ def resize(image: pyvips.Image, max_side: int, *, square: bool = False) -> pyvip
     return image
 
 
-def materialise(image: pyvips.Image) -> tuple[pyvips.Image, bytes]:
-    """Compute the thumbnail's pixels once: the encoder and the placeholder colour both read
-    these bytes (one libvips sink, where ``copy_memory`` then ``write_to_memory`` ran two)."""
-    pixels = image.write_to_memory()
-    return pyvips.Image.new_from_memory(pixels, image.width, image.height, image.bands, image.format), pixels
+@dataclass(frozen=True)
+class Pixels:
+    """The finished thumbnail as 8-bit RGB, row after row: what the encoder and the colour read."""
+
+    data: bytes
+    width: int
+    height: int
 
 
-def encode(image: pyvips.Image, variant: Variant) -> bytes:
+def materialise(image: pyvips.Image) -> Pixels:
+    """Compute the thumbnail's pixels once (one libvips sink); the encoder and the
+    placeholder colour both read these bytes."""
+    if image.bands == 1:  # colour() leaves an sRGB-tagged single band as it is
+        image = image.bandjoin([image, image])
+    return Pixels(image.write_to_memory(), image.width, image.height)
+
+
+def encode(pixels: Pixels, variant: Variant) -> bytes:
     """A fresh baseline JPEG with no metadata, optimised Huffman tables and 4:2:0 chroma.
+
+    Encoded by the libjpeg-turbo in Pillow's wheels, on this thread: the same bytes as libvips'
+    ``jpegsave`` with these settings (its mozjpeg runs with the libjpeg-turbo defaults unless
+    trellis or the like is asked for; ``tests/proxy/test_pipeline.py`` compares the two), without
+    the sink's worker and write-behind threads (about 25 thread switches per thumbnail, a
+    tenth of a small JPEG's CPU; bench/NOTES.md, "Fourth pass").
 
     Measured over the bench corpus (bench/NOTES.md, "JPEG encoder and resize options"):
     mozjpeg's trellis quantisation saves ~8 % bytes at Q65 but costs ~0.011 SSIM on photos,
     and at equal SSIM (trellis at Q70) it saves nothing while tripling the encode time, so
     it is off. Quant tables 2-5 are no better at equal SSIM; progressive and 4:4:4 cost bytes.
     """
+    frame = Image.frombuffer("RGB", (pixels.width, pixels.height), pixels.data, "raw", "RGB", 0, 1)
     for quality in (variant.quality, *FALLBACK_QUALITIES):
-        data = image.jpegsave_buffer(Q=quality, optimize_coding=True, keep="none", subsample_mode="on")
+        out = io.BytesIO()
+        frame.save(out, "JPEG", quality=quality, optimize=True, subsampling=2)
+        data = _without_jfif(out.getvalue())
         if len(data) <= variant.max_bytes:
             break
     return data
+
+
+def _without_jfif(jpeg: bytes) -> bytes:
+    """Drop the JFIF APP0 segment Pillow always writes (18 bytes of density that viewers
+    ignore; libvips writes none): the rest is the whole image."""
+    if jpeg[2:4] == b"\xff\xe0" and jpeg[4:6] == b"\x00\x10" and jpeg[6:11] == b"JFIF\x00":
+        return jpeg[:2] + jpeg[20:]
+    return jpeg
 
 
 def average_colour(pixels: bytes) -> str:

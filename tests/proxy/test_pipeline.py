@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import pyvips
 
 from proxy.errors import ProxyError, TooManyPixels, Undecodable, UnsupportedType
-from proxy.pipeline import MAX_OUTPUT_BYTES, Rendered, average_colour, configure_libvips, orient, render
+from proxy.pipeline import (
+    FALLBACK_QUALITIES,
+    MAX_OUTPUT_BYTES,
+    Rendered,
+    average_colour,
+    configure_libvips,
+    encode,
+    materialise,
+    orient,
+    render,
+)
 from proxy.variants import THUMB
 from tests.support import images
 
@@ -237,3 +249,30 @@ def test_placeholder_colour_is_libvips_band_mean(seed: int) -> None:
     stats = image.stats()
     means = [round(stats(4, band)[0]) for band in (1, 2, 3)]
     assert average_colour(image.write_to_memory()) == "#{:02x}{:02x}{:02x}".format(*means)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_encoder_gives_libvips_jpegsave_bytes(seed: int) -> None:
+    """Pillow's libjpeg-turbo writes what libvips' jpegsave wrote with the same settings, byte for
+    byte once Pillow's JFIF segment is dropped: photos and noise, odd sizes, every ladder quality."""
+    width, height = 1 + 37 * seed, 200 - 23 * seed
+    if seed % 2:
+        base = images.photo(max(width, 8), max(height, 8)).crop(0, 0, width, height)
+    else:
+        noise = pyvips.Image.gaussnoise(width, height, sigma=30 + 10 * seed, mean=128, seed=seed).cast("uchar")
+        other = pyvips.Image.gaussnoise(width, height, seed=seed + 1).cast("uchar")
+        base = noise.bandjoin([other, other.rot180()]).copy(interpretation="srgb")
+    pixels = materialise(base)
+    for quality in (THUMB.quality, *FALLBACK_QUALITIES):
+        variant = dataclasses.replace(THUMB, quality=quality, max_bytes=10**9)
+        expected = base.jpegsave_buffer(Q=quality, optimize_coding=True, keep="none", subsample_mode="on")
+        assert encode(pixels, variant) == expected, (seed, quality)
+
+
+def test_encoder_walks_the_quality_ladder_to_fit_the_cap() -> None:
+    noise = pyvips.Image.gaussnoise(200, 200, sigma=90, mean=128).cast("uchar")
+    pixels = materialise(noise.bandjoin([noise.rot180(), noise.fliphor()]).copy(interpretation="srgb"))
+    first = encode(pixels, dataclasses.replace(THUMB, max_bytes=10**9))
+    capped = encode(pixels, dataclasses.replace(THUMB, max_bytes=len(first) - 1))
+    assert len(capped) < len(first) and capped.startswith(b"\xff\xd8\xff\xdb")  # a lower quality, no JFIF
+    assert pyvips.Image.new_from_buffer(capped, "").width == 200
