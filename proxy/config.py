@@ -32,7 +32,7 @@ class ProxyConfig:
     max_fetch_bytes_in_flight: int = 200_000_000
 
     # Processing
-    processing_threads: int = 0  # 0: one per core
+    processing_threads: int = 0  # 0: one per core the process may use (its affinity)
     processing_queue: int = 64
 
     # Tiers: memory LRU, then Redis (optional), then the store.

@@ -34,9 +34,16 @@ class PoolSlot:
             self._pool._release()
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (a container's cpuset, ``taskset``),
+    not the machine's count, which ``os.cpu_count()`` gives."""
+    affinity = getattr(os, "sched_getaffinity", None)  # not on macOS
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
 class ProcessingPool:
     def __init__(self, threads: int, queue: int) -> None:
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = threads or usable_cores()
         self.capacity = self.threads + queue
         self.in_flight = 0  # running + waiting; touched only on the event loop
         self.rejected = 0

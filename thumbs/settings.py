@@ -98,7 +98,9 @@ class Settings(BaseSettings):
     memory_cache_bytes: int = Field(64 * 1024 * 1024, ge=0, description="In-process LRU size for thumbnails.")
     redis_ttl: int = Field(7 * 24 * 3600, ge=1, description="Seconds a thumbnail stays in Redis.")
     negative_ttl: int = Field(60, ge=0, description="Seconds a failed source is remembered.")
-    processing_threads: int = Field(0, ge=0, description="libvips worker threads (0: one per core).")
+    processing_threads: int = Field(
+        0, ge=0, description="Render threads (0: one per core this process may use: its CPU affinity or cpuset)."
+    )
     processing_queue: int = Field(64, ge=1, description="Waiting jobs before 503 + Retry-After.")
     warm_consumer: bool = Field(True, description="`thumbs serve` also consumes the warm queue.")
     warm_url: str = Field(

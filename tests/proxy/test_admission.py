@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +113,15 @@ def test_a_whole_body_round_trips_in_any_chunking() -> None:
         out = b"".join(piece for start in range(0, len(body), size) for piece in decoder.feed(body[start:start + size]))
         decoder.finish()
         assert out == data + b"tail"
+
+
+def test_the_pool_sizes_itself_to_the_cores_this_process_may_use() -> None:
+    """0 threads means one per usable core: the process's affinity (a cpuset, taskset), not the machine."""
+    script = (
+        "import os; from proxy.processing import ProcessingPool; "
+        "print(ProcessingPool(0, 0).threads, len(os.sched_getaffinity(0)), end=' '); "
+        "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); print(ProcessingPool(0, 0).threads)"
+    )
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    assert found[0] == found[1] and found[2] == "1", found
