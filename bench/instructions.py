@@ -28,8 +28,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench.context import ROOT, Context
+from bench.machine import describe
 from bench.nginx import Origin, origin
 from bench.peers import System, measure
+from bench.run import write_result
 from bench.services import PYTHON
 from bench.targets import (
     ours_settings,
@@ -161,8 +163,10 @@ def main() -> None:
                   f"around it {row['around_render'] / 1e6:6.1f} M", flush=True)
     if os.environ.get("BENCH_KEEP_PROFILES") is None:
         shutil.rmtree(out_dir, ignore_errors=True)
-    if os.environ.get("BENCH_SAVE"):
-        (ROOT / "bench" / "results" / "instructions.json").write_text(json.dumps(result, separators=(",", ":")) + "\n")
+    if os.environ.get("BENCH_SAVE"):  # bench/results/instructions.json, rendered by bench.report
+        write_result(ROOT / "bench" / "results" / "instructions.json",
+                     {"section": "instructions", "status": "ok", "machine": {**describe(), "mode": "quick"},
+                      "result": result})
     print(json.dumps(result, indent=1))
 
 

@@ -330,6 +330,29 @@ def peers_section(peers: dict[str, Any]) -> list[str]:
     return lines
 
 
+def instructions_section(result: dict[str, Any]) -> list[str]:
+    kinds = result["kinds"]
+    lines = ["## Instructions per cold thumbnail (deterministic)", "",
+             f"User-space instructions executed per cold thumbnail, every thread of the server counted, the kernel "
+             f"not (valgrind's callgrind; counters zeroed after a warm-up, then {result['count']} cold thumbnails "
+             f"one at a time; {result['when']}, commit {result['commit']}). Unlike CPU seconds on this shared host "
+             "they do not move between runs. The in-process floor is each server's own render of the same sources "
+             "(our `render()`; for thumbor the Pillow draft + thumbnail + save pipeline of `bench.per_image`, "
+             "which is not exactly thumbor's engine: its server can come out below it). What they leave out: "
+             "system time, and what thread switches and cross-core traffic cost, which is where the CPU-seconds "
+             "gap on small JPEGs is (bench/NOTES.md). Reproduce: `BENCH_SAVE=1 .venv/bin/python -m "
+             "bench.instructions fal_jpeg,ai1024_png,photo4k_jpeg 12`.", "",
+             "| Kind | Server | M instructions / thumbnail | In-process floor (M) | Around the render (M) "
+             "| Median bytes |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for kind, rows in kinds.items():
+        for name, row in rows.items():
+            lines.append(f"| {kind} | {name} | {row['instructions_per_thumbnail'] / 1e6:.1f} | "
+                         f"{row['floor_instructions'] / 1e6:.1f} ({row['floor_method']}) | "
+                         f"{row['around_render'] / 1e6:.1f} | {row['bytes_median']:,} |")
+    return [*lines, ""]
+
+
 def per_image_section(per: dict[str, Any]) -> list[str]:
     path = plots.per_image(per["summary"], DOCS / "bench-per-image.png")
     rounds = per.get("rounds")
@@ -534,7 +557,8 @@ def render(results: Path, notes: Path | None = None) -> Path:
     notes = notes or ROOT / "bench" / "NOTES.md"
     if notes.exists():
         lines += [notes.read_text().strip(), ""]
-    for name, renderer in (("peers", peers_section), ("per_image", per_image_section), ("cold_http", cold_section),
+    for name, renderer in (("peers", peers_section), ("instructions", instructions_section),
+                           ("per_image", per_image_section), ("cold_http", cold_section),
                            ("warm_http", warm_section), ("scale", scale_section),
                            ("browser", browser_section), ("api_pages", api_section)):
         result = _ok(sections, name)
