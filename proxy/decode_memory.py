@@ -41,8 +41,14 @@ class DecodeCost:
     description: str  # e.g. "7000x7000 interlaced png, 4 bands of 16 bits"
 
 
-def decode_cost(data: Body, fmt: str, header: pyvips.Image) -> DecodeCost:
-    width, height, bands = header.width, header.height, header.bands
+def decode_cost(
+    data: Body, fmt: str, header: pyvips.Image, width: int | None = None, height: int | None = None
+) -> DecodeCost:
+    """``width`` and ``height``: the header's, when the caller has read them already (each read
+    is several libvips calls, each a GIL hand-off)."""
+    width = header.width if width is None else width
+    height = header.height if height is None else height
+    bands = header.bands
     sample = BYTES_PER_SAMPLE.get(str(header.format), 8)
     interlaced = _interlaced(data, fmt, header)
     layout = "interlaced " if interlaced else ""

@@ -45,7 +45,11 @@ def decoded_bytes(width: int, height: int, scale: int) -> int:
 
 def decode(data: Body, scale: int, width: int, height: int) -> pyvips.Image | None:
     """The JPEG decoded at ``1/scale`` as an in-memory libvips image, or None to let libvips
-    decode it (a colour space this path does not take, or anything libjpeg-turbo objects to)."""
+    decode it (a colour space this path does not take, or anything libjpeg-turbo objects to).
+
+    The image reads its pixel buffer in place, and libvips operations on it carry the buffer's
+    reference to their results; ``copy_memory()`` on this image itself would not (libvips returns
+    the same image, pyvips a wrapper without the reference), so hand it to operations only."""
     try:
         header_height, header_width, colour_space, _ = simplejpeg.decode_jpeg_header(data)
     except Exception:  # whatever it objects to, libvips decides (and reports) instead
@@ -53,7 +57,7 @@ def decode(data: Body, scale: int, width: int, height: int) -> pyvips.Image | No
     output = _OUTPUT.get(colour_space)
     if output is None or (header_width, header_height) != (width, height) or min(width, height) < scale:
         return None
-    mode, bands, interpretation = output
+    mode, bands, _ = output
     out_width, out_height = scaled(width, height, scale)
     pixels = bytearray(out_width * out_height * bands)
     try:
@@ -65,10 +69,12 @@ def decode(data: Body, scale: int, width: int, height: int) -> pyvips.Image | No
         return None
     if decoded.shape[:2] != (out_height, out_width):
         return None  # not the scale libvips would load at: its output would differ
+    # libvips tags 8-bit memory images by their bands: 3 as srgb, 1 as b-w (what _OUTPUT says),
+    # so no copy() to set it (test_decoded_images_carry_their_interpretation).
     image = pyvips.Image.new_from_memory(pixels, out_width, out_height, bands, "uchar")
     # libvips' loader keeps only whole scaled pixels: a last column or row that libjpeg made
     # from a partial block is dropped there, so it is dropped here too.
     whole_width, whole_height = width // scale, height // scale
     if (whole_width, whole_height) != (out_width, out_height):
         image = image.crop(0, 0, whole_width, whole_height)
-    return image.copy(interpretation=interpretation)
+    return image

@@ -109,7 +109,7 @@ def check_limits(
         raise UnsupportedType("HEIC cannot be decoded by the installed libvips")
     if width * height > max_pixels:
         raise TooManyPixels(f"{width}x{height} is over the {max_pixels} pixel limit")
-    cost = decode_cost(data, fmt, header)
+    cost = decode_cost(data, fmt, header, width, height)
     if cost.bytes > max_decode_bytes:
         raise TooLarge(
             f"decoding this {cost.description} needs {megabytes(cost.bytes)} of memory"
@@ -176,20 +176,19 @@ def orient(image: pyvips.Image, orientation: int) -> pyvips.Image:
 
 def colour(image: pyvips.Image) -> pyvips.Image:
     """8-bit sRGB whatever came in (grey, 16-bit, profile-less CMYK or Lab)."""
-    if image.interpretation != "srgb" or image.format != "uchar":
-        image = image.colourspace("srgb")
-    if image.format != "uchar":
-        image = image.cast("uchar")
-    return image
+    # Each property read is several libvips calls, each a GIL hand-off: the common case (8-bit
+    # sRGB) reads two and converts nothing; a conversion may leave floats, hence the cast.
+    if image.format == "uchar" and image.interpretation == "srgb":
+        return image
+    return image.colourspace("srgb").cast("uchar")
 
 
 def flatten(image: pyvips.Image) -> pyvips.Image:
-    """Transparency becomes white; JPEG has no alpha."""
+    """Transparency becomes white; JPEG has no alpha. Takes :func:`colour`'s 8-bit sRGB."""
     if image.hasalpha():
-        image = image.flatten(background=list(WHITE))
-    if image.bands > 3:
-        image = image.extract_band(0, n=3)
-    return image.cast("uchar") if image.format != "uchar" else image
+        # flatten computes in float: back to 8 bits.
+        image = image.flatten(background=list(WHITE)).cast("uchar")
+    return image.extract_band(0, n=3) if image.bands > 3 else image
 
 
 def resize(image: pyvips.Image, max_side: int, *, square: bool = False) -> pyvips.Image:
@@ -199,11 +198,8 @@ def resize(image: pyvips.Image, max_side: int, *, square: bool = False) -> pyvip
         side = min(image.width, image.height)
         image = image.crop((image.width - side) // 2, (image.height - side) // 2, side, side)
     longest = max(image.width, image.height)
-    if longest > max_side:
-        image = image.resize(max_side / longest)
-    if image.width < 1 or image.height < 1:  # pragma: no cover - libvips never yields 0 px
-        image = image.embed(0, 0, max(image.width, 1), max(image.height, 1), extend="copy")
-    return image
+    # libvips' resize rounds each side and never below 1 px (test_extreme_aspect_keeps_at_least_one_pixel).
+    return image.resize(max_side / longest) if longest > max_side else image
 
 
 @dataclass(frozen=True)

@@ -127,3 +127,15 @@ def test_the_decode_budget_sends_big_decodes_to_libvips_streaming(decoded: list[
     assert decoded == []
     render(data, CELL_2X, MAX_PIXELS, budget + 1)
     assert decoded == [True]
+
+
+@pytest.mark.parametrize("bands, interpretation", [(3, "srgb"), (1, "b-w")])
+def test_decoded_images_carry_their_interpretation(bands: int, interpretation: str) -> None:
+    """The decoder relies on libvips tagging an 8-bit memory image by its bands (no copy to set it)."""
+    image = pyvips.Image.black(64, 48, bands=bands).cast("uchar")
+    if bands == 1:
+        image = image.copy(interpretation="b-w")
+    data = image.jpegsave_buffer(Q=90)
+    decoded = jpeg_turbo.decode(data, 2, 64, 48)
+    assert decoded is not None
+    assert (decoded.bands, decoded.interpretation, decoded.format) == (bands, interpretation, "uchar")
