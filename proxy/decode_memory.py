@@ -48,9 +48,12 @@ def decode_cost(
     is several libvips calls, each a GIL hand-off)."""
     width = header.width if width is None else width
     height = header.height if height is None else height
-    bands = header.bands
     sample = BYTES_PER_SAMPLE.get(str(header.format), 8)
-    interlaced = _interlaced(data, fmt, header)
+    return cost(fmt, width, height, header.bands, sample, _interlaced(data, fmt, header))
+
+
+def cost(fmt: str, width: int, height: int, bands: int, sample: int, interlaced: bool) -> DecodeCost:
+    """The same figure from header facts read without libvips (:mod:`proxy.jpeg_header`)."""
     layout = "interlaced " if interlaced else ""
     description = f"{width}x{height} {layout}{fmt}, {bands} band{'s' if bands != 1 else ''} of {sample * 8} bits"
     if fmt in (formats.JPEG, formats.PNG) and not interlaced:

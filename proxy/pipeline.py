@@ -17,9 +17,9 @@ import numpy as np
 import pyvips
 from PIL import Image
 
-from proxy import jpeg_turbo
+from proxy import jpeg_header, jpeg_turbo
 from proxy import sniff as formats
-from proxy.decode_memory import decode_cost, megabytes
+from proxy.decode_memory import DecodeCost, cost, decode_cost, megabytes
 from proxy.errors import TooLarge, TooManyPixels, Undecodable, UnsupportedType
 from proxy.sniff import Body
 from proxy.variants import Variant
@@ -98,6 +98,11 @@ def check_limits(
     data: Body, fmt: str, max_pixels: int, max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
 ) -> SourceInfo:
     """Read the header only (lazy load) and refuse pixel and memory bombs before any decoding."""
+    plain = jpeg_header.read(data) if fmt == formats.JPEG else None
+    if plain is not None:  # a plain JPEG's markers say it all; libvips reads every other header
+        _check_size(plain.width, plain.height, max_pixels)
+        _check_cost(cost(fmt, plain.width, plain.height, plain.components, 1, plain.progressive), max_decode_bytes)
+        return SourceInfo(fmt, plain.width, plain.height, plain.orientation, needs_profile=False)
     try:
         header = pyvips.Image.new_from_source(_memory(data), "", access="sequential")
     except pyvips.Error as exc:
@@ -107,20 +112,27 @@ def check_limits(
     width, height = header.width, header.height
     if fmt == formats.HEIC and not _decodes(header):
         raise UnsupportedType("HEIC cannot be decoded by the installed libvips")
-    if width * height > max_pixels:
-        raise TooManyPixels(f"{width}x{height} is over the {max_pixels} pixel limit")
-    cost = decode_cost(data, fmt, header, width, height)
-    if cost.bytes > max_decode_bytes:
-        raise TooLarge(
-            f"decoding this {cost.description} needs {megabytes(cost.bytes)} of memory"
-            f"{'' if cost.streamed else ' (it cannot be decoded as a stream)'}, "
-            f"over the {megabytes(max_decode_bytes)} decode budget"
-        )
+    _check_size(width, height, max_pixels)
+    _check_cost(decode_cost(data, fmt, header, width, height), max_decode_bytes)
     orientation = header.get("orientation") if header.get_typeof("orientation") else 1
     if not isinstance(orientation, int) or not 1 <= orientation <= 8:
         orientation = 1  # an invalid tag means "as stored"
     needs_profile = bool(header.get_typeof("icc-profile-data")) or header.interpretation == "cmyk"
     return SourceInfo(fmt, width, height, orientation, needs_profile)
+
+
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise TooManyPixels(f"{width}x{height} is over the {max_pixels} pixel limit")
+
+
+def _check_cost(need: DecodeCost, max_decode_bytes: int) -> None:
+    if need.bytes > max_decode_bytes:
+        raise TooLarge(
+            f"decoding this {need.description} needs {megabytes(need.bytes)} of memory"
+            f"{'' if need.streamed else ' (it cannot be decoded as a stream)'}, "
+            f"over the {megabytes(max_decode_bytes)} decode budget"
+        )
 
 
 def decode_reduced(

@@ -1,0 +1,113 @@
+"""What :func:`proxy.pipeline.check_limits` needs of a plain JPEG, read from its markers, not by libvips.
+
+Why: reading a header through libvips is ~70 libvips calls (a quarter of a small JPEG's render
+calls, each one a GIL release the event loop may take) and ~0.3 ms; walking the markers up to
+the first scan is a few dozen byte reads. Only the common, unambiguous case is answered here:
+an 8-bit baseline or progressive Huffman JPEG with one or three components, no ICC profile
+and at most one Exif segment whose first IFD holds the orientation (or no Exif at all).
+Anything else (CMYK, a profile, arithmetic or lossless coding, a second frame, an Exif layout
+libexif might read elsewhere, a truncated or malformed segment) returns None and libvips reads
+the header as before, so this path never decides an edge case differently from libvips.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from proxy.sniff import Body
+
+# Start-of-frame markers this path takes: baseline, extended sequential, progressive (Huffman).
+_FRAMES = {0xC0: False, 0xC1: False, 0xC2: True}
+# Every other SOFn: lossless, hierarchical, arithmetic coding (and DHT/JPG/DAC share the range).
+_OTHER_FRAMES = {0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_SOS, _EOI, _APP1, _APP2 = 0xDA, 0xD9, 0xE1, 0xE2
+_ORIENTATION, _SHORT = 0x0112, 3
+
+
+@dataclass(frozen=True)
+class JpegHeader:
+    width: int
+    height: int
+    components: int  # 1 (grey) or 3 (YCbCr or RGB)
+    progressive: bool
+    orientation: int  # 1-8, 1 when absent or invalid (as stored)
+
+
+def read(data: Body) -> JpegHeader | None:
+    """The header of a plain JPEG, or None to let libvips read it."""
+    if bytes(data[:2]) != b"\xff\xd8":
+        return None
+    frame: tuple[bool, Body] | None = None
+    exif: list[Body] = []
+    position, size = 2, len(data)
+    while True:
+        if position + 4 > size or data[position] != 0xFF:
+            return None  # ran out, or not a marker where one must be
+        marker = data[position + 1]
+        if marker == 0xFF:  # a fill byte before the marker
+            position += 1
+            continue
+        if marker == _EOI or marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            return None  # no lengths on these; before the first scan they mean a strange file
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        if length < 2 or position + 2 + length > size:
+            return None
+        body = data[position + 4:position + 2 + length]
+        if marker == _SOS:
+            break
+        if marker in _FRAMES:
+            if frame is not None:
+                return None
+            frame = (_FRAMES[marker], body)
+        elif marker in _OTHER_FRAMES:
+            return None
+        elif marker == _APP2 and bytes(body[:12]) == b"ICC_PROFILE\x00":
+            return None  # a profile: libvips manages colour (and decodes it)
+        elif marker == _APP1 and bytes(body[:6]) == b"Exif\x00\x00":
+            exif.append(body[6:])
+        position += 2 + length
+    if frame is None or len(exif) > 1:
+        return None
+    progressive, sof = frame
+    if len(sof) < 6:
+        return None
+    precision, components = sof[0], sof[5]
+    height, width = int.from_bytes(sof[1:3], "big"), int.from_bytes(sof[3:5], "big")
+    if precision != 8 or components not in (1, 3) or width == 0 or height == 0:
+        return None  # 12-bit, CMYK/YCCK, or a height left to a DNL marker
+    orientation = _orientation(exif[0]) if exif else 1
+    if orientation is None:
+        return None
+    return JpegHeader(width, height, components, progressive, orientation)
+
+
+def _orientation(tiff: Body) -> int | None:
+    """The orientation tag of the first IFD (1 if invalid), or None when libexif could find one
+    elsewhere (libvips takes the first IFD that has it) or the layout is not a plain TIFF one."""
+    if len(tiff) < 8:
+        return None
+    byte_order = bytes(tiff[:2])
+    if byte_order not in (b"II", b"MM"):
+        return None
+    order: Literal["little", "big"] = "little" if byte_order == b"II" else "big"
+
+    def number(start: int, width: int) -> int:
+        return int.from_bytes(tiff[start:start + width], order)
+
+    if number(2, 2) != 42:
+        return None
+    ifd = number(4, 4)
+    if ifd < 8 or ifd + 2 > len(tiff):
+        return None
+    entries = number(ifd, 2)
+    if ifd + 2 + 12 * entries > len(tiff):
+        return None
+    for index in range(entries):
+        entry = ifd + 2 + 12 * index
+        if number(entry, 2) == _ORIENTATION:
+            if number(entry + 2, 2) != _SHORT or number(entry + 4, 4) != 1:
+                return None
+            value = number(entry + 8, 2)
+            return value if 1 <= value <= 8 else 1
+    return None  # not in the first IFD: another IFD (thumbnail, Exif) may hold it
