@@ -23,6 +23,8 @@ _FRAMES = {0xC0: False, 0xC1: False, 0xC2: True}
 _OTHER_FRAMES = {0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _SOS, _EOI, _APP1, _APP2 = 0xDA, 0xD9, 0xE1, 0xE2
 _ORIENTATION, _SHORT = 0x0112, 3
+# Real encoders write a dozen segments and rarely a fill byte; Python walks them, so cap both.
+MAX_SEGMENTS, MAX_FILL_BYTES = 256, 64
 
 
 @dataclass(frozen=True)
@@ -41,13 +43,21 @@ def read(data: Body) -> JpegHeader | None:
     frame: tuple[bool, Body] | None = None
     exif: list[Body] = []
     position, size = 2, len(data)
+    # A hostile file can be all fill bytes or tiny segments: past these, libvips' C reader decides.
+    fills, segments = 0, 0
     while True:
         if position + 4 > size or data[position] != 0xFF:
             return None  # ran out, or not a marker where one must be
         marker = data[position + 1]
         if marker == 0xFF:  # a fill byte before the marker
+            fills += 1
+            if fills > MAX_FILL_BYTES:
+                return None
             position += 1
             continue
+        segments += 1
+        if segments > MAX_SEGMENTS:
+            return None
         if marker == _EOI or marker == 0x01 or 0xD0 <= marker <= 0xD8:
             return None  # no lengths on these; before the first scan they mean a strange file
         length = int.from_bytes(data[position + 2:position + 4], "big")

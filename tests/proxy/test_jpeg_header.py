@@ -62,6 +62,22 @@ def test_what_libvips_must_decide_is_declined() -> None:
         assert jpeg_header.read(data) is None, name
 
 
+def test_the_walk_is_capped_so_a_hostile_run_of_markers_goes_to_libvips() -> None:
+    """Python walks the markers, so fill bytes and segments are capped (a file of 20 MB of 0xFF
+    would otherwise be 20 million steps on the render thread); libvips' C reader takes the rest."""
+    data = images.jpeg(images.photo(64, 48), keep="none")
+
+    def with_fill(count: int) -> bytes:  # fill bytes are legal before any marker
+        return data[:2] + b"\xff" * count + data[2:]
+
+    def with_comments(count: int) -> bytes:
+        return data[:2] + b"\xff\xfe\x00\x03x" * count + data[2:]
+
+    assert jpeg_header.read(with_fill(3)) is not None and jpeg_header.read(with_comments(10)) is not None
+    assert jpeg_header.read(with_fill(jpeg_header.MAX_FILL_BYTES + 1)) is None
+    assert jpeg_header.read(with_comments(jpeg_header.MAX_SEGMENTS)) is None
+
+
 def test_an_orientation_outside_the_first_ifd_is_left_to_libvips() -> None:
     """Exif with no orientation in IFD0: libexif would look in the other IFDs, so libvips decides."""
     exif = b"Exif\x00\x00" + b"II*\x00" + (8).to_bytes(4, "little") + (0).to_bytes(2, "little") + bytes(4)
