@@ -23,32 +23,33 @@ from bench.proctree import TICK
 from bench.targets import export_revision, ours_settings, ours_url, serve_ours_process
 
 
-def thread_ticks(pid: int) -> dict[tuple[str, str], tuple[int, int]]:
-    """(tid, name) -> (user, system) clock ticks of every thread of ``pid``."""
+def _per_thread(pid: int, file: str) -> dict[tuple[str, str], str]:
+    """(tid, name) -> the text of ``/proc/<pid>/task/<tid>/<file>`` for every live thread of ``pid``."""
     out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            text = Path(f"/proc/{pid}/task/{tid}/{file}").read_text()
             name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-        except OSError:
+        except OSError:  # the thread ended meanwhile
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        out[(tid, name)] = (int(fields[11]), int(fields[12]))
+        out[(tid, name)] = text
     return out
+
+
+def thread_ticks(pid: int) -> dict[tuple[str, str], tuple[int, int]]:
+    """(tid, name) -> (user, system) clock ticks of every thread of ``pid``."""
+    ticks = {}
+    for key, stat in _per_thread(pid, "stat").items():
+        fields = stat[stat.rindex(")") + 2:].split()
+        ticks[key] = (int(fields[11]), int(fields[12]))
+    return ticks
 
 
 def thread_switches(pid: int) -> dict[tuple[str, str], int]:
     """(tid, name) -> voluntary context switches of every thread of ``pid``: each time a thread
     blocked (a lock, the GIL, a semaphore, a read) and was woken later."""
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
-            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-        except OSError:
-            continue
-        out[(tid, name)] = int(status.split("voluntary_ctxt_switches:")[1].split()[0])
-    return out
+    return {key: int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+            for key, status in _per_thread(pid, "status").items()}
 
 
 def main() -> None:
