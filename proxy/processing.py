@@ -76,7 +76,9 @@ class ProcessingPool:
         starts it never runs; cancelling the caller while the job is queued frees its slot.
         With a ``slot`` from :meth:`reserve`, the job uses that place."""
         if self._executor is None:
-            raise RuntimeError("processing pool is not started")
+            # Not started yet or already closed (a shutdown under way): transient, so it is never
+            # remembered as the source's failure, and a warm-up keeps the bytes it downloaded.
+            raise Overloaded("the processing pool is not running (starting or shutting down)")
         if slot is not None and slot.held:
             slot.held = False  # from here the job's completion gives the place back
         else:

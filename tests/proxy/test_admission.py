@@ -15,6 +15,7 @@ from proxy import admission
 from proxy.admission import FetchBudget, SourceHold
 from proxy.content_coding import PIECE, CappedDecoder, StackedEncoding, UnsupportedEncoding, codings_of
 from proxy.errors import Overloaded, TooLarge
+from proxy.processing import ProcessingPool
 from tests.support.wait import ManualClock, wait_until
 
 
@@ -125,3 +126,17 @@ def test_the_pool_sizes_itself_to_the_cores_this_process_may_use() -> None:
     found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                            cwd=Path(__file__).resolve().parents[2]).stdout.split()
     assert found[0] == found[1] and found[2] == "1", found
+
+
+async def test_a_job_after_the_pool_closed_is_overload_not_the_sources_failure() -> None:
+    """A shutdown under way is transient (503, never negative-cached), not an unexpected error that
+    the service would remember as an undecodable source and that would drop a warm-up's bytes."""
+    pool = ProcessingPool(1, 1)
+    with pytest.raises(Overloaded):
+        await pool.run(lambda: 1)  # not started
+    pool.start()
+    assert await pool.run(lambda: 2) == 2
+    pool.close()
+    with pytest.raises(Overloaded):
+        await pool.run(lambda: 3)
+    assert pool.in_flight == 0
