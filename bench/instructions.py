@@ -149,14 +149,19 @@ def main() -> None:
     if shutil.which(VALGRIND) is None:
         raise SystemExit("valgrind not found (apt-get install valgrind)")
     ctx = Context(quick=True)
+    unknown = [kind for kind in kinds if not ctx.corpus_of(kind)]
+    if unknown or count < 1:
+        known = sorted({image.kind for image in ctx.corpus})
+        raise SystemExit(f"usage: python -m bench.instructions KIND[,KIND...] [COUNT >= 1]; kinds: {', '.join(known)}"
+                         + (f" (not one: {', '.join(unknown)})" if unknown else ""))
     out_dir = Path(tempfile.mkdtemp(prefix="instructions-"))
-    result: dict[str, object] = {"count": count, "concurrency": 1, "kinds": {},
+    measured: dict[str, dict[str, dict]] = {}
+    result: dict[str, object] = {"count": count, "concurrency": 1, "kinds": measured,
                                  "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                                  "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                                           text=True, cwd=ROOT).stdout.strip()}
     for kind in kinds:
-        rows = measure_kind(ctx, kind, count, out_dir)
-        result["kinds"][kind] = rows  # type: ignore[index]
+        rows = measured[kind] = measure_kind(ctx, kind, count, out_dir)
         for name, row in rows.items():
             print(f"{kind:13s} {name:8s} {row['instructions_per_thumbnail'] / 1e6:7.1f} M instructions per cold "
                   f"thumbnail; in-process {row['floor_method']} {row['floor_instructions'] / 1e6:6.1f} M; "
