@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from proxy.urls import cache_key, thumbnail_path
 from proxy.variants import THUMB
-from tests.proxy.conftest import running
+from tests.proxy.conftest import Running, running
 from tests.support import images
 from tests.support.origin import Origin
 from tests.support.proxy_process import proxy_process
@@ -20,17 +20,24 @@ from tests.support.wait import wait_until
 from thumbs.settings import Settings
 
 
+async def on_one_flight(proxy: Running, source: str, held: threading.Event, count: int) -> list[httpx.Response]:
+    """``count`` requests for ``source`` while its origin is held; the origin answers once every one
+    of them has joined the same flight, however slow the host."""
+    requests = asyncio.gather(*(proxy.thumb(source) for _ in range(count)))
+    try:
+        await wait_until(lambda: proxy.proxy.service.flights.coalesced == count - 1,
+                         what=f"{count} requests on one flight")
+    finally:
+        held.set()
+    return await requests
+
+
 async def test_concurrent_requests_in_one_process_fetch_once(make_settings: Callable[..., Settings],
                                                              origin: Origin, unique) -> None:
-    held = threading.Event()  # the origin answers once all 25 are waiting, however slow the host
+    held = threading.Event()
     source = origin.add(unique("a.jpg"), images.jpeg(images.photo(800, 600)), hold=held)
     async with running(make_settings()) as proxy:
-        requests = asyncio.gather(*(proxy.thumb(source) for _ in range(25)))
-        try:
-            await wait_until(lambda: proxy.proxy.service.flights.coalesced == 24, what="25 requests on one flight")
-        finally:
-            held.set()
-        responses = await requests
+        responses = await on_one_flight(proxy, source, held, 25)
         assert {r.status_code for r in responses} == {200}
         assert len({r.content for r in responses}) == 1
         assert proxy.proxy.service.flights.coalesced == 24
@@ -39,15 +46,10 @@ async def test_concurrent_requests_in_one_process_fetch_once(make_settings: Call
 
 async def test_concurrent_failures_are_shared_too(make_settings: Callable[..., Settings], origin: Origin,
                                                   unique) -> None:
-    held = threading.Event()  # answered once all 10 share the flight, so none is served from the negative cache
+    held = threading.Event()  # all 10 share the flight, so none is served from the negative cache
     source = origin.add(unique("bad.jpg"), images.HTML, hold=held)
     async with running(make_settings()) as proxy:
-        requests = asyncio.gather(*(proxy.thumb(source) for _ in range(10)))
-        try:
-            await wait_until(lambda: proxy.proxy.service.flights.coalesced == 9, what="10 requests on one flight")
-        finally:
-            held.set()
-        responses = await requests
+        responses = await on_one_flight(proxy, source, held, 10)
     assert {r.status_code for r in responses} == {415}
     assert origin.hits[unique("bad.jpg")] == 1
 
