@@ -10,6 +10,7 @@ reached raises :class:`OSError` (the service then regenerates or serves without 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import time
@@ -126,14 +127,38 @@ class DiskStore:
 
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        # Plain os calls on str paths: pathlib's mkdir on every write and mkstemp's Python name
+        # generator were 0.06 of a write's 0.20 ms CPU on shards already made (the rest is the
+        # kernel's create, write and rename).
+        directory = os.fspath(path.parent)
+        fd, temp = _create_temp(directory)
         try:
-            with os.fdopen(fd, "wb", buffering=0) as file:
+            try:
                 view = memoryview(data)
                 while view:  # a raw write may take only part of it
-                    view = view[file.write(view) or 0:]
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
             os.replace(temp, path)
         except BaseException:
-            Path(temp).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
             raise
+
+
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+_TEMP_ATTEMPTS = 16
+
+
+def _create_temp(directory: str) -> tuple[int, str]:
+    """A new temp file in ``directory`` (made on first use): a random name, so writers in other
+    processes and on other hosts sharing the store never collide (``O_EXCL`` would refuse it)."""
+    for _ in range(_TEMP_ATTEMPTS):
+        temp = f"{directory}/.tmp-{os.urandom(8).hex()}"
+        try:
+            return os.open(temp, _TEMP_FLAGS, 0o644), temp
+        except FileExistsError:
+            continue
+        except FileNotFoundError:  # the shard's first entry
+            os.makedirs(directory, exist_ok=True)
+    raise FileExistsError(f"no free temp name in {directory} after {_TEMP_ATTEMPTS} tries")

@@ -34,6 +34,24 @@ async def test_an_entry_round_trips_and_leaves_no_temp_file(tmp_path: Path) -> N
     assert _files(tmp_path) == [KEY]
 
 
+def test_a_temp_name_another_writer_holds_is_never_written_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers in other processes or hosts share the shards: a name already taken is skipped."""
+    store = DiskStore(tmp_path)
+    shard = store.path(KEY).parent
+    shard.mkdir(parents=True)
+    taken = shard / f".tmp-{'00' * 8}"
+    taken.write_bytes(b"another writer, mid-write")
+    names = iter([bytes(8), bytes(8), b"\x01" * 8])
+    monkeypatch.setattr("proxy.storage.os.urandom", lambda size: next(names))
+    blob = _entry()
+    store.put_blocking(KEY, blob)
+    assert store.path(KEY).read_bytes() == blob
+    assert taken.read_bytes() == b"another writer, mid-write"
+    assert sorted(_files(tmp_path)) == sorted([KEY, taken.name])
+
+
 def _files(root: Path) -> list[str]:
     return [path.name for path in root.rglob("*") if path.is_file()]
 
