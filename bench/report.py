@@ -221,8 +221,15 @@ def peer_targets(peers: dict[str, Any]) -> list[tuple[str, str, str, bool | None
         if ours is None or not others:
             continue
         best = min(others, key=lambda name: others[name])
+        ours_cell, best_cell = _cell(summary, "thumbs", kind, 4), _cell(summary, best, kind, 4)
+        # A median inside the other's round-to-round range is parity, not a lead: say so next to the verdict.
+        ours_range, best_range = (cell.get("cpu_ms_per_thumbnail_spread") for cell in (ours_cell, best_cell))
+        overlap = bool(ours_range and best_range and min(ours_range) <= max(best_range)
+                       and min(best_range) <= max(ours_range))
         rows.append((f"Cold CPU per thumbnail, {PEER_LABELS[kind]}, c=4", "<= best peer",
-                     f"thumbs {ours:.1f} ms vs {best} {others[best]:.1f} ms ({ours / others[best]:.2f}x)",
+                     f"thumbs {_metric(ours_cell, 'cpu_ms_per_thumbnail', '.1f')} ms vs {best} "
+                     f"{_metric(best_cell, 'cpu_ms_per_thumbnail', '.1f')} ms ({ours / others[best]:.2f}x"
+                     f"{', spreads overlap' if overlap else ''})",
                      ours <= others[best]))
         busy = _cell(summary, "thumbs", kind, 4).get("busy_cores")
         if busy is not None:
