@@ -44,10 +44,15 @@ export function PickerCell(props: CellComponentProps<CellData>) {
   const ref = useRef<HTMLDivElement>(null);
   // Which image's tile currently says "Preview unavailable" (by id: the cell is reused for other images).
   const [unavailableId, setUnavailableId] = useState<number | null>(null);
+  const { state } = props;
   const onUnavailable = useCallback(
-    (id: number, unavailable: boolean) => setUnavailableId((cur) => (unavailable ? id : cur === id ? null : cur)),
-    [],
+    (id: number, unavailable: boolean) => {
+      setUnavailableId((cur) => (unavailable ? id : cur === id ? null : cur));
+      state.setUnavailable(id, unavailable);
+    },
+    [state],
   );
+  const onRecovered = useCallback(() => state.thumbnailRecovered(), [state]);
 
   // Roving focus: the active cell takes focus if focus is anywhere in the picker (the user is
   // navigating). The cell may only mount after the grid scrolls to it, hence an effect, not the key handler.
@@ -119,6 +124,7 @@ export function PickerCell(props: CellComponentProps<CellData>) {
           recovery={recovery}
           unavailableText={props.strings.previewUnavailable}
           onUnavailable={onUnavailable}
+          onRecovered={onRecovered}
         />
         {selected && <span className="tp-check" aria-hidden="true">✓</span>}
       </div>

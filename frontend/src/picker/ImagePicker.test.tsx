@@ -154,6 +154,40 @@ describe("recovery", () => {
     await waitFor(() => expect(within(cell(0)!).queryByText("Preview unavailable")).toBeNull());
   });
 
+  it("a thumbnail-only outage: a Retry bar, and the first thumbnail back makes the others try at once", async () => {
+    const user = userEvent.setup();
+    renderPicker();
+    await loaded(1);
+    const img = (index: number) => cell(index)!.querySelector("img");
+    const fail = async (index: number, times: number) => {
+      for (let n = 0; n < times; n++) {
+        await waitFor(() => expect(img(index)).not.toBeNull(), { timeout: 5000 });
+        fireEvent.error(img(index)!);
+      }
+    };
+    await fail(0, 2); // next try in 1.5 s
+    await fail(1, 3); // next try in 4 s
+    await within(cell(1)!).findByText("Preview unavailable");
+    // No page failed, yet the bar offers Retry for the previews.
+    const bar = await screen.findByRole("alert");
+    expect(bar.textContent).toContain("Some previews could not be loaded");
+    expect(within(bar).getByRole("button", { name: "Retry" })).toBeTruthy();
+    expect(img(1)).toBeNull();
+    await waitFor(() => expect(img(0)).not.toBeNull(), { timeout: 3000 });
+    fireEvent.load(img(0)!); // the thumbnail server answers again
+    expect(img(1)).not.toBeNull(); // at once, not after its 4 s
+    fireEvent.load(img(1)!);
+    await waitFor(() => expect(screen.queryByRole("alert")).toBeNull());
+
+    // Retry on the bar also tries a failing preview at once.
+    await fail(2, 2);
+    const again = await screen.findByRole("alert");
+    await user.click(within(again).getByRole("button", { name: "Retry" }));
+    expect(img(2)).not.toBeNull();
+    fireEvent.load(img(2)!);
+    await waitFor(() => expect(screen.queryByRole("alert")).toBeNull());
+  }, 15_000);
+
   it("Retry clears everything failed, pages and thumbnails, and its keys are its own", async () => {
     const user = userEvent.setup();
     lib.failWhen = (url) => url.searchParams.get("offset") === "50";
@@ -206,6 +240,8 @@ describe("a stable list", () => {
     const topLeft = cell(95)!.getAttribute("aria-label");
     await user.click(screen.getByRole("button", { name: "Show 7 new images" }));
     await settleScroll();
+    // The button left with the notice; focus stayed in the grid, not on <body>.
+    expect(grid().contains(document.activeElement)).toBe(true);
     // The image that was top-left is still in the top row, seven places on (a row further down).
     expect(cell(102)!.getAttribute("aria-label")).toBe(topLeft);
     expect(grid().scrollTop).toBeLessThanOrEqual(Math.floor(102 / 5) * 160);

@@ -5,7 +5,7 @@ import { PickerCell, type CellData } from "./Cell";
 import { DEFAULT_STRINGS, type PickerStrings } from "./labels";
 import { itemRangeForRows, rowCountFor, rowOf } from "./layout";
 import type { FetchPage } from "./pageLoader";
-import { PickerState } from "./pickerState";
+import { PickerState, useUnavailableCount } from "./pickerState";
 import {
   nextSelection,
   selectAllLoaded,
@@ -331,6 +331,12 @@ export function ImagePicker({
   // New images go in at the top; the user's place (and the keyboard's active cell) moves down with them.
   const { showNewer, newerCount, newerCapped } = library;
   const onShowNewer = useCallback(() => {
+    // The button goes away with the notice: focus would drop to <body>. Keep it in the grid (parked,
+    // with a ring) so the active cell takes it below and the arrow keys go on working.
+    const root = rootRef.current;
+    if (root && document.activeElement instanceof HTMLElement && root.contains(document.activeElement)) {
+      root.querySelector<HTMLElement>(GRID_SELECTOR)?.focus({ preventScroll: true });
+    }
     const added = showNewer();
     rangeAnchor.current = null;
     if (added === null) {
@@ -390,6 +396,8 @@ export function ImagePicker({
   const firstPage = pages.get(0);
   const failed = [...pages.values()].filter((s) => s.state === "failed");
   const failedOffline = failed.length > 0 && failed.every((s) => s.state === "failed" && s.offline);
+  // Tiles on screen that say "Preview unavailable": the bar offers Retry for them too.
+  const unavailablePreviews = useUnavailableCount(state);
   let overlay = null;
   if (total === null && firstPage?.state === "failed") {
     overlay = (
@@ -450,8 +458,14 @@ export function ImagePicker({
             style={GRID_STYLE}
           />
         ))}
-      {overlay === null && failed.length > 0 && (
-        <FailedPagesBar count={failed.length} offline={failedOffline} onRetry={() => retry()} strings={strings} />
+      {overlay === null && (failed.length > 0 || unavailablePreviews > 0) && (
+        <FailedPagesBar
+          count={failed.length}
+          previews={unavailablePreviews}
+          offline={failedOffline}
+          onRetry={() => retry()}
+          strings={strings}
+        />
       )}
     </div>
   );

@@ -21,12 +21,21 @@ export function StatusPanel({ kind, title, detail, actionLabel, onAction }: Stat
   );
 }
 
-/** Thin bar over the grid when some pages failed after their retries. */
-export function FailedPagesBar(props: { count: number; offline: boolean; onRetry: () => void; strings: PickerStrings }) {
-  const { count, offline, onRetry, strings } = props;
+/**
+ * Thin bar over the grid when some pages failed after their retries, or some tiles on screen say
+ * "Preview unavailable" (`previews`); its Retry asks for both again at once.
+ */
+export function FailedPagesBar(props: {
+  count: number;
+  previews?: number;
+  offline: boolean;
+  onRetry: () => void;
+  strings: PickerStrings;
+}) {
+  const { count, previews = 0, offline, onRetry, strings } = props;
   return (
     <div className="tp-bar" role="alert">
-      <span>{strings.failedPages(count, offline)}</span>
+      <span>{count > 0 ? strings.failedPages(count, offline) : strings.failedPreviews(previews)}</span>
       <button type="button" className="tp-button" onClick={onRetry}>
         {strings.retry}
       </button>

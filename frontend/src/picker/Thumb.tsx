@@ -6,8 +6,10 @@ import type { LibraryImage } from "./types";
 const decoded = new Set<string>();
 
 /**
- * Backoff between attempts at a failing thumbnail (an <img> cannot read Retry-After). Bounded: after
- * the last one the tile waits for a recovery signal (back online, tab visible again, Retry).
+ * Backoff between attempts at a failing thumbnail (an <img> cannot read Retry-After). A bounded rate,
+ * not a bounded count: past the list the tile tries every last delay while it is on screen, so it
+ * recovers by itself after an outage of any length. Recovery signals (back online, tab visible again,
+ * Retry, another thumbnail loading after a failure) make it try at once.
  */
 export const THUMB_RETRY_DELAYS_MS = [400, 1500, 4000, 10_000, 30_000];
 /** Failures after which the tile says in words that it cannot show the preview (it keeps retrying). */
@@ -36,8 +38,10 @@ export interface ThumbProps {
   recovery: number;
   /** The words for a tile that cannot be shown (translatable). */
   unavailableText?: string;
-  /** Told whether the tile currently says "Preview unavailable" (the cell puts it in its label). */
+  /** Told whether the tile currently says "Preview unavailable" (the cell puts it in its label); false on unmount. */
   onUnavailable?: (id: number, unavailable: boolean) => void;
+  /** The thumbnail loaded after failing: the server answers again (PickerState.thumbnailRecovered). */
+  onRecovered?: () => void;
 }
 
 /**
@@ -45,7 +49,7 @@ export interface ThumbProps {
  * needs no extra element; a thumbnail that keeps failing says so in words.
  */
 export const Thumb = memo(function Thumb(props: ThumbProps) {
-  const { image, size, eager, recovery, onUnavailable, unavailableText = UNAVAILABLE_TEXT } = props;
+  const { image, size, eager, recovery, onUnavailable, onRecovered, unavailableText = UNAVAILABLE_TEXT } = props;
   const src = thumbSource(image);
   const srcSet = thumbSrcSet(image);
   const [attempt, setAttempt] = useState(0); // key of the <img>: a fresh element per try
@@ -61,18 +65,19 @@ export const Thumb = memo(function Thumb(props: ThumbProps) {
       setAttempt((n) => n + 1);
     }
   }
-  const gaveUp = failures > THUMB_RETRY_DELAYS_MS.length;
   useEffect(() => {
-    if (!waiting || gaveUp) return;
+    if (!waiting) return;
+    const delay = THUMB_RETRY_DELAYS_MS[Math.min(failures, THUMB_RETRY_DELAYS_MS.length) - 1];
     const timer = setTimeout(() => {
       setWaiting(false);
       setAttempt((n) => n + 1);
-    }, THUMB_RETRY_DELAYS_MS[failures - 1]);
+    }, delay);
     return () => clearTimeout(timer);
-  }, [waiting, failures, gaveUp]);
+  }, [waiting, failures]);
   const unavailable = failures >= UNAVAILABLE_AFTER;
   useEffect(() => {
     onUnavailable?.(image.id, unavailable);
+    return () => onUnavailable?.(image.id, false); // unmounted (or about to say otherwise)
   }, [onUnavailable, image.id, unavailable]);
 
   return (
@@ -84,7 +89,10 @@ export const Thumb = memo(function Thumb(props: ThumbProps) {
           srcSet={srcSet}
           size={size}
           eager={eager}
-          onLoad={() => setFailures(0)}
+          onLoad={() => {
+            if (failures > 0) onRecovered?.();
+            setFailures(0);
+          }}
           onError={() => {
             setFailures((n) => n + 1);
             setWaiting(true);

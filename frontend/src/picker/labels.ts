@@ -22,6 +22,8 @@ export interface PickerStrings {
   emptyDetail: string;
   refresh: string;
   failedPages: (pages: number, offline: boolean) => string;
+  /** The bar when only thumbnails failed: `previews` tiles on screen say "Preview unavailable". */
+  failedPreviews: (previews: number) => string;
   retry: string;
   /** `capped`: there are at least `count` (the API stopped counting). */
   newImages: (count: number, capped: boolean) => string;
@@ -63,6 +65,10 @@ export const DEFAULT_STRINGS: PickerStrings = {
     offline
       ? "You're offline: some images could not be loaded. They will load when you're back online."
       : `Some images could not be loaded (${pages} ${pages === 1 ? "page" : "pages"}).`,
+  failedPreviews: (previews) =>
+    previews === 1
+      ? "A preview could not be loaded; it is tried again by itself."
+      : "Some previews could not be loaded; they are tried again by themselves.",
   retry: "Retry",
   newImages,
   showNewImages: (n, capped) => `Show ${newImages(n, capped)}`,

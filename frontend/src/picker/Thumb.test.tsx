@@ -1,0 +1,81 @@
+// @vitest-environment jsdom
+/**
+ * A failing thumbnail on its own, on fake timers: the backoff, a rate that never stops (so an
+ * outage of any length ends by itself), and the "it came back" signal the picker spreads.
+ */
+import { act, cleanup, fireEvent, render } from "@testing-library/react";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { THUMB_RETRY_DELAYS_MS, Thumb, UNAVAILABLE_TEXT } from "./Thumb";
+import type { LibraryImage } from "./types";
+
+const image = {
+  id: 7,
+  url: "/full/7.png",
+  thumbnail_url: "/t/7.jpg",
+  created_at: "2026-12-01T00:00:00Z",
+} as LibraryImage;
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+
+afterEach(() => {
+  cleanup();
+  vi.useRealTimers();
+});
+
+function renderThumb(recovery = 0) {
+  const onUnavailable = vi.fn();
+  const onRecovered = vi.fn();
+  const props = { image, size: 160, eager: false, onUnavailable, onRecovered };
+  const utils = render(<Thumb {...props} recovery={recovery} />);
+  const img = () => utils.container.querySelector("img");
+  const rerender = (next: number) => utils.rerender(<Thumb {...props} recovery={next} />);
+  return { ...utils, img, rerender, onUnavailable, onRecovered };
+}
+
+async function advance(ms: number) {
+  await act(async () => {
+    vi.advanceTimersByTime(ms);
+  });
+}
+
+describe("a failing thumbnail", () => {
+  it("keeps trying at the last delay past its backoff list, and recovers after a long outage", async () => {
+    const { img, container, onRecovered, onUnavailable } = renderThumb();
+    const delays = [...THUMB_RETRY_DELAYS_MS, ...Array(4).fill(THUMB_RETRY_DELAYS_MS.at(-1))];
+    for (const delay of delays) {
+      fireEvent.error(img()!);
+      expect(img()).toBeNull(); // waiting: no request meanwhile
+      await advance(delay - 1);
+      expect(img()).toBeNull();
+      await advance(1);
+      expect(img()!.getAttribute("src")).toBe("/t/7.jpg"); // a fresh attempt
+    }
+    expect(container.textContent).toContain(UNAVAILABLE_TEXT);
+    expect(onUnavailable).toHaveBeenLastCalledWith(7, true);
+    expect(onRecovered).not.toHaveBeenCalled();
+    fireEvent.load(img()!); // the server answers again, two minutes and more in
+    expect(onRecovered).toHaveBeenCalledTimes(1);
+    expect(container.textContent).not.toContain(UNAVAILABLE_TEXT);
+    expect(onUnavailable).toHaveBeenLastCalledWith(7, false);
+  });
+
+  it("a first load is no recovery; a recovery signal tries at once; unmounting withdraws the tile", async () => {
+    const { img, rerender, unmount, onRecovered, onUnavailable } = renderThumb();
+    fireEvent.load(img()!);
+    expect(onRecovered).not.toHaveBeenCalled();
+    fireEvent.error(img()!);
+    await advance(THUMB_RETRY_DELAYS_MS[0]!);
+    fireEvent.error(img()!);
+    expect(img()).toBeNull();
+    expect(onUnavailable).toHaveBeenLastCalledWith(7, true);
+    rerender(1); // PickerState.recover(): at once, not after 1.5 s
+    expect(img()).not.toBeNull();
+    fireEvent.error(img()!);
+    await advance(THUMB_RETRY_DELAYS_MS[0]!);
+    expect(img()).not.toBeNull();
+    unmount();
+    expect(onUnavailable).toHaveBeenLastCalledWith(7, false);
+  });
+});
