@@ -20,6 +20,8 @@ export interface CellData {
   /** Item indices [start, stop) of the first screen, loaded eagerly with high priority. */
   eagerStart: number;
   eagerStop: number;
+  /** Cells before this item index show their tile without the thumbnail (a saved place is being restored). */
+  holdBefore: number;
   /** Click on a cell: select it (or retry its failed page); Shift extends, Ctrl/Cmd toggles. */
   onCellClick: (index: number, modifiers: { shift: boolean; toggle: boolean }) => void;
   /** Double-click: choose and confirm. */
@@ -116,16 +118,18 @@ export function PickerCell(props: CellComponentProps<CellData>) {
       data-selected={selected || undefined}
     >
       <div className="tp-tile" style={image.color ? { backgroundColor: image.color } : undefined}>
-        <Thumb
-          key={image.id}
-          image={image}
-          size={Math.round(props.cellSize)}
-          eager={index >= props.eagerStart && index < props.eagerStop}
-          recovery={recovery}
-          unavailableText={props.strings.previewUnavailable}
-          onUnavailable={onUnavailable}
-          onRecovered={onRecovered}
-        />
+        {index >= props.holdBefore && (
+          <Thumb
+            key={image.id}
+            image={image}
+            size={Math.round(props.cellSize)}
+            eager={index >= props.eagerStart && index < props.eagerStop}
+            recovery={recovery}
+            unavailableText={props.strings.previewUnavailable}
+            onUnavailable={onUnavailable}
+            onRecovered={onRecovered}
+          />
+        )}
         {selected && <span className="tp-check" aria-hidden="true">✓</span>}
       </div>
     </div>

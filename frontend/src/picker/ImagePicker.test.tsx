@@ -219,6 +219,31 @@ describe("recovery", () => {
   });
 });
 
+describe("reopening at a saved place", () => {
+  it("the top the grid renders before it scrolls there loads no thumbnails and no pages", async () => {
+    // Every thumbnail an <img> was ever given (an <img> with src starts its download).
+    const sources = new Set<string>();
+    const watch = new MutationObserver(() => {
+      for (const img of document.querySelectorAll("img")) sources.add(img.getAttribute("src") ?? "");
+    });
+    watch.observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["src"] });
+    sessionStorage.setItem("restore-test", "480");
+    renderPicker({ scrollKey: "restore-test" });
+    await waitFor(() => expect(grid().scrollTop).toBe((480 / 5) * 160));
+    await settleScroll(); // the browser's scroll event for the anchor's scrollTop
+    await loaded(480);
+    await waitFor(() => expect(cell(480)!.querySelector("img")).not.toBeNull());
+    watch.disconnect();
+    // Item i is image 1000 - i: nothing from the top of the library (items 0..469).
+    const top = [...sources].filter((src) => Number(/\/t\/(\d+)\.jpg/.exec(src)?.[1]) > 1000 - 470);
+    expect(top).toEqual([]);
+    expect(sources).toContain("/t/520.jpg"); // item 480
+    const offsets = lib.requests.map((u) => u.searchParams.get("offset"));
+    expect(offsets).not.toContain("50");
+    expect(offsets).toContain("450");
+  });
+});
+
 describe("a stable list", () => {
   it("images added while open never show twice, and come in at the top on request, keeping the place", async () => {
     const user = userEvent.setup();

@@ -249,7 +249,12 @@ export function ImagePicker({
     onSelectAll,
   });
 
-  const { beginResize, shiftBy, jumpTo } = anchor;
+  const { beginResize, shiftBy, jumpTo, getIndex } = anchor;
+  // Reopened at a saved place: the grid's first commit renders the top of the library before the
+  // anchor scrolls to the place. Until the grid has rendered the place, ranges that miss it load no
+  // pages and cells far above it no thumbnails (they would be downloads for rows never shown).
+  const [restoreTarget, setRestoreTarget] = useState<number | null>(initialIndex > 0 ? initialIndex : null);
+  const restoring = useRef(restoreTarget);
   const onCellsRendered = useCallback(
     (
       visible: { rowStartIndex: number; rowStopIndex: number },
@@ -257,10 +262,18 @@ export function ImagePicker({
     ) => {
       if (columnCount === 0) return;
       const first = visible.rowStartIndex * columnCount;
+      const lastVisible = (visible.rowStopIndex + 1) * columnCount - 1;
+      const target = restoring.current;
+      if (target !== null && total !== null) {
+        const place = Math.min(target, itemCount - 1);
+        // Not there yet (the first commit, at the top), and the user has not gone elsewhere meanwhile.
+        if (getIndex() === target && (place < first || place > lastVisible)) return;
+        restoring.current = null;
+        setRestoreTarget(null);
+      }
       // Keep the roving tab stop on screen while focus is elsewhere, so Tab lands on a visible cell.
       const root = rootRef.current;
       const active = state.getActive();
-      const lastVisible = (visible.rowStopIndex + 1) * columnCount - 1;
       if (root && !root.contains(document.activeElement) && (active < first || active > lastVisible)) {
         state.setActive(first);
       }
@@ -272,7 +285,7 @@ export function ImagePicker({
       );
       if (range) ensureRange(range[0], range[1]);
     },
-    [columnCount, itemCount, ensureRange, state],
+    [columnCount, itemCount, total, ensureRange, state, getIndex],
   );
 
   const onResize = useCallback(
@@ -386,11 +399,13 @@ export function ImagePicker({
       state,
       eagerStart,
       eagerStop,
+      // More than a row above the place being restored (see restoreTarget).
+      holdBefore: restoreTarget === null ? 0 : (rowOf(restoreTarget, columnCount) - 1) * columnCount,
       onCellClick,
       onCellConfirm,
       strings,
     }),
-    [items, itemCount, columnCount, cellSize, pages, limit, prepended, state, eagerStart, eagerStop, onCellClick, onCellConfirm, strings],
+    [items, itemCount, columnCount, cellSize, pages, limit, prepended, state, eagerStart, eagerStop, restoreTarget, onCellClick, onCellConfirm, strings],
   );
 
   const firstPage = pages.get(0);
