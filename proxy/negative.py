@@ -2,12 +2,18 @@
 
 A failure that belongs to the source (413, 415, 422, 502, 504) is remembered for
 ``negative_ttl`` seconds in process and, when configured, in Redis for the other workers.
+
+Only the failure's status, code and detail are kept, and every lookup answers a fresh error:
+a raised exception holds its traceback, whose frames hold the request's locals (a failed
+fetch's body buffer, up to the byte cap), and raising the same object again chains more
+frames onto it. Kept as they were, 10,000 remembered failures could hold gigabytes.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from typing import NamedTuple
 
 import orjson
 
@@ -17,21 +23,30 @@ from proxy.tiers import RedisTier
 MAX_REMEMBERED = 10_000
 
 
+class Remembered(NamedTuple):
+    expires: float  # time.monotonic()
+    status: int
+    code: str
+    detail: str
+
+    def error(self) -> ProxyError:
+        return ProxyError(self.detail, status=self.status, code=self.code)
+
+
 class NegativeCache:
     def __init__(self, ttl: int, redis: RedisTier | None) -> None:
         self.ttl = ttl
         self.redis = redis
-        self._local: OrderedDict[str, tuple[float, ProxyError]] = OrderedDict()
+        self._local: OrderedDict[str, Remembered] = OrderedDict()
 
     def get_local(self, key: str) -> ProxyError | None:
         item = self._local.get(key)
         if item is None:
             return None
-        expires, error = item
-        if time.monotonic() >= expires:
+        if time.monotonic() >= item.expires:
             del self._local[key]
             return None
-        return error
+        return item.error()
 
     async def get(self, key: str) -> ProxyError | None:
         error = self.get_local(key)
@@ -49,7 +64,7 @@ class NegativeCache:
             await self.redis.set_raw("neg:" + key, encode(error), self.ttl)
 
     def _remember(self, key: str, error: ProxyError) -> None:
-        self._local[key] = (time.monotonic() + self.ttl, error)
+        self._local[key] = Remembered(time.monotonic() + self.ttl, error.status, error.code, error.detail)
         self._local.move_to_end(key)
         while len(self._local) > MAX_REMEMBERED:
             self._local.popitem(last=False)
