@@ -2,7 +2,8 @@
 
 Both retry transient failures (origin 502/504, overload 503) with exponential backoff and
 park a source after ``max_attempts``; permanent failures (the image itself is bad) are
-dropped after one try, since the negative cache already remembers them. The Redis Stream
+dropped after one try, since the negative cache already remembers them. An entry a caller
+waits on (tagged :data:`WAITED_TAG`) is answered at its first failure, transient or not. The Redis Stream
 acknowledges an entry only once its thumbnail is stored or it has been rescheduled or
 parked; entries left pending by a dead consumer are claimed by a live one.
 """
@@ -36,8 +37,19 @@ Finished = Callable[[str, str | None, WarmOutcome], Awaitable[None]]
 TRANSIENT_STATUSES = frozenset({502, 503, 504})
 
 
+# A tag that starts with this names a caller waiting for the outcome (the backfill over the stream):
+# its first failure is the answer, and the caller decides what to retry. Rescheduled instead, the
+# answer would come after the backoff's minutes, past the caller's wait.
+WAITED_TAG = "reply:"
+
+
 def is_transient(exc: BaseException) -> bool:
     return not isinstance(exc, ProxyError) or exc.status in TRANSIENT_STATUSES
+
+
+def retried(exc: BaseException, tag: str | None) -> bool:
+    """Whether a failure is tried again later rather than answered now."""
+    return is_transient(exc) and not (tag or "").startswith(WAITED_TAG)
 
 
 def queue_full(detail: str) -> ProxyError:
@@ -112,8 +124,8 @@ class MemoryWarmQueue:
 
     def _failed(self, source: str, attempts: int, tag: str | None, exc: Exception) -> WarmOutcome | None:
         """The final outcome, or None when the entry was rescheduled."""
-        if not is_transient(exc):
-            log.info("warm %s failed permanently: %s", source, exc)
+        if not retried(exc, tag):
+            log.info("warm %s failed%s: %s", source, "" if is_transient(exc) else " permanently", exc)
             return failure_outcome(source, exc)
         if attempts >= self.max_attempts:
             log.warning("warm %s parked after %d attempts: %s", source, attempts, exc)
@@ -275,8 +287,8 @@ class RedisWarmQueue:
 
     async def _failed(self, source: str, attempts: int, tag: str | None, exc: Exception) -> WarmOutcome | None:
         """The final outcome, or None when the entry was rescheduled."""
-        if not is_transient(exc):
-            log.info("warm %s failed permanently: %s", source, exc)
+        if not retried(exc, tag):
+            log.info("warm %s failed%s: %s", source, "" if is_transient(exc) else " permanently", exc)
             return failure_outcome(source, exc)
         if attempts >= self.max_attempts:
             log.warning("warm %s parked after %d attempts: %s", source, attempts, exc)

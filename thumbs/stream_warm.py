@@ -21,10 +21,10 @@ from redis.exceptions import RedisError
 
 from library_api.warm_client import WarmUnavailable
 from proxy.warm import Warmer
-from proxy.warm_queue import RedisWarmQueue
+from proxy.warm_queue import WAITED_TAG, RedisWarmQueue
 from proxy.warm_types import WarmOutcome
 
-REPLY_TAG = "reply:"
+REPLY_TAG = WAITED_TAG  # the consumer answers these at the first failure
 REPLY_TTL = 3600
 WAIT_TIMEOUT = 300.0
 # A live consumer reads the stream at least every second between batches; a minute covers a slow batch.

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from proxy.errors import OriginError, UnsupportedType
 from proxy.urls import cache_key, thumbnail_url
 from proxy.variants import THUMB
-from proxy.warm_queue import MemoryWarmQueue, RedisWarmQueue
+from proxy.warm_queue import WAITED_TAG, MemoryWarmQueue, RedisWarmQueue
 from proxy.warm_types import WarmOutcome
 from tests.proxy.conftest import Running, running
 from tests.support import images
@@ -109,19 +109,29 @@ async def test_memory_queue_retries_then_parks() -> None:
 
     async def handle(source: str) -> WarmOutcome:
         calls.append(source)
-        if source == "flaky":
+        if source.startswith("flaky"):
             raise OriginError("the origin answered 503")
         if source == "broken":
             raise UnsupportedType("not an image")
         return WarmOutcome(source, True)
 
+    answered: list[tuple[str, str | None, WarmOutcome]] = []
+
+    async def finished(source: str, tag: str | None, outcome: WarmOutcome) -> None:
+        answered.append((source, tag, outcome))
+
     await queue.put(["flaky", "broken", "fine"])
-    consumer = asyncio.create_task(queue.consume(handle, 2))
+    await queue.put(["flaky-waited"], tags=[WAITED_TAG + "call"])
+    consumer = asyncio.create_task(queue.consume(handle, 2, finished))
     try:
         await wait_until(lambda: len(queue.parked) == 1)
     finally:
         consumer.cancel()
     assert calls.count("flaky") == 3  # retried, then parked
+    # A caller waits on this one: its first failure is the answer, not a retry after a backoff.
+    assert calls.count("flaky-waited") == 1
+    [(_, tag, outcome)] = [item for item in answered if item[0] == "flaky-waited"]
+    assert tag == WAITED_TAG + "call" and not outcome.ok and outcome.error == "origin_error"
     assert calls.count("broken") == 1  # permanent: not retried
     assert calls.count("fine") == 1
     assert await queue.depth() == 0
@@ -156,12 +166,13 @@ async def test_redis_stream_retries_parks_and_claims_from_dead_consumers(redis_s
 
     async def handle(source: str) -> WarmOutcome:
         calls.append(source)
-        if source == "flaky":
+        if source.startswith("flaky"):
             raise OriginError("the origin answered 503")
         return WarmOutcome(source, True)
 
     try:
         await queue.put(["flaky", "orphan"])
+        await queue.put(["flaky-waited"], tags=[WAITED_TAG + "call"])
         # A consumer that read "orphan" (and "flaky") and died without acknowledging.
         await queue._ensure_group()
         await queue.client.xreadgroup(queue.GROUP, "dead-consumer", {queue.stream: ">"}, count=10)
@@ -173,6 +184,7 @@ async def test_redis_stream_retries_parks_and_claims_from_dead_consumers(redis_s
             consumer.cancel()
         assert calls.count("orphan") == 1
         assert calls.count("flaky") == 3
+        assert calls.count("flaky-waited") == 1  # answered at once: the backfill waits on it
         parked = await queue.client.xrange(queue.parked_stream)
         assert parked is not None
         [(_, fields)] = parked
