@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from proxy.urls import parse_thumbnail_path
 from tests.support.demo_server import clean_environment
 from tests.support.origin import Origin
@@ -46,6 +48,33 @@ def test_bad_setting_exits_2_naming_the_variable() -> None:
     assert result.returncode == 2
     assert "THUMBS_PORT" in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("THUMBS_DATABASE_URL", "mysql://db/library"),
+    ("THUMBS_DATABASE_URL", "garbage"),
+    ("THUMBS_STORE_URL", "ftp://x"),
+    ("THUMBS_REDIS_URL", "garbage"),
+    ("THUMBS_FETCH_TIMEOUT", "inf"),
+    ("THUMBS_PUBLIC_BASE_URL", "notaurl"),
+    ("THUMBS_WARM_URL", "notaurl"),
+])
+def test_a_malformed_setting_is_refused_before_anything_starts(name: str, value: str, tmp_path: Path) -> None:
+    result = thumbs("migrate", THUMBS_DATA_DIR=str(tmp_path), **{name: value})
+    assert result.returncode == 2, result.stderr
+    assert name in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize("setting", [
+    {"THUMBS_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/library"},  # nothing listens on port 1
+    {"THUMBS_DATA_DIR": "/dev/null"},  # a file, not a directory
+])
+def test_a_database_or_data_dir_that_cannot_be_used_is_one_line(setting: dict[str, str], tmp_path: Path) -> None:
+    result = thumbs("migrate", **{"THUMBS_DATA_DIR": str(tmp_path), **setting})
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0
+    assert result.stderr.startswith("thumbs: error: ")
 
 
 def test_every_command_has_help() -> None:

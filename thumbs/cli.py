@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
 from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
+from proxy.stores import BadStoreURL
 from thumbs.settings import Settings
+
+# What a command meets when the database, Redis or the data dir cannot be used: one line, exit 1.
+UNAVAILABLE = (OSError, sqlite3.Error, SQLAlchemyError, RedisError)
 
 app = typer.Typer(
     help="Thumbnail proxy and image library API for the Playground picker.",
@@ -151,6 +158,13 @@ def stack(
     run_stack(settings)
 
 
+def unavailable(exc: BaseException) -> str:
+    """The first line of what went wrong, without SQLAlchemy's trailers."""
+    inner = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
+    text = str(inner).strip().splitlines()[0] if str(inner).strip() else type(inner).__name__
+    return f"{type(inner).__name__}: {text} (check THUMBS_DATABASE_URL, THUMBS_REDIS_URL and THUMBS_DATA_DIR)"
+
+
 def main() -> None:
     command = typer.main.get_command(app)
     try:
@@ -160,6 +174,12 @@ def main() -> None:
     except SettingsError as exc:
         typer.echo(f"thumbs: error: {exc}", err=True)
         sys.exit(2)
+    except BadStoreURL as exc:
+        typer.echo(f"thumbs: error: bad setting THUMBS_STORE_URL: {exc}", err=True)
+        sys.exit(2)
+    except UNAVAILABLE as exc:
+        typer.echo(f"thumbs: error: {unavailable(exc)}", err=True)
+        sys.exit(1)
     except typer.TyperException as exc:
         # One line naming what is wrong (a bad flag, a missing argument); no usage dump, no traceback.
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)

@@ -6,13 +6,24 @@ environment. The README's configuration table mirrors the fields below.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
+DATABASE_SCHEMES = ("sqlite:", "sqlite+aiosqlite:", "postgresql:", "postgres:", "postgresql+asyncpg:")
+
+
+def _shown(url: str) -> str:
+    """A URL for an error message, without its password."""
+    parts = urlsplit(url)
+    if parts.password:
+        url = url.replace(f":{parts.password}@", ":***@", 1)
+    return repr(url[:200])
 
 
 class Settings(BaseSettings):
@@ -125,6 +136,43 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        if value and not value.startswith(DATABASE_SCHEMES):
+            raise ValueError(f"use sqlite:///path or postgresql://user@host/db, got {_shown(value)}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"use redis://host:port/db (or rediss://, unix://), got {_shown(value)}")
+        return value or None
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_scheme(cls, value: str) -> str:
+        # The store parses the rest (bucket, options) when it is built; a wrong scheme fails here.
+        if value and urlsplit(value).scheme not in ("", "file", "s3"):
+            raise ValueError(f"use file:///path or s3://bucket/prefix, got {_shown(value)}")
+        return value
+
+    @field_validator("public_base_url", "warm_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.netloc):
+            raise ValueError(f"use an absolute http(s) URL, got {_shown(value)}")
+        return value
+
+    @field_validator("fetch_timeout", "header_timeout", "body_timeout")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number of seconds")
         return value
 
     @model_validator(mode="after")
