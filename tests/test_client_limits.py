@@ -75,3 +75,20 @@ def test_requests_beyond_the_concurrency_cap_get_a_json_503(tmp_path: Path) -> N
             for holder in holders:
                 holder.close()
         wait_until(answers(f"http://127.0.0.1:{port}/healthz"), 10, "slots to free")
+
+
+def test_requests_the_parser_refuses_get_a_json_400(tmp_path: Path) -> None:
+    refused = [
+        b"GARBAGE\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n",
+        b"POST /api/library/images HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc",
+    ]
+    with serving(tmp_path) as port:
+        for request in refused:
+            with socket.create_connection(("127.0.0.1", port)) as connection:
+                connection.sendall(request)
+                data, _ = read_until_closed(connection, limit=10)
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 400"), (request, data[:200])
+            assert b"content-type: application/json" in head.lower(), head
+            assert orjson.loads(body)["error"] == "bad_request"

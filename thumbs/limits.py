@@ -65,6 +65,17 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._disarm()
         super().connection_lost(exc)
 
+    def send_400_response(self, msg: str) -> None:
+        """A request the parser refuses (a broken request line, Content-Length and Transfer-Encoding
+        together, a bad length) is answered in the JSON contract too, not uvicorn's plain text."""
+        body = orjson.dumps({"error": "bad_request", "detail": msg})
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        head += [b"content-type: application/json\r\n", b"cache-control: no-store\r\n",
+                 b"content-length: %d\r\n" % len(body), b"connection: close\r\n\r\n"]
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
+
 
 def apply_header_timeout(seconds: float) -> type[HttpToolsProtocol]:
     HeaderTimeoutProtocol.timeout = seconds
