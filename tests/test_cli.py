@@ -126,3 +126,9 @@ def test_migrate_then_backfill_a_legacy_table(tmp_path: Path, origin: Origin) ->
     assert again.returncode == 0 and "0 done, 0 failed, 0 remaining" in again.stdout
     retried = thumbs("backfill", "--retry-failed", **environment)
     assert retried.returncode == 0 and "0 done, 2 failed, 0 remaining" in retried.stdout, retried.stdout
+
+
+def test_a_worker_without_redis_is_a_missing_setting(tmp_path: Path) -> None:
+    result = thumbs("worker", THUMBS_DATA_DIR=str(tmp_path), THUMBS_SECRET="k")
+    assert result.returncode == 2, result.stderr
+    assert "THUMBS_REDIS_URL" in result.stderr and result.stderr.strip().count("\n") == 0

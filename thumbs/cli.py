@@ -118,10 +118,12 @@ def backfill(
 @app.command()
 def worker() -> None:
     """Consume the warm queue (needs THUMBS_REDIS_URL; without Redis the queue lives in `serve`)."""
-    from thumbs.worker import run_worker
+    from thumbs.worker import NO_REDIS, run_worker
 
     settings = load_settings()
     require_secret(settings)
+    if not settings.redis_url:
+        fail(NO_REDIS)  # a missing setting, like any other: one line, exit 2
     try:
         asyncio.run(run_worker(settings))
     except KeyboardInterrupt:

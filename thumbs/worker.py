@@ -27,9 +27,7 @@ async def run_worker(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips narrates every operation at INFO
     if not settings.redis_url:
-        log.warning(NO_REDIS)
-        print(NO_REDIS)
-        return
+        raise ValueError(NO_REDIS)  # `thumbs worker` refuses before it gets here
     proxy = create_proxy(proxy_config(settings), warm_consumer=False)
     database = create_database(settings)
     async with proxy.component.lifespan():
