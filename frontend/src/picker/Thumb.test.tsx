@@ -79,3 +79,21 @@ describe("a failing thumbnail", () => {
     expect(onUnavailable).toHaveBeenLastCalledWith(7, false);
   });
 });
+
+describe("what a tile may load", () => {
+  it("only a web address: a legacy row's javascript: or file: url is never an <img> source", () => {
+    for (const url of ["javascript:alert(1)", "file:///etc/passwd", "data:text/html,x", "junk", "/\\evil.test/x"]) {
+      const legacy = { ...image, url, thumbnail_url: null } as unknown as LibraryImage;
+      const { container, unmount } = render(<Thumb image={legacy} size={160} eager={false} recovery={0} />);
+      expect(container.querySelector("img")).toBeNull();
+      expect(container.textContent).toContain(UNAVAILABLE_TEXT);
+      unmount();
+    }
+    for (const url of ["https://cdn.test/a.png", "/full/7.png"]) {
+      const plain = { ...image, url, thumbnail_url: null } as unknown as LibraryImage;
+      const { container, unmount } = render(<Thumb image={plain} size={160} eager={false} recovery={0} />);
+      expect(container.querySelector("img")!.getAttribute("src")).toBe(url);
+      unmount();
+    }
+  });
+});

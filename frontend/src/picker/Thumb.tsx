@@ -17,9 +17,16 @@ export const UNAVAILABLE_AFTER = 2;
 export const UNAVAILABLE_TEXT = "Preview unavailable";
 
 /** What a tile shows: the thumbnail, or the original only for images that have no thumbnail at all. */
-export function thumbSource(image: LibraryImage): string {
+export function thumbSource(image: LibraryImage): string | undefined {
   // Never the original as a fallback for a failing thumbnail: it costs megabytes per tile.
-  return image.cell_thumbnail_url ?? image.thumbnail_url ?? image.url;
+  const src = image.cell_thumbnail_url ?? image.thumbnail_url ?? image.url;
+  // Only a web address is ever an <img> source: a legacy row's url may be anything (javascript:, file:, junk).
+  return isWebAddress(src) ? src : undefined;
+}
+
+/** http(s), protocol-relative or same-origin: what an <img> may load. */
+export function isWebAddress(url: string | null | undefined): url is string {
+  return typeof url === "string" && (/^https?:\/\//i.test(url) || /^\/(?!\\)/.test(url));
 }
 
 /** The square cell at 1x and 2x: a 2x or 3x screen picks the 400 px one (>= 0.8 source px per device px). */
@@ -74,7 +81,7 @@ export const Thumb = memo(function Thumb(props: ThumbProps) {
     }, delay);
     return () => clearTimeout(timer);
   }, [waiting, failures]);
-  const unavailable = failures >= UNAVAILABLE_AFTER;
+  const unavailable = src === undefined || failures >= UNAVAILABLE_AFTER;
   useEffect(() => {
     onUnavailable?.(image.id, unavailable);
     return () => onUnavailable?.(image.id, false); // unmounted (or about to say otherwise)
@@ -82,7 +89,7 @@ export const Thumb = memo(function Thumb(props: ThumbProps) {
 
   return (
     <>
-      {!waiting && (
+      {!waiting && src !== undefined && (
         <Img
           key={`${attempt}:${src}`}
           src={src}
