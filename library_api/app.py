@@ -41,6 +41,7 @@ from library_api.images import (
     image_json,
     insert_image,
     position_of,
+    resolve_request,
 )
 from library_api.ingest import IngestWarmer
 from library_api.migrate import head_revision, run_migrations
@@ -147,7 +148,7 @@ class LibraryAPI:
             return None
 
     async def page_content(self, params: Mapping[str, str]) -> dict[str, Any]:
-        page_request = parse_page_request(params)
+        page_request = await resolve_request(self.database, parse_page_request(params))
         page = await fetch_page(self.database, page_request)
         total = await (count_filtered(self.database, page_request) if page_request.filtered
                        else fetch_total(self.database))

@@ -107,6 +107,29 @@ def as_utc(value: dt.datetime) -> dt.datetime:
 
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def sqlite_timestamp_text(value: dt.datetime) -> str:
+    """A UTC datetime as SQLAlchemy writes it on SQLite (fixed width, so text order is time order)."""
+    value = as_utc(value)
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    )
+
+
+def stored_as_read(stored: object, read: dt.datetime | None) -> bool:
+    """Does the database sort ``stored`` exactly where the datetime ``read`` from it would sort?
+
+    PostgreSQL hands back a timestamptz, which is the value compared. SQLite compares what is
+    stored (text, or numbers, which sort below all text), so only the canonical text sorts
+    like the datetime a cursor binds; anything else a writer slipped past the triggers does not.
+    """
+    if read is None or stored is None:
+        return read is None and stored is None
+    return isinstance(stored, dt.datetime) or stored == sqlite_timestamp_text(read)
+
+
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # Epoch magnitudes: below 1e11 it is seconds (up to year 5138), then ms, microseconds, ns.
 _EPOCH_UNITS = ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6), (1e20, 1e9))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
@@ -13,17 +14,20 @@ from databases import Database
 from databases.interfaces import Record
 
 from library_api.config import LibraryConfig
-from library_api.db import insert_for, parse_timestamp, utcnow
+from library_api.db import insert_for, parse_timestamp, stored_as_read, utcnow
 from library_api.paging import PageRequest, Position
 from library_api.schema import FAILED, IMAGES_COUNTER, PENDING, READY, counters, images
 from library_api.sources import source_refusal
 from proxy.urls import CELL, CELL_2X, thumbnail_url
 from proxy.warm_types import WarmOutcome
 
+# created_at as the database holds it (no reader's parsing): where the row sorts (see position_of).
+STORED_CREATED_AT = sa.type_coerce(images.c.created_at, sa.types.NullType()).label("stored_created_at")
 LISTED = [
     images.c.id,
     images.c.url,
     images.c.created_at,
+    STORED_CREATED_AT,
     images.c.width,
     images.c.height,
     images.c.color,
@@ -62,34 +66,81 @@ class Segments:
     undated: list[sa.ColumnElement[bool]] | None
 
 
+def id_value(value: int) -> sa.ColumnElement[int]:
+    """An id from a request, typed BIGINT in the SQL itself.
+
+    A legacy ``serial`` id is int4: a bare parameter would be typed int4 by PostgreSQL and a
+    cursor id above 2**31 - 1 would fail to encode (a 500). int4-versus-int8 comparisons are in
+    the same btree operator family, so the (created_at, id) index still serves them.
+    """
+    return sa.cast(sa.literal(value, sa.BigInteger()), sa.BigInteger())
+
+
 def _key_vs(position: Position) -> tuple[sa.Tuple, sa.Tuple]:
-    assert position.created_at is not None
     key = sa.tuple_(images.c.created_at, images.c.id)
-    at = sa.tuple_(sa.literal(position.created_at, images.c.created_at.type), sa.literal(position.id, images.c.id.type))
-    return key, at
+    if position.anchored:
+        # Junk no reader parses but the database sorts among the dates: compare with the value itself.
+        stored = sa.select(images.c.created_at).where(images.c.id == id_value(position.id)).scalar_subquery()
+        return key, sa.tuple_(stored, id_value(position.id))
+    assert position.created_at is not None
+    return key, sa.tuple_(sa.literal(position.created_at, images.c.created_at.type), id_value(position.id))
+
+
+def undated(position: Position) -> bool:
+    return position.created_at is None and not position.anchored
 
 
 def below(position: Position) -> tuple[Bound, Bound]:
     """Strictly after ``position`` in listing order: (dated bound, undated bound)."""
-    if position.created_at is None:
-        return False, images.c.id < position.id
+    if undated(position):
+        return False, images.c.id < id_value(position.id)
     key, at = _key_vs(position)
     return key < at, True
 
 
 def at_or_below(position: Position) -> tuple[Bound, Bound]:
-    if position.created_at is None:
-        return False, images.c.id <= position.id
+    if undated(position):
+        return False, images.c.id <= id_value(position.id)
     key, at = _key_vs(position)
     return key <= at, True
 
 
 def above(position: Position) -> tuple[Bound, Bound]:
     """Strictly before ``position`` in listing order (newer)."""
-    if position.created_at is None:
-        return True, images.c.id > position.id
+    if undated(position):
+        return True, images.c.id > id_value(position.id)
     key, at = _key_vs(position)
     return key > at, False
+
+
+async def resolve_position(database: Database, position: Position) -> Position:
+    """A position without a date is undated unless its row's stored created_at is not NULL.
+
+    Such a row (junk a writer slipped past the triggers) sorts among the dated rows, so the
+    walk must go on from its stored value there, not jump to the undated rows (which would
+    hide every dated row below it). One primary-key lookup, only for cursors without a date.
+    If the row was deleted meanwhile, the position is taken as undated.
+    """
+    if position.created_at is not None:
+        return position
+    stored = await database.fetch_val(
+        sa.select(sa.literal_column("1")).where(images.c.id == id_value(position.id), images.c.created_at.is_not(None))
+    )
+    return dataclasses.replace(position, anchored=stored is not None)
+
+
+async def resolve_request(database: Database, request: PageRequest) -> PageRequest:
+    """The request with each of its positions resolved (see :func:`resolve_position`)."""
+    return dataclasses.replace(
+        request,
+        after=await resolve_optional(database, request.after),
+        until=await resolve_optional(database, request.until),
+        newer_than=await resolve_optional(database, request.newer_than),
+    )
+
+
+async def resolve_optional(database: Database, position: Position | None) -> Position | None:
+    return None if position is None else await resolve_position(database, position)
 
 
 def segments(*bounds: tuple[Bound, Bound]) -> Segments:
@@ -186,7 +237,15 @@ async def fetch_total(database: Database) -> int:
 
 
 def position_of(row: Record) -> Position:
-    return Position(parse_timestamp(row["created_at"]), int(row["id"]))
+    """The row's place in the listing, as a cursor carries it.
+
+    A stored value that does not sort where its reading would (junk, a number on SQLite) gets
+    no date here: the next request finds the row by id and compares with what is stored.
+    """
+    created_at = parse_timestamp(row["created_at"])
+    if not stored_as_read(row["stored_created_at"], created_at):
+        created_at = None
+    return Position(created_at, int(row["id"]))
 
 
 def listed_thumbnail_url(url: object, status: object, settings: LibraryConfig) -> str | None:

@@ -18,7 +18,15 @@ from databases.interfaces import Record
 
 from library_api.config import LibraryConfig
 from library_api.db import as_utc, insert_for, utcnow
-from library_api.images import outcomes_by_source, update_for_outcome
+from library_api.images import (
+    STORED_CREATED_AT,
+    Bound,
+    below,
+    outcomes_by_source,
+    position_of,
+    resolve_position,
+    update_for_outcome,
+)
 from library_api.paging import Position
 from library_api.schema import FAILED, JOB_DONE, JOB_RUNNING, images, job_failures, jobs
 from proxy.warm_types import WarmOutcome
@@ -191,36 +199,36 @@ class JobStore:
         """The next images below the job's cursor, in listing order: dated ones, then undated by id."""
         limit = int(job["batch_size"])
         conditions = walked(bool(job["retry_failed"]))
-        position = None
+        dated_bound: Bound = True
+        undated_bound: Bound = True
         if job["cursor_id"] is not None:
             created_at = job["cursor_created_at"]
-            position = Position(None if created_at is None else as_utc(created_at), int(job["cursor_id"]))
+            # The same resolution as a listing cursor: a junk date the triggers missed is not "undated".
+            position = await resolve_position(
+                self.database, Position(None if created_at is None else as_utc(created_at), int(job["cursor_id"]))
+            )
+            dated_bound, undated_bound = below(position)
+        columns = (images.c.id, images.c.url, images.c.created_at, STORED_CREATED_AT)
         rows: list[Record] = []
-        if position is None or position.created_at is not None:
+        if dated_bound is not False:
             query = (
-                sa.select(images.c.id, images.c.url, images.c.created_at)
+                sa.select(*columns)
                 .where(*conditions, images.c.created_at.is_not(None))
                 .order_by(images.c.created_at.desc(), images.c.id.desc())
                 .limit(limit)
             )
-            if position is not None:
-                query = query.where(
-                    sa.tuple_(images.c.created_at, images.c.id)
-                    < sa.tuple_(
-                        sa.literal(position.created_at, images.c.created_at.type),
-                        sa.literal(position.id, images.c.id.type),
-                    )
-                )
+            if dated_bound is not True:
+                query = query.where(dated_bound)
             rows = list(await self.database.fetch_all(query))
-        if len(rows) < limit:
+        if len(rows) < limit and undated_bound is not False:
             query = (
-                sa.select(images.c.id, images.c.url, images.c.created_at)
+                sa.select(*columns)
                 .where(*conditions, images.c.created_at.is_(None))
                 .order_by(images.c.id.desc())
                 .limit(limit - len(rows))
             )
-            if position is not None and position.created_at is None:
-                query = query.where(images.c.id < position.id)
+            if undated_bound is not True:
+                query = query.where(undated_bound)
             rows += await self.database.fetch_all(query)
         return rows
 
@@ -228,7 +236,7 @@ class JobStore:
         by_source = outcomes_by_source(outcomes)
         ok = [row for row in batch if (outcome := by_source.get(source_key(row))) is not None and outcome.ok]
         now = utcnow()
-        last = batch[-1]
+        last = position_of(batch[-1])
         async with self.database.transaction():
             job = await self.database.fetch_one(
                 sa.update(jobs)
@@ -237,8 +245,8 @@ class JobStore:
                     done=jobs.c.done + len(ok),
                     failed=jobs.c.failed + len(batch) - len(ok),
                     run_processed=jobs.c.run_processed + len(batch),
-                    cursor_created_at=None if last["created_at"] is None else as_utc(last["created_at"]),
-                    cursor_id=int(last["id"]),
+                    cursor_created_at=last.created_at,
+                    cursor_id=last.id,
                     updated_at=now,
                     lease_expires_at=now + self.lease,
                     last_error=None,

@@ -36,6 +36,10 @@ _DIGITS = re.compile(r"[0-9]{1,12}")
 class Position:
     created_at: dt.datetime | None  # None: an undated image, listed after all dated ones
     id: int
+    # created_at None, yet the row's stored value is not NULL (junk no reader can parse, which the
+    # database still sorts among the dated rows): compare against that stored value itself.
+    # Found by looking the row up (``images.resolve_position``), never carried in a cursor.
+    anchored: bool = False
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from library_api.db import sqlite_text_to_blob_if_not_utf8
+from library_api.migrations.legacy_ids import repair_postgresql_ids
 
 revision = "0002"
 down_revision = "0001"
@@ -47,6 +48,8 @@ def upgrade() -> None:
             op.add_column(TABLE, column)
 
     if bind.dialect.name == "postgresql":
+        # Before the url hashes below pick "the first row of each url" by id: ids must be unique.
+        repair_postgresql_ids(bind)
         upgrade_postgresql(existing["created_at"]["type"])
     else:
         upgrade_sqlite(bind)

@@ -1,0 +1,222 @@
+"""Dirty rows the auditor found past migrations 0001-0006: impossible dates, big cursor ids, ids that are not keys.
+
+Each listing is walked by offset and by cursor (they must agree and reach every row) and the
+backfill must walk every row too.
+"""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+from alembic import command
+
+from library_api.backfill import run_backfill
+from library_api.migrate import alembic_config, run_migrations, use_wal
+from tests.api.conftest import in_thread
+from tests.api.test_legacy_values import IMAGES, client_for, walk
+from tests.api.test_migrations import legacy_pg  # noqa: F401  (fixture)
+from tests.api.warm import RecordingWarmClient
+
+DATES = ["2025-03-01 10:00:00.000000", "2025-02-30 10:00:00.000000", "2025-01-01 10:00:00.000000",
+         "2024-12-01 10:00:00.000000"]
+
+
+def sqlite_insert(path: Path, base: str, created_at: Sequence[object]) -> None:
+    connection = sqlite3.connect(path)
+    try:
+        connection.executemany(
+            "INSERT INTO pipeline_step_outputs (url, created_at) VALUES (?, ?)",
+            [(f"{base}/{n}.jpg", value) for n, value in enumerate(created_at)],
+        )
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def sqlite_dates(path: Path) -> list[object]:
+    connection = sqlite3.connect(path)
+    try:
+        return [value for (value,) in connection.execute("SELECT created_at FROM pipeline_step_outputs ORDER BY id")]
+    finally:
+        connection.close()
+
+
+async def assert_every_row_reachable(settings: Any, expected_ids: set[int]) -> list[dict[str, Any]]:
+    async with client_for(settings) as client:
+        by_offset, total = await walk(client, 1, by="offset")
+        by_cursor, _ = await walk(client, 1, by="cursor")
+    assert by_cursor == by_offset
+    assert {image["id"] for image in by_cursor} == expected_ids == set(range(1, total + 1))
+    assert len(by_cursor) == len(expected_ids)
+    progress = await run_backfill(settings, RecordingWarmClient(), batch_size=1, retry_delays=(0.0,))
+    assert progress.status == "done" and progress.done + progress.failed == progress.total == len(expected_ids)
+    return by_cursor
+
+
+async def test_sqlite_an_impossible_date_written_later_is_null_and_hides_nothing(
+    tmp_path: Path, make_settings: Any, origin: Any
+) -> None:
+    path = tmp_path / "library.db"
+    settings = make_settings(database_url=f"sqlite:///{path}")
+    run_migrations(settings)
+    sqlite_insert(path, origin.base_url, [*DATES, "now", "2025-02-29T10:00:00Z", "2025-02-28 24:00:00.000000"])
+    assert sqlite_dates(path) == [DATES[0], None, DATES[2], DATES[3], None, None, None]
+    images = await assert_every_row_reachable(settings, set(range(1, 8)))
+    assert [image["id"] for image in images] == [1, 3, 4, 7, 6, 5, 2]
+
+
+async def test_sqlite_impossible_dates_already_stored_become_null(
+    tmp_path: Path, make_settings: Any, origin: Any
+) -> None:
+    path = tmp_path / "library.db"
+    settings = make_settings(database_url=f"sqlite:///{path}")
+    use_wal(path)
+    command.upgrade(alembic_config(settings), "0006")  # a database migrated before the fix
+    sqlite_insert(path, origin.base_url, DATES)
+    assert sqlite_dates(path) == DATES  # 0005's trigger kept the impossible one
+    run_migrations(settings)
+    assert sqlite_dates(path) == [DATES[0], None, DATES[2], DATES[3]]
+    await assert_every_row_reachable(settings, {1, 2, 3, 4})
+
+
+async def test_sqlite_junk_that_bypassed_the_triggers_is_walked_in_storage_order(
+    tmp_path: Path, make_settings: Any, origin: Any
+) -> None:
+    path = tmp_path / "library.db"
+    settings = make_settings(database_url=f"sqlite:///{path}")
+    run_migrations(settings)
+    connection = sqlite3.connect(path)
+    connection.execute("DROP TRIGGER pso_created_at_insert")  # a writer on a copy without the triggers
+    connection.commit()
+    connection.close()
+    # Text junk sorts above every date, numbers below all of them: the reader parses 17 and 16 as dates.
+    sqlite_insert(path, origin.base_url, [DATES[0], "still junk", DATES[1], 17, 16, None, DATES[2]])
+    images = await assert_every_row_reachable(settings, set(range(1, 8)))
+    assert [image["id"] for image in images] == [2, 1, 3, 7, 4, 5, 6]
+
+
+async def test_sqlite_now_is_null_as_on_postgresql(tmp_path: Path, make_settings: Any, origin: Any) -> None:
+    path = tmp_path / "library.db"
+    run_migrations(make_settings(database_url=f"sqlite:///{path}"))
+    sqlite_insert(path, origin.base_url, ["now", "NOW", "10:00"])
+    assert sqlite_dates(path) == [None, None, None]
+
+
+def cursor(created_at: str | None, image_id: int, offset: int = 0) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([created_at, image_id, offset])).rstrip(b"=").decode()
+
+
+async def test_postgresql_serial_id_and_cursor_ids_past_int4(
+    legacy_pg: str,  # noqa: F811
+    make_settings: Any,
+    origin: Any,
+) -> None:
+    connection = await asyncpg.connect(legacy_pg)
+    try:
+        await connection.execute(
+            "CREATE TABLE pipeline_step_outputs (id serial PRIMARY KEY, url text, created_at timestamp, "
+            "pipeline_id text, step text)"
+        )
+        await connection.execute(
+            "INSERT INTO pipeline_step_outputs (url, created_at) VALUES ($1, '2025-01-01'), ($2, NULL)",
+            f"{origin.base_url}/a.jpg", f"{origin.base_url}/b.jpg",
+        )
+    finally:
+        await connection.close()
+    settings = make_settings(database_url=legacy_pg)
+    in_thread(lambda: run_migrations(settings))
+    big = 2**31
+    async with client_for(settings) as client:
+        for name, value, ids in [
+            ("cursor", cursor(None, big), [2]),
+            ("cursor", cursor("2025-06-01T00:00:00+00:00", big), [1, 2]),
+            ("until", cursor(None, big), [2]),
+            ("until", cursor("2025-01-01T00:00:00+00:00", big), [1, 2]),
+            ("newer_than", cursor(None, big), [1]),
+            ("newer_than", cursor("2024-01-01T00:00:00+00:00", 2**63 - 1), [1]),
+        ]:
+            response = await client.get(IMAGES, params={name: value})
+            assert response.status_code == 200, (name, value, response.text)
+            assert [image["id"] for image in response.json()["images"]] == ids, (name, value)
+
+
+@pytest.mark.parametrize("id_column", ["id integer", "id serial", "id integer GENERATED BY DEFAULT AS IDENTITY"])
+async def test_postgresql_table_without_a_primary_key_gets_unique_ids(
+    legacy_pg: str,  # noqa: F811
+    make_settings: Any,
+    origin: Any,
+    id_column: str,
+) -> None:
+    connection = await asyncpg.connect(legacy_pg)
+    try:
+        await connection.execute(
+            f"CREATE TABLE pipeline_step_outputs ({id_column}, url text, created_at timestamptz, "
+            "pipeline_id text, step text)"
+        )
+        rows: list[tuple[int | None, str]] = [(1, "first"), (1, "repeat"), (2, "other"), (2, "other"), (7, "hand-set")]
+        if id_column == "id integer":  # serial and identity columns are NOT NULL
+            rows.append((None, "null-id"))
+        await connection.executemany(
+            "INSERT INTO pipeline_step_outputs (id, url, created_at) VALUES ($1, $2, '2025-01-01 10:00+00')",
+            [(image_id, f"{origin.base_url}/{name}.jpg") for image_id, name in rows],
+        )
+    finally:
+        await connection.close()
+    settings = make_settings(database_url=legacy_pg)
+    in_thread(lambda: run_migrations(settings))
+    in_thread(lambda: run_migrations(settings))  # twice is a no-op
+
+    connection = await asyncpg.connect(legacy_pg)
+    try:
+        stored = await connection.fetch("SELECT id, url, url_hash FROM pipeline_step_outputs ORDER BY id")
+    finally:
+        await connection.close()
+    ids = [row["id"] for row in stored]
+    assert len(stored) == len(rows) and None not in ids and len(set(ids)) == len(ids)  # every row kept
+    assert sorted(row["url"].rsplit("/", 1)[1] for row in stored) == sorted(f"{name}.jpg" for _, name in rows)
+    assert {row["url"] for row in stored if row["url_hash"]} == {row["url"] for row in stored}  # each url deduped
+    async with client_for(settings) as client:
+        by_offset, total = await walk(client, 1, by="offset")
+        by_cursor, _ = await walk(client, 1, by="cursor")
+        assert by_cursor == by_offset and total == len(rows) == len(by_cursor)
+        added = await client.post(IMAGES, json={"url": f"{origin.base_url}/new.jpg", "pipeline_id": "p", "step": "s"})
+        assert added.status_code == 201 and added.json()["id"] not in ids
+    progress = await run_backfill(settings, RecordingWarmClient(), batch_size=2, retry_delays=(0.0,))
+    assert progress.status == "done" and progress.done + progress.failed == progress.total >= len(rows)
+    connection = await asyncpg.connect(legacy_pg)
+    try:
+        ready = await connection.fetchval("SELECT count(*) FROM pipeline_step_outputs WHERE thumbnail_status = 'ready'")
+    finally:
+        await connection.close()
+    assert ready == len(rows) + 1  # every legacy row and the new one: nothing left pending
+
+
+async def test_postgresql_null_and_repeated_ids_in_a_database_migrated_before_the_fix(
+    legacy_pg: str,  # noqa: F811
+    make_settings: Any,
+    origin: Any,
+) -> None:
+    """The auditor's case: 0001-0006 succeed on it, then every listing was a 500 and the backfill stalled."""
+    connection = await asyncpg.connect(legacy_pg)
+    try:
+        await connection.execute(
+            "CREATE TABLE pipeline_step_outputs (id integer, url text, created_at timestamptz, "
+            "pipeline_id text, step text)"
+        )
+        await connection.executemany(
+            "INSERT INTO pipeline_step_outputs (id, url, created_at) VALUES ($1, $2, '2025-01-01 10:00+00')",
+            [(None, f"{origin.base_url}/a.jpg"), (1, f"{origin.base_url}/b.jpg"), (1, f"{origin.base_url}/c.jpg")],
+        )
+    finally:
+        await connection.close()
+    settings = make_settings(database_url=legacy_pg)
+    in_thread(lambda: command.upgrade(alembic_config(settings), "0006"))
+    in_thread(lambda: run_migrations(settings))
+    await assert_every_row_reachable(settings, {1, 2, 3})
