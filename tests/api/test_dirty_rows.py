@@ -7,8 +7,9 @@ backfill must walk every row too.
 from __future__ import annotations
 
 import base64
+import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,15 @@ from tests.api.warm import RecordingWarmClient
 
 DATES = ["2025-03-01 10:00:00.000000", "2025-02-30 10:00:00.000000", "2025-01-01 10:00:00.000000",
          "2024-12-01 10:00:00.000000"]
+
+
+@contextlib.asynccontextmanager
+async def postgresql(url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
 
 
 def sqlite_insert(path: Path, base: str, created_at: Sequence[object]) -> None:
@@ -118,8 +128,7 @@ async def test_postgresql_serial_id_and_cursor_ids_past_int4(
     make_settings: Any,
     origin: Any,
 ) -> None:
-    connection = await asyncpg.connect(legacy_pg)
-    try:
+    async with postgresql(legacy_pg) as connection:
         await connection.execute(
             "CREATE TABLE pipeline_step_outputs (id serial PRIMARY KEY, url text, created_at timestamp, "
             "pipeline_id text, step text)"
@@ -128,8 +137,6 @@ async def test_postgresql_serial_id_and_cursor_ids_past_int4(
             "INSERT INTO pipeline_step_outputs (url, created_at) VALUES ($1, '2025-01-01'), ($2, NULL)",
             f"{origin.base_url}/a.jpg", f"{origin.base_url}/b.jpg",
         )
-    finally:
-        await connection.close()
     settings = make_settings(database_url=legacy_pg)
     in_thread(lambda: run_migrations(settings))
     big = 2**31
@@ -154,8 +161,7 @@ async def test_postgresql_table_without_a_primary_key_gets_unique_ids(
     origin: Any,
     id_column: str,
 ) -> None:
-    connection = await asyncpg.connect(legacy_pg)
-    try:
+    async with postgresql(legacy_pg) as connection:
         await connection.execute(
             f"CREATE TABLE pipeline_step_outputs ({id_column}, url text, created_at timestamptz, "
             "pipeline_id text, step text)"
@@ -167,17 +173,12 @@ async def test_postgresql_table_without_a_primary_key_gets_unique_ids(
             "INSERT INTO pipeline_step_outputs (id, url, created_at) VALUES ($1, $2, '2025-01-01 10:00+00')",
             [(image_id, f"{origin.base_url}/{name}.jpg") for image_id, name in rows],
         )
-    finally:
-        await connection.close()
     settings = make_settings(database_url=legacy_pg)
     in_thread(lambda: run_migrations(settings))
     in_thread(lambda: run_migrations(settings))  # twice is a no-op
 
-    connection = await asyncpg.connect(legacy_pg)
-    try:
+    async with postgresql(legacy_pg) as connection:
         stored = await connection.fetch("SELECT id, url, url_hash FROM pipeline_step_outputs ORDER BY id")
-    finally:
-        await connection.close()
     ids = [row["id"] for row in stored]
     assert len(stored) == len(rows) and None not in ids and len(set(ids)) == len(ids)  # every row kept
     assert sorted(row["url"].rsplit("/", 1)[1] for row in stored) == sorted(f"{name}.jpg" for _, name in rows)
@@ -190,11 +191,8 @@ async def test_postgresql_table_without_a_primary_key_gets_unique_ids(
         assert added.status_code == 201 and added.json()["id"] not in ids
     progress = await run_backfill(settings, RecordingWarmClient(), batch_size=2, retry_delays=(0.0,))
     assert progress.status == "done" and progress.done + progress.failed == progress.total >= len(rows)
-    connection = await asyncpg.connect(legacy_pg)
-    try:
+    async with postgresql(legacy_pg) as connection:
         ready = await connection.fetchval("SELECT count(*) FROM pipeline_step_outputs WHERE thumbnail_status = 'ready'")
-    finally:
-        await connection.close()
     assert ready == len(rows) + 1  # every legacy row and the new one: nothing left pending
 
 
@@ -204,8 +202,7 @@ async def test_postgresql_null_and_repeated_ids_in_a_database_migrated_before_th
     origin: Any,
 ) -> None:
     """The auditor's case: 0001-0006 succeed on it, then every listing was a 500 and the backfill stalled."""
-    connection = await asyncpg.connect(legacy_pg)
-    try:
+    async with postgresql(legacy_pg) as connection:
         await connection.execute(
             "CREATE TABLE pipeline_step_outputs (id integer, url text, created_at timestamptz, "
             "pipeline_id text, step text)"
@@ -214,8 +211,6 @@ async def test_postgresql_null_and_repeated_ids_in_a_database_migrated_before_th
             "INSERT INTO pipeline_step_outputs (id, url, created_at) VALUES ($1, $2, '2025-01-01 10:00+00')",
             [(None, f"{origin.base_url}/a.jpg"), (1, f"{origin.base_url}/b.jpg"), (1, f"{origin.base_url}/c.jpg")],
         )
-    finally:
-        await connection.close()
     settings = make_settings(database_url=legacy_pg)
     in_thread(lambda: command.upgrade(alembic_config(settings), "0006"))
     in_thread(lambda: run_migrations(settings))
