@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -104,3 +106,62 @@ def test_unreachable_app_answers_json_not_nginx_html(make_settings: Callable[...
     assert response.headers["content-type"] == "application/json"
     assert response.json()["error"] == "upstream_unavailable"
     assert response.headers["retry-after"] == "5"
+
+
+def raw_request(base_url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes no HTTP client would send; parse the status line, headers and body nginx returns."""
+    host, port = httpx.URL(base_url).host, httpx.URL(base_url).port
+    with socket.create_connection((host, port or 80), timeout=5) as connection:
+        connection.sendall(request)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+            head, _, body = received.partition(b"\r\n\r\n")
+            headers = dict(line.decode().split(": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line)
+            headers = {name.lower(): value for name, value in headers.items()}
+            if "content-length" in headers and len(body) >= int(headers["content-length"]):
+                break
+    return int(head.split(b" ")[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /.. HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /%00 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /t/..%2f..%2fmetrics HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", 431),
+        (b"GET /.edge-error/500 HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+        (b"DELETE /t/x HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+    ],
+    ids=[
+        "dotdot",
+        "nul",
+        "encoded-traversal",
+        "dots",
+        "garbage",
+        "bad-method",
+        "connect",
+        "version",
+        "long-uri",
+        "big-header",
+        "internal-error-page",
+        "delete",
+    ],
+)
+def test_requests_nginx_refuses_itself_get_json_never_html_or_500(
+    make_settings: Callable[..., Settings], tmp_path: Path, request_bytes: bytes, status: int
+) -> None:
+    nginx = require_binary("nginx")
+    settings = make_settings(port=free_port(), stack_app_port=free_port())
+    with run_nginx(nginx, settings, tmp_path / "stack") as base_url:
+        got, headers, body = raw_request(base_url, request_bytes)
+    assert got == status, body
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]
