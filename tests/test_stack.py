@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -105,3 +107,81 @@ def test_stack_serves_the_library_through_nginx_with_cache_hits(stack: Stack, or
     assert first.headers["x-cache-status"] in {"MISS", "EXPIRED"}
     assert second.headers["x-cache-status"] == "HIT"
     assert second.content == first.content
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process under ``pid``, from /proc's children lists."""
+    found: set[int] = set()
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = {int(child) for child in (task / "children").read_text().split()}
+            except OSError:
+                continue
+            pending.extend(children - found)
+            found |= children
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
+def test_stack_stopped_by_a_signal_leaves_no_process_or_port(tmp_path: Path, stop_signal: signal.Signals) -> None:
+    """`docker stop` and systemd send SIGTERM; a crashed or OOM-killed stack must not leave nginx behind."""
+    require_binary("nginx")
+    port, internal = free_port(), free_port()
+    environment = clean_environment(
+        THUMBS_DATA_DIR=str(tmp_path / "data"),
+        THUMBS_PORT=str(port),
+        THUMBS_EDGE_INTERNAL_PORT=str(internal),
+        THUMBS_STACK_APP_PORT=str(free_port()),
+        THUMBS_WORKERS="1",
+        THUMBS_SECRET="stack-secret",
+        THUMBS_ADMIN_TOKEN="admin-token",
+        THUMBS_WARM_TOKEN="warm-token",
+        THUMBS_INGEST_TOKEN="ingest-token",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "thumbs.cli", "stack"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    children: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None
+            try:
+                if httpx.get(f"http://127.0.0.1:{internal}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        children = descendants(process.pid)
+        assert len(children) >= 3  # nginx master + workers, the app's uvicorn
+        process.send_signal(stop_signal)
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in children if alive(pid)]
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+    finally:
+        leftovers = descendants(process.pid) | {pid for pid in children if alive(pid)}
+        for pid in leftovers:  # a failing run must not leave nginx on a port for the next test
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        if process.poll() is None:
+            process.kill()

@@ -2,11 +2,13 @@
 
 nginx (the edge, on THUMBS_PORT) in front of uvicorn workers running the app, plus a warm
 worker when Redis is configured. PostgreSQL and Redis are whatever the settings name.
-Config and logs go under the data dir; Ctrl-C stops everything this started.
+Config and logs go under the data dir; Ctrl-C, SIGTERM (what `docker stop` and systemd send) or
+SIGHUP stops everything this started, and a stack killed outright takes its children with it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
@@ -23,6 +25,7 @@ from thumbs.resources import nginx_template
 from thumbs.settings import Settings
 
 console = Console()
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 PLACEHOLDER = re.compile(r"\$\{(THUMBS_[A-Z_]+)\}")
 MAIN_CONFIG = """\
 {user}worker_processes auto;
@@ -48,6 +51,26 @@ http {{
 
 class StackError(RuntimeError):
     pass
+
+
+class StopRequested(Exception):
+    """A stop signal arrived: unwind to the ``finally`` that stops the children."""
+
+
+def request_stop(signum: int, frame: object) -> None:
+    raise StopRequested(signal.Signals(signum).name)
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: the kernel sends SIGTERM if the stack itself dies (even by SIGKILL)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start(command: list[str], environment: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    # preexec_fn is unsafe with threads holding locks; the stack has no threads, and it only calls prctl.
+    preexec = die_with_parent if sys.platform == "linux" else None
+    return subprocess.Popen(command, env=environment, preexec_fn=preexec)
 
 
 def find_nginx() -> str:
@@ -150,16 +173,18 @@ def run_stack(settings: Settings) -> None:
     thumbs = [sys.executable, "-m", "thumbs.cli"]
     with_redis = bool(settings.redis_url)
     processes: dict[str, subprocess.Popen[bytes]] = {}  # by name, in start order
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, request_stop)
     try:
-        processes["app workers"] = subprocess.Popen(
+        processes["app workers"] = start(
             [*thumbs, "serve", "--host", "127.0.0.1", "--port", str(app_port(settings)),
              "--workers", str(settings.workers), "--warm-consumer" if not with_redis else "--no-warm-consumer"],
-            env=environment,
+            environment,
         )
         wait_ready(f"http://127.0.0.1:{app_port(settings)}/healthz", "app workers", processes["app workers"])
         if with_redis:
-            processes["warm worker"] = subprocess.Popen([*thumbs, "worker"], env=environment)
-        processes["nginx"] = subprocess.Popen(
+            processes["warm worker"] = start([*thumbs, "worker"], environment)
+        processes["nginx"] = start(
             [nginx, "-p", str(directory.resolve()), "-c", str(config.resolve()), "-g", "daemon off;"]
         )
         wait_ready(f"http://127.0.0.1:{internal_port(settings)}/healthz", "nginx", processes["nginx"])
@@ -169,17 +194,19 @@ def run_stack(settings: Settings) -> None:
             f"{', warm worker' if with_redis else ''})\n"
             f"  internal (ingest, warm, admin, /healthz, /readyz, /metrics): http://127.0.0.1:{internal_port(settings)}/\n"
             f"  config and logs: {directory}\n"
-            "Press Ctrl-C to stop."
+            "Press Ctrl-C (or send SIGTERM) to stop."
         )
         while all(process.poll() is None for process in processes.values()):
             time.sleep(0.5)
         name, failed = next((name, p) for name, p in processes.items() if p.poll() is not None)
         console.print(f"[red]thumbs stack:[/] {name} exited with {failed.returncode}; stopping")
         sys.exit(1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StopRequested):
         pass
     except StackError as exc:
         console.print(f"[red]thumbs stack:[/] {exc}")
         sys.exit(1)
     finally:
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)  # a second signal must not cut the stopping short
         stop(list(processes.values()))
