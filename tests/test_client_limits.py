@@ -61,6 +61,31 @@ def test_headers_and_bodies_that_stall_are_cut_off(tmp_path: Path) -> None:
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
 
 
+def test_a_body_dripped_just_inside_the_chunk_timeout_is_cut_off_at_the_whole_body_deadline(tmp_path: Path) -> None:
+    with serving(tmp_path, THUMBS_BODY_TIMEOUT="2", THUMBS_BODY_DEADLINE="3") as port:
+        with socket.create_connection(("127.0.0.1", port)) as drip:
+            drip.sendall(STALLED_POST)
+            drip.settimeout(0.5)
+            started, data = time.monotonic(), b""
+            while time.monotonic() - started < 15:
+                try:
+                    drip.sendall(b" ")  # a byte every half second: every chunk on time, the body never done
+                    chunk = drip.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            waited = time.monotonic() - started
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), data[:200]
+        assert orjson.loads(body)["error"] == "request_timeout"
+        assert "took more than 3 s" in orjson.loads(body)["detail"]
+        assert 2.5 < waited < 8
+
+
 def test_requests_beyond_the_concurrency_cap_get_a_json_503(tmp_path: Path) -> None:
     with serving(tmp_path, THUMBS_MAX_CONCURRENT_REQUESTS="2", THUMBS_BODY_TIMEOUT="30") as port:
         holders = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]

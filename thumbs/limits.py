@@ -4,8 +4,10 @@
   THUMBS_HEADER_TIMEOUT seconds of connecting (or of starting its next request), or it is
   closed. uvicorn has no such timer of its own (its keep-alive timer only runs between
   requests), so this is a small subclass of its httptools protocol.
-- Body timeout: each chunk of a request body must arrive within THUMBS_BODY_TIMEOUT seconds,
-  or the request is answered 408 in the JSON contract.
+- Body timeouts: each chunk of a request body must arrive within THUMBS_BODY_TIMEOUT seconds,
+  and the whole body within THUMBS_BODY_DEADLINE (a client dripping a byte just inside the chunk
+  timeout would otherwise hold a request slot for days), or the request is answered 408 in the
+  JSON contract.
 - Concurrency: at most THUMBS_MAX_CONCURRENT_REQUESTS requests are handled at once per
   worker; the next ones get a JSON 503 with Retry-After at once instead of queueing.
 
@@ -91,11 +93,12 @@ def _json(status: int, error: str, detail: str, extra: Sequence[tuple[bytes, byt
 
 
 class ClientLimits:
-    """ASGI middleware: a per-chunk body deadline and a cap on requests in progress."""
+    """ASGI middleware: per-chunk and whole-body deadlines and a cap on requests in progress."""
 
-    def __init__(self, app: ASGIApp, *, body_timeout: float, max_concurrent: int) -> None:
+    def __init__(self, app: ASGIApp, *, body_timeout: float, max_concurrent: int, body_deadline: float = 60.0) -> None:
         self.app = app
         self.body_timeout = body_timeout
+        self.body_deadline = body_deadline
         self.max_concurrent = max_concurrent
         self.in_progress = 0
 
@@ -112,20 +115,26 @@ class ClientLimits:
         started = False  # the app began its answer
         timed_out = False  # we answered 408 ourselves; the app is told the client left
         body_done = False
+        body_ends_by: float | None = None  # set at the first read of the body
 
         async def timed_receive() -> Message:
-            nonlocal body_done, timed_out
+            nonlocal body_done, timed_out, body_ends_by
             if body_done or timed_out:
                 return await receive() if not timed_out else {"type": "http.disconnect"}
+            now = asyncio.get_running_loop().time()
+            if body_ends_by is None:
+                body_ends_by = now + self.body_deadline
+            chunk_wait = min(self.body_timeout, max(0.0, body_ends_by - now))
             try:
-                message = await asyncio.wait_for(receive(), self.body_timeout)
+                message = await asyncio.wait_for(receive(), chunk_wait)
             except TimeoutError:
                 if started:
                     return {"type": "http.disconnect"}
                 timed_out = True
-                for reply in _json(408, "request_timeout",
-                                   f"the request body stalled for more than {self.body_timeout:g} s",
-                                   [(b"connection", b"close")]):
+                detail = (f"the request body stalled for more than {self.body_timeout:g} s"
+                          if chunk_wait == self.body_timeout
+                          else f"the request body took more than {self.body_deadline:g} s")
+                for reply in _json(408, "request_timeout", detail, [(b"connection", b"close")]):
                     await send(reply)
                 return {"type": "http.disconnect"}
             if message["type"] != "http.request" or not message.get("more_body", False):
@@ -151,4 +160,5 @@ class ClientLimits:
 
 
 def limited(app: ASGIApp, settings: Settings) -> ClientLimits:
-    return ClientLimits(app, body_timeout=settings.body_timeout, max_concurrent=settings.max_concurrent_requests)
+    return ClientLimits(app, body_timeout=settings.body_timeout, body_deadline=settings.body_deadline,
+                        max_concurrent=settings.max_concurrent_requests)

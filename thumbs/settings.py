@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # Slow and greedy clients (`thumbs serve` without nginx in front)
     header_timeout: float = Field(10.0, gt=0, description="Seconds a client has to send its request headers.")
     body_timeout: float = Field(15.0, gt=0, description="Seconds between chunks of a request body before a 408.")
+    body_deadline: float = Field(
+        60.0, gt=0, description="Seconds for a whole request body, however steadily it trickles, before a 408."
+    )
     max_concurrent_requests: int = Field(
         1000, ge=1, description="Requests one worker handles at once; more get a JSON 503 + Retry-After."
     )
@@ -168,7 +171,7 @@ class Settings(BaseSettings):
             raise ValueError(f"use an absolute http(s) URL, got {_shown(value)}")
         return value
 
-    @field_validator("fetch_timeout", "header_timeout", "body_timeout")
+    @field_validator("fetch_timeout", "header_timeout", "body_timeout", "body_deadline")
     @classmethod
     def _finite(cls, value: float) -> float:
         if not math.isfinite(value):
