@@ -215,3 +215,46 @@ async def test_postgresql_null_and_repeated_ids_in_a_database_migrated_before_th
     in_thread(lambda: command.upgrade(alembic_config(settings), "0006"))
     in_thread(lambda: run_migrations(settings))
     await assert_every_row_reachable(settings, {1, 2, 3})
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        "url text, pipeline_id integer, step integer",
+        "url varchar(40), pipeline_id varchar(4), step char(3)",
+        "url text, pipeline_id bigint, step jsonb",
+    ],
+)
+async def test_postgresql_label_and_url_columns_of_other_types_take_text(
+    legacy_pg: str,  # noqa: F811
+    make_settings: Any,
+    origin: Any,
+    columns: str,
+) -> None:
+    """A legacy writer's integer or short varchar label columns: filters, ingest and listing all work."""
+    async with postgresql(legacy_pg) as connection:
+        await connection.execute(
+            f"CREATE TABLE pipeline_step_outputs (id serial PRIMARY KEY, {columns}, created_at timestamptz)"
+        )
+        step = "'7'::jsonb" if "jsonb" in columns else "7"
+        await connection.execute(
+            "INSERT INTO pipeline_step_outputs (url, pipeline_id, step, created_at) "
+            f"VALUES ('http://o.test/a.jpg', 12, {step}, '2025-01-01 10:00+00')"
+        )
+    settings = make_settings(database_url=legacy_pg)
+    in_thread(lambda: run_migrations(settings))
+    in_thread(lambda: run_migrations(settings))  # twice is a no-op
+    long_url = f"{origin.base_url}/{'n' * 60}.jpg"
+    async with client_for(settings) as client:
+        for params in ({"pipeline_id": "p1"}, {"step": "upscale"}, {"pipeline_id": "12"}, {}):
+            response = await client.get(IMAGES, params=params)
+            assert response.status_code == 200, (params, response.text)
+        assert [image["pipeline_id"] for image in response.json()["images"]] == ["12"]
+        assert (await client.get(IMAGES, params={"pipeline_id": "12", "step": "7"})).json()["total"] == 1
+        added = await client.post(IMAGES, json={"url": long_url, "pipeline_id": "pipeline-one", "step": "upscale"})
+        assert added.status_code == 201, added.text
+        listed = (await client.get(IMAGES, params={"pipeline_id": "pipeline-one"})).json()["images"]
+        assert [(image["url"], image["step"]) for image in listed] == [(long_url, "upscale")]
+    async with postgresql(legacy_pg) as connection:
+        kept = await connection.fetchrow("SELECT url, pipeline_id, step FROM pipeline_step_outputs WHERE id = 1")
+    assert tuple(kept) == ("http://o.test/a.jpg", "12", "7")  # the legacy row's values, as text
