@@ -25,8 +25,12 @@ from tests.api.test_legacy_values import IMAGES, client_for, walk
 from tests.api.test_migrations import legacy_pg  # noqa: F401  (fixture)
 from tests.api.warm import RecordingWarmClient
 
-DATES = ["2025-03-01 10:00:00.000000", "2025-02-30 10:00:00.000000", "2025-01-01 10:00:00.000000",
-         "2024-12-01 10:00:00.000000"]
+DATES = [
+    "2025-03-01 10:00:00.000000",
+    "2025-02-30 10:00:00.000000",
+    "2025-01-01 10:00:00.000000",
+    "2024-12-01 10:00:00.000000",
+]
 
 
 @contextlib.asynccontextmanager
@@ -63,7 +67,7 @@ async def assert_every_row_reachable(settings: Any, expected_ids: set[int]) -> l
         by_offset, total = await walk(client, 1, by="offset")
         by_cursor, _ = await walk(client, 1, by="cursor")
     assert by_cursor == by_offset
-    assert {image["id"] for image in by_cursor} == expected_ids == set(range(1, total + 1))
+    assert {image["id"] for image in by_cursor} == expected_ids and total == len(expected_ids)
     assert len(by_cursor) == len(expected_ids)
     progress = await run_backfill(settings, RecordingWarmClient(), batch_size=1, retry_delays=(0.0,))
     assert progress.status == "done" and progress.done + progress.failed == progress.total == len(expected_ids)
@@ -135,7 +139,8 @@ async def test_postgresql_serial_id_and_cursor_ids_past_int4(
         )
         await connection.execute(
             "INSERT INTO pipeline_step_outputs (url, created_at) VALUES ($1, '2025-01-01'), ($2, NULL)",
-            f"{origin.base_url}/a.jpg", f"{origin.base_url}/b.jpg",
+            f"{origin.base_url}/a.jpg",
+            f"{origin.base_url}/b.jpg",
         )
     settings = make_settings(database_url=legacy_pg)
     in_thread(lambda: run_migrations(settings))
@@ -258,3 +263,75 @@ async def test_postgresql_label_and_url_columns_of_other_types_take_text(
     async with postgresql(legacy_pg) as connection:
         kept = await connection.fetchrow("SELECT url, pipeline_id, step FROM pipeline_step_outputs WHERE id = 1")
     assert tuple(kept) == ("http://o.test/a.jpg", "12", "7")  # the legacy row's values, as text
+
+
+# A table with no id at all never got past 0002, so it has no "migrated before the fix" case.
+@pytest.mark.parametrize(
+    ("id_column", "migrated_before_the_fix"),
+    [
+        (column, before)
+        for column in ["id INTEGER", "id INT PRIMARY KEY", "id TEXT", "id BIGINT NOT NULL DEFAULT 0"]
+        for before in (False, True)
+    ]
+    + [(None, False)],
+)
+async def test_sqlite_table_whose_id_is_not_the_rowid_gets_unique_ids(
+    tmp_path: Path,
+    make_settings: Any,
+    origin: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    id_column: str | None,
+    migrated_before_the_fix: bool,
+) -> None:
+    """Its NULL, repeated and non-integer ids became 500s in the listing, and ingest gave new rows no id."""
+    path = tmp_path / "library.db"
+    connection = sqlite3.connect(path)
+    id_definition = f"{id_column}, " if id_column else ""
+    connection.execute(
+        f"CREATE TABLE pipeline_step_outputs ({id_definition}url TEXT NOT NULL, created_at TIMESTAMP, "
+        "pipeline_id TEXT DEFAULT 'legacy', step TEXT)"
+    )
+    connection.execute("CREATE INDEX legacy_by_step ON pipeline_step_outputs (step)")
+    ids: list[object] = [7, 7, None, "x", "3", 3.5] if id_column and "PRIMARY KEY" not in id_column else [7, 8, 1, 2]
+    if id_column and "NOT NULL" in id_column:
+        ids = [7, 7, 0, 0]
+    rows = [(image_id, f"{origin.base_url}/{n}.jpg", f"2025-01-0{n + 1} 10:00:00") for n, image_id in enumerate(ids)]
+    if id_column:
+        connection.executemany("INSERT INTO pipeline_step_outputs (id, url, created_at) VALUES (?, ?, ?)", rows)
+    else:
+        connection.executemany(
+            "INSERT INTO pipeline_step_outputs (url, created_at) VALUES (?, ?)", [r[1:] for r in rows]
+        )
+    connection.commit()
+    connection.close()
+    settings = make_settings(database_url=f"sqlite:///{path}")
+    if migrated_before_the_fix:
+        with monkeypatch.context() as patched:
+            patched.setattr("library_api.migrations.legacy_ids.repair_sqlite_ids", lambda raw: None)
+            in_thread(lambda: command.upgrade(alembic_config(settings), "0007"))
+    in_thread(lambda: run_migrations(settings))
+    in_thread(lambda: run_migrations(settings))  # twice is a no-op
+
+    connection = sqlite3.connect(path)
+    try:
+        stored = connection.execute("SELECT id, url, pipeline_id FROM pipeline_step_outputs ORDER BY id").fetchall()
+        indexes = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        connection.close()
+    stored_ids = [image_id for image_id, _, _ in stored]
+    assert sorted(url for _, url, _ in stored) == sorted(url for _, url, _ in rows)  # every row kept
+    assert all(type(image_id) is int for image_id in stored_ids) and len(set(stored_ids)) == len(rows)
+    assert {"legacy_by_step", "ix_pso_created_id", "ux_pso_url_hash"} <= indexes
+    assert {pipeline for _, _, pipeline in stored} == {"legacy"}  # the column default came along
+    if id_column == "id INTEGER":
+        kept = {url.rsplit("/", 1)[1]: image_id for image_id, url, _ in stored}
+        assert kept["0.jpg"] == 7 and kept["4.jpg"] == 3  # the first 7 and the text '3' keep their ids
+    await assert_every_row_reachable(settings, set(stored_ids))
+    async with client_for(settings) as client:
+        added = await client.post(IMAGES, json={"url": f"{origin.base_url}/new.jpg", "pipeline_id": "p", "step": "s"})
+        assert added.status_code == 201, added.text
+        assert added.json()["id"] not in stored_ids
+        listing = (await client.get(IMAGES, params={"limit": 100})).json()
+    assert {image["id"] for image in listing["images"]} == {*stored_ids, added.json()["id"]} and listing[
+        "total"
+    ] == len(rows) + 1

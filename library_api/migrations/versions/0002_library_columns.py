@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from library_api.db import sqlite_text_to_blob_if_not_utf8
-from library_api.migrations.legacy_ids import repair_postgresql_ids
+from library_api.migrations.legacy_ids import repair_postgresql_ids, repair_sqlite_ids
 
 revision = "0002"
 down_revision = "0001"
@@ -86,6 +86,7 @@ def upgrade_postgresql(created_at_type: sa.types.TypeEngine) -> None:
 def upgrade_sqlite(bind: sa.Connection) -> None:
     raw = bind.connection.driver_connection
     assert raw is not None
+    repair_sqlite_ids(raw)  # before the url hashes pick "the first row of each url" by id
     for column in ("url", "created_at"):  # read by Python functions below
         sqlite_text_to_blob_if_not_utf8(raw, TABLE, column)
     raw.create_function("thumbs_sha256", 1, sha256_hex, deterministic=True)

@@ -1,12 +1,17 @@
-"""Legacy column types the product writes text into: ``url``, ``pipeline_id`` and ``step`` become ``text``.
+"""Legacy column types the API cannot work with: text columns on PostgreSQL, a real id on SQLite.
 
-PostgreSQL only. A legacy writer may have declared ``pipeline_id integer``, ``step jsonb`` or
-``url varchar(255)``: the listing's filters then failed (``'p1'`` is no integer), ingest could
-not store a label or a long URL, and each was a 500. Each such column is altered to ``text``
+PostgreSQL: ``url``, ``pipeline_id`` and ``step`` become ``text``. A legacy writer may have
+declared ``pipeline_id integer``, ``step jsonb`` or ``url varchar(255)``: the listing's filters
+then failed (``'p1'`` is no integer), ingest could not store a label or a long URL, and each
+was a 500. Each such column is altered to ``text``
 with its values cast (``12`` stays ``'12'``; nothing is dropped or cut). The indexes on them
 are rebuilt by PostgreSQL; the table is locked while it is rewritten, once.
 
-SQLite has no column types to fix: any column takes text, and its comparisons coerce.
+SQLite has no column types to fix there (any column takes text, its comparisons coerce), but
+a legacy table whose ``id`` is not ``INTEGER PRIMARY KEY`` holds NULL or repeated ids and gives
+new rows none: the listing failed on them. It is rebuilt with one, every row kept (see
+:func:`library_api.migrations.legacy_ids.repair_sqlite_ids`); 0002 does the same on a database
+that had not reached it.
 
 Revision ID: 0008
 Revises: 0007
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+from library_api.migrations.legacy_ids import repair_sqlite_ids
 
 revision = "0008"
 down_revision = "0007"
@@ -29,6 +36,9 @@ TEXT_COLUMNS = ("url", "pipeline_id", "step")
 def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
+        raw = bind.connection.driver_connection
+        assert raw is not None
+        repair_sqlite_ids(raw)
         return
     found = bind.execute(
         sa.text(
