@@ -1,5 +1,6 @@
 import { memo, useEffect, useLayoutEffect, useRef, useState } from "react";
 import type { LibraryImage } from "./types";
+import { isWebAddress } from "./webAddress";
 
 // URLs the browser has decoded this session: remounted cells (scrolled back into view) skip the fade.
 // Successes only: failures are never remembered beyond the mounted tile, so an outage cannot stick.
@@ -24,10 +25,7 @@ export function thumbSource(image: LibraryImage): string | undefined {
   return isWebAddress(src) ? src : undefined;
 }
 
-/** http(s), protocol-relative or same-origin: what an <img> may load. */
-export function isWebAddress(url: string | null | undefined): url is string {
-  return typeof url === "string" && (/^https?:\/\//i.test(url) || /^\/(?!\\)/.test(url));
-}
+export { isWebAddress };
 
 /** The square cell at 1x and 2x: a 2x or 3x screen picks the 400 px one (>= 0.8 source px per device px). */
 export function thumbSrcSet(image: LibraryImage): string | undefined {

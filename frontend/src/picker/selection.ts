@@ -1,10 +1,16 @@
 /** Pure selection rules (single, toggle, Shift-range, select all), keyed by full image URL. */
 import type { LibraryImage } from "./types";
+import { isWebAddress } from "./webAddress";
 
 /** Selected URLs in selection order; the image is null while its page has not been seen. */
 export type Selection = ReadonlyMap<string, LibraryImage | null>;
 
 export type SelectMode = "replace" | "toggle" | "range";
+
+/** Only a loaded image whose url is a web address is ever handed to the host (a legacy row's may be `javascript:`). */
+function selectable(item: LibraryImage | undefined): item is LibraryImage {
+  return item !== undefined && isWebAddress(item.url);
+}
 
 /**
  * The selection after choosing `index`. Single-select always replaces. Multi-select: a plain choice
@@ -20,14 +26,14 @@ export function nextSelection(
   multiple: boolean,
 ): Selection {
   const image = items[index];
-  if (!image) return current;
+  if (!selectable(image)) return current;
   if (!multiple) return new Map([[image.url, image]]);
   if (mode === "range" && anchor !== null) {
     const next = new Map(current);
     const [lo, hi] = anchor <= index ? [anchor, index] : [index, anchor];
     for (let i = lo; i <= hi; i++) {
       const item = items[i];
-      if (item) next.set(item.url, item);
+      if (selectable(item)) next.set(item.url, item);
     }
     return next;
   }
@@ -40,7 +46,7 @@ export function nextSelection(
 /** Ctrl/Cmd+A: every image loaded so far (unloaded pages cannot be selected without their URLs). */
 export function selectAllLoaded(current: Selection, items: readonly (LibraryImage | undefined)[]): Selection {
   const next = new Map(current);
-  for (const item of items) if (item) next.set(item.url, item);
+  for (const item of items) if (selectable(item)) next.set(item.url, item);
   return next;
 }
 
