@@ -96,7 +96,7 @@ async def test_the_head_leaves_before_the_listing_query_answers(dist: Path) -> N
     page = b"".join(m.get("body", b"") for m in sent[1:]).decode()
     assert page.count("<head>") == 1 and page.count("</head>") == 1 and page.rstrip().endswith("</html>")
     assert page.index('<script id="thumbs-first-page"') < page.index("</head>")
-    assert 'rel="preload" as="image" fetchpriority="high" href="/t/a/cell/1.jpg"' in page
+    assert '[["/t/a/cell/1.jpg","/t/a/cell/1.jpg 200w, /t/b/cell2x/1.jpg 400w","160px"]]' in page  # the hints
     assert 'as="fetch"' not in page  # the data is inline
 
 

@@ -2,7 +2,9 @@
 
 The page carries the listing's first page inline (``<script id="thumbs-first-page">``), so
 the picker renders its first screen without waiting for a second round trip, and preload
-hints for the first row's thumbnails, so the browser fetches them while the script loads.
+hints for the first row's thumbnails, so the browser fetches them while the script loads
+(added by a few lines of inline script, only when the tab has no saved place further down: a
+picker reopened at image 300 shows none of them).
 The page is streamed: its head (the script and stylesheet tags) leaves before the listing query
 runs, so the browser starts on the script, the first screen's longest step, without waiting for
 the database. Text assets are gzipped once and kept, not compressed again for every request.
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import html
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,6 +39,19 @@ NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>thumbs</title>
 FIRST_PAGE_SIZE = 50  # the picker's default page size
 PRELOADED_THUMBNAILS = 12  # about the first screen of a laptop window
 CELL_HINT_PX = 160  # the picker's cells are 150-300 px wide; 160 on a typical laptop window
+
+# Adds the thumbnail hints unless this tab saved a place further down the list: the picker's key
+# (ImagePicker's scrollKey default, with the page's ?api= as its apiBase) and its reading of it.
+PRELOAD_UNLESS_RESTORING = (
+    "<script>(function (hints) {{"
+    " try {{ var saved = Number(sessionStorage.getItem('thumbs-picker:scroll:' +"
+    " (new URLSearchParams(location.search).get('api') || '')));"
+    " if (Number.isInteger(saved) && saved > 0) return; }} catch (e) {{}}"
+    " hints.forEach(function (hint) {{ var link = document.createElement('link');"
+    " link.rel = 'preload'; link.as = 'image'; link.fetchPriority = 'high'; link.href = hint[0];"
+    " link.imageSrcset = hint[1]; link.imageSizes = hint[2]; document.head.appendChild(link); }});"
+    " }})({hints})</script>"
+)
 
 # index.html's hint to fetch the first listing page, for when the page is served without it.
 LISTING_PRELOAD = re.compile(r'\n?[ \t]*<link rel="preload" href="/api/library/images[^"]*" as="fetch"[^>]*>')
@@ -98,14 +112,15 @@ def inline_block(content: dict[str, Any]) -> str:
     # In a <script> element only "</" can end it early: escape every "<" in the JSON.
     data = orjson.dumps(content).decode().replace("<", "\\u003c")
     head = [f'<script id="thumbs-first-page" type="application/json">{data}</script>']
+    hints = []
     for image in content.get("images", [])[:PRELOADED_THUMBNAILS]:
         cell, cell_2x = image.get("cell_thumbnail_url"), image.get("cell_thumbnail_url_2x")
         if isinstance(cell, str) and isinstance(cell_2x, str):
             # The same candidates and about the same size as the picker's <img srcset>, so the
             # browser picks the same URL for the hint as for the tile and downloads it once.
-            candidates = html.escape(f"{cell} 200w, {cell_2x} 400w")
-            head.append(f'<link rel="preload" as="image" fetchpriority="high" href="{html.escape(cell)}" '
-                        f'imagesrcset="{candidates}" imagesizes="{CELL_HINT_PX}px" />')
+            hints.append([cell, f"{cell} 200w, {cell_2x} 400w", f"{CELL_HINT_PX}px"])
+    if hints:
+        head.append(PRELOAD_UNLESS_RESTORING.format(hints=orjson.dumps(hints).decode().replace("<", "\\u003c")))
     return "\n    ".join(head)
 
 

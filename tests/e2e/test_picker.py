@@ -571,6 +571,29 @@ def test_scroll_position_survives_closing_and_reopening(session: Session) -> Non
     assert after["top"] == before["top"], (before, after)
 
 
+def test_reloading_at_a_saved_place_downloads_no_thumbnail_of_the_top_of_the_list(session: Session) -> None:
+    """The page's first-screen hints are for a picker that opens at the top; one reopened further down skips them."""
+    session.open(inline=True)
+    session.wait_for_thumbnails(12)
+    height = session.grid()["cellHeight"]
+    session.scroll_to(height * 37 + 5)
+    session.page.wait_for_timeout(300)
+    top = {session.absolute(url) for image in first_api_page(session, 12)["images"] for url in thumbnail_urls(image)}
+    session.requests.clear()
+    session.page.reload()
+    session.page.wait_for_function(
+        f"() => {{ const g = document.querySelector('[role=grid]'); return g && g.scrollTop > {height * 30}; }}"
+    )
+    session.wait_for_thumbnails(12)
+    assert not top & set(session.image_requests())
+    # A fresh tab (no saved place) still gets the hints: the first screen's thumbnails load at once.
+    session.page.evaluate("() => sessionStorage.clear()")
+    session.requests.clear()
+    session.page.reload()
+    session.wait_for_thumbnails(12)
+    assert len(top & set(session.image_requests())) >= 12
+
+
 def test_resizing_keeps_the_top_image_in_view(session: Session) -> None:
     session.open()
     session.wait_for_thumbnails(12)
