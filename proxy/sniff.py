@@ -35,7 +35,9 @@ def sniff(data: Body) -> str | None:
 
 def _isobmff_brand(data: Body) -> str | None:
     size = int.from_bytes(data[0:4], "big")
-    box = data[8 : max(16, min(size, 256))]
+    # bytes, not a slice of the body: the fetcher hands over a bytearray, whose slices are
+    # unhashable, and the brands go into a set (every AVIF/HEIC over HTTP was a 422 TypeError).
+    box = bytes(data[8 : max(16, min(size, 256))])
     brands = {box[0:4]} | {box[i : i + 4] for i in range(8, len(box) - 3, 4)}
     if brands & _AVIF_BRANDS:
         return AVIF

@@ -113,6 +113,20 @@ async def test_error_contract_over_http(proxy: Running, origin: Origin, unique) 
     assert response.status_code == 502 and response.json()["error"] == "origin_error"
 
 
+async def test_avif_and_heic_over_http(proxy: Running, origin: Origin, unique) -> None:
+    """The fetcher's body is a bytearray: the ISO-BMFF brand sniff must take it (AVIF was a
+    422 "could not be processed (TypeError)", an undecodable HEIC the same instead of a 415)."""
+    avif = origin.add(unique("a.avif"), images.photo(400, 300).heifsave_buffer(compression="av1"))
+    response = await proxy.thumb(avif)
+    assert response.status_code == 200, response.text
+    image = pyvips.Image.new_from_buffer(response.content, "")
+    assert (image.width, image.height) == (200, 150)
+    heic = origin.add(unique("a.heic"), images.FAKE_HEIC)
+    response = await proxy.thumb(heic)
+    assert response.status_code == 415, response.text
+    assert response.json()["error"] == "unsupported_type"
+
+
 async def test_failures_are_negatively_cached(proxy: Running, origin: Origin, unique) -> None:
     source = origin.add(unique("broken.jpg"), images.HTML, content_type="image/jpeg")
     for _ in range(3):
