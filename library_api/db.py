@@ -83,13 +83,25 @@ def sqlite_text_to_blob_if_not_utf8(connection: sqlite3.Connection, table: str, 
     )
 
 
+# How long a PostgreSQL statement may run, and a new connection take, before the request is a
+# 503 (a TimeoutError). Without a bound a table locked by a migration or an operator, or a server
+# that stopped answering (a frozen host, a partition that drops packets), held the request and its
+# pool connection forever: the listing never answered. SQLite's busy timeout is the same 15 s.
+QUERY_TIMEOUT = 15.0
+CONNECT_TIMEOUT = 10.0
+
+
 def create_database(settings: LibraryConfig) -> Database:
     url = settings.database_url
     if is_sqlite(url):
         sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
         # Writers wait for each other (WAL mode is set by the migrations) instead of failing.
-        return Database(databases_url(url), timeout=15.0, factory=LenientTextConnection)
-    return Database(databases_url(url), min_size=1, max_size=10)
+        return Database(databases_url(url), timeout=QUERY_TIMEOUT, factory=LenientTextConnection)
+    # asyncpg's own: `command_timeout` bounds each statement (it asks the server to cancel it),
+    # `timeout` the connect and startup handshake (its default is 60 s).
+    return Database(
+        databases_url(url), min_size=1, max_size=10, command_timeout=QUERY_TIMEOUT, timeout=CONNECT_TIMEOUT
+    )
 
 
 def insert_for(database: Database) -> Any:
