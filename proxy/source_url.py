@@ -40,6 +40,9 @@ def parse_source_url(text: object) -> httpx.URL:
         raw_host = parsed.raw_host.decode("ascii")
         port = parsed.port
         userinfo = parsed.userinfo
+        # The IDNA decoding the allow-list check and the dialer use: a malformed A-label
+        # (``xn--ls8h``) raises idna's errors there, which were a 422 "could not be processed".
+        parsed.host  # noqa: B018
     except Exception as exc:  # httpx and idna raise several types; every one means "not a URL"
         raise SourceNotAllowed("source is not a valid URL") from exc
     if scheme not in DEFAULT_PORTS:

@@ -54,6 +54,17 @@ def test_the_parser_only_ever_refuses(text: str) -> None:
     assert parsed.port is None or 0 < parsed.port <= 65535
 
 
+@pytest.mark.parametrize("text", ["http://xn--ls8h.img.example.com/x.png", "http://xn--a.cdn.example.net/x.png",
+                                  "http://xn--zz.cdn.example.net/", "https://xn--0.img.example.com/x.png"])
+def test_malformed_idna_labels_are_refused(text: str) -> None:
+    """Hosts the name regex accepts but idna cannot decode (emoji or junk punycode) are a 403
+    refusal, not idna's InvalidCodepoint/IDNAError from ``URL.host`` later (a 422 before)."""
+    with pytest.raises(SourceNotAllowed):
+        parse_source_url(text)
+    with pytest.raises(SourceNotAllowed):
+        POLICY.check_url(text)
+
+
 @pytest.mark.parametrize("value", [None, 1, b"http://img.example.com/x.png", ["x"], {"url": "x"}, ""])
 def test_non_strings_are_refused_too(value: object) -> None:
     with pytest.raises(SourceNotAllowed):
