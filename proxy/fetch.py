@@ -46,9 +46,11 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = "thumbs-proxy/0.1"
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-# Ranges Python's ``is_global`` still calls global but that are not the public internet.
+# Ranges Python's ``is_global`` still calls global but that are not the public internet
+# (fec0::/10: deprecated IPv6 site-local, still routed inside some networks).
 _EXTRA_BLOCKED = tuple(
-    ipaddress.ip_network(net) for net in ("100.64.0.0/10", "192.0.0.0/24", "64:ff9b:1::/48", "2002::/16")
+    ipaddress.ip_network(net)
+    for net in ("100.64.0.0/10", "192.0.0.0/24", "64:ff9b:1::/48", "2002::/16", "fec0::/10")
 )
 
 

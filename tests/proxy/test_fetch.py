@@ -26,7 +26,8 @@ from thumbs.settings import Settings
     "address",
     ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
      "224.0.0.1", "240.0.0.1", "255.255.255.255", "::1", "::", "fe80::1", "fc00::1", "ff02::1",
-     "::ffff:8.8.8.8", "::ffff:127.0.0.1", "2002:7f00:1::", "64:ff9b:1::1"],
+     "::ffff:8.8.8.8", "::ffff:127.0.0.1", "2002:7f00:1::", "64:ff9b:1::1",
+     "fec0::1", "feff::1", "64:ff9b::a00:1", "64:ff9b::7f00:1"],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
     assert not is_public_address(ipaddress.ip_address(address))
