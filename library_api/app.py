@@ -8,14 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg
 import orjson
-import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -30,7 +27,7 @@ from httpkit.errors import HTTPError, handle_http_error, handle_starlette_error
 from httpkit.etag import etag_matches
 from library_api.backfill import DEFAULT_BATCH_SIZE, LEASE_SECONDS, MAX_BATCH_SIZE, Backfill, progress_of
 from library_api.config import LibraryConfig
-from library_api.db import VERSION_TABLE, create_database, is_sqlite
+from library_api.db import UNAVAILABLE_ERRORS, VERSION_TABLE, create_database, is_sqlite
 from library_api.errors import ApiError, JSONResponse, bad_request
 from library_api.images import (
     NEWER_COUNT_CAP,
@@ -307,15 +304,7 @@ def guarded(endpoint: Endpoint) -> Endpoint:
     return guarded_endpoint
 
 
-DATABASE_ERRORS: tuple[type[Exception], ...] = (
-    OSError,
-    sa.exc.OperationalError,
-    sqlite3.OperationalError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-)
+DATABASE_ERRORS = UNAVAILABLE_ERRORS  # what `guarded` makes a 503 (library_api.db)
 
 
 def create_api(

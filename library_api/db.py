@@ -12,6 +12,8 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
+import sqlalchemy as sa
 from databases import Database
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -89,6 +91,24 @@ def sqlite_text_to_blob_if_not_utf8(connection: sqlite3.Connection, table: str, 
 # pool connection forever: the listing never answered. SQLite's busy timeout is the same 15 s.
 QUERY_TIMEOUT = 15.0
 CONNECT_TIMEOUT = 10.0
+
+
+# The database cannot serve this request now, though the request is fine: a 503 the client may
+# retry (the CLI: one line, exit 1). A read-only PostgreSQL (a standby after a failover,
+# default_transaction_read_only) answers writes with ReadOnlySQLTransactionError, which was a 500
+# for ingest and the backfill's POST and a traceback from `thumbs backfill`.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, and TimeoutError (QUERY_TIMEOUT, CONNECT_TIMEOUT)
+    sa.exc.OperationalError,
+    sqlite3.OperationalError,  # locked past the busy timeout, a read-only file, disk I/O
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,  # shutting down, starting up, a statement cancelled
+    asyncpg.InsufficientResourcesError,  # disk full, out of memory, too many connections
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.TransactionRollbackError,  # deadlock, serialization failure: a retry succeeds
+    asyncpg.LockNotAvailableError,  # lock_timeout
+)
 
 
 def create_database(settings: LibraryConfig) -> Database:

@@ -12,11 +12,13 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from library_api.db import UNAVAILABLE_ERRORS
 from proxy.stores import BadStoreURL
 from thumbs.settings import Settings
 
 # What a command meets when the database, Redis or the data dir cannot be used: one line, exit 1.
-UNAVAILABLE = (OSError, sqlite3.Error, SQLAlchemyError, RedisError)
+# asyncpg's own (a read-only database under `thumbs backfill`) are the library's 503s.
+UNAVAILABLE: tuple[type[Exception], ...] = (sqlite3.Error, SQLAlchemyError, RedisError, *UNAVAILABLE_ERRORS)
 
 app = typer.Typer(
     help="Thumbnail proxy and image library API for the Playground picker.",
