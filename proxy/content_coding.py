@@ -40,6 +40,15 @@ def codings_of(header: str) -> list[str]:
     return [part.strip().lower() for part in header.split(",") if part.strip() and part.strip().lower() != IDENTITY]
 
 
+def check_transfer_coding(transfer_encoding: str) -> None:
+    """Refuse a transfer coding other than ``chunked`` (``gzip, chunked``, ``gzip`` alone, two
+    headers): the parser undoes only chunked and hands the rest over as body bytes, so a
+    gzip-transferred image was sniffed as "not an image", a 415 blaming the source."""
+    others = [coding for coding in codings_of(transfer_encoding) if coding != "chunked"]
+    if others:
+        raise UnsupportedEncoding(f"the transfer encoding {others[0][:40]!r} is not supported")
+
+
 class CappedDecoder:
     """Turns raw body chunks into the bytes the pipeline sees; :class:`TooLarge` past ``cap``."""
 

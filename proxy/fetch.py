@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import httpx
 
 from proxy.admission import FetchTicket
-from proxy.content_coding import CappedDecoder
+from proxy.content_coding import CappedDecoder, check_transfer_coding
 from proxy.errors import (
     OriginError,
     OriginTimeout,
@@ -252,6 +252,7 @@ class OriginFetcher:
 
     async def _read_capped(self, head: ResponseHead, connection: OriginConnection, ticket: FetchTicket | None) -> Body:
         # Refused before a body byte is read: stacked or unknown codings.
+        check_transfer_coding(head.headers.get("transfer-encoding", ""))
         decoder = CappedDecoder(head.headers.get("content-encoding", ""), self.max_bytes)
         declared = head.headers.get("content-length", "").strip()
         if declared.isascii() and declared.isdigit():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import gzip
 import ipaddress
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -143,6 +144,31 @@ async def test_broken_responses_are_origin_errors(reply: bytes, serve) -> None:
         with pytest.raises((OriginError, OriginUnreachable)) as caught:
             await client.fetch(f"http://127.0.0.1:{port}/a")
         assert caught.value.status == 502
+
+
+@pytest.mark.parametrize(
+    "transfer",
+    [b"Transfer-Encoding: gzip, chunked\r\n", b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+     b"Transfer-Encoding: x-custom, chunked\r\n", b"Transfer-Encoding: deflate,chunked\r\n"],
+    ids=["gzip-chunked", "two-headers", "unknown", "deflate"],
+)
+async def test_transfer_codings_besides_chunked_are_refused(transfer: bytes, serve) -> None:
+    """The parser only undoes chunked: the rest came through as body bytes, so a gzip-transferred
+    JPEG reached the sniffer as gzip and was a 415 "not a supported image"; now a 502 naming it."""
+    body = gzip.compress(BODY)
+    reply = b"HTTP/1.1 200 OK\r\n" + transfer + b"\r\n%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    _, port = await serve([reply], close_after=True)
+    async with fetching() as client:
+        with pytest.raises(OriginError, match="transfer encoding") as caught:
+            await client.fetch(f"http://127.0.0.1:{port}/a")
+        assert caught.value.status == 502 and caught.value.code == "unsupported_encoding"
+
+
+async def test_identity_and_upper_case_chunked_still_pass(serve) -> None:
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity, Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    _, port = await serve([chunked], close_after=True)
+    async with fetching() as client:
+        assert await client.fetch(f"http://127.0.0.1:{port}/a") == b"hello"
 
 
 async def test_an_endless_response_head_is_cut_off_at_its_bound(serve) -> None:
