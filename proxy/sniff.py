@@ -24,7 +24,8 @@ def sniff(data: Body) -> str | None:
         return GIF
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return WEBP
-    if head.startswith((b"II*\x00", b"MM\x00*")):
+    # Classic TIFF, then BigTIFF (version 43: 64-bit offsets), which libvips' loader reads too.
+    if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
         return TIFF
     if head[4:8] == b"ftyp":
         return _isobmff_brand(data)

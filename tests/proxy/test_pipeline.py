@@ -63,6 +63,7 @@ def assert_clean_jpeg(rendered: Rendered) -> pyvips.Image:
         ("webp", lambda im: im.webpsave_buffer()),
         ("gif", lambda im: im.gifsave_buffer()),
         ("tiff", lambda im: im.tiffsave_buffer()),
+        ("bigtiff", lambda im: im.tiffsave_buffer(bigtiff=True)),
         ("avif", lambda im: im.heifsave_buffer(compression="av1")),
     ],
 )
