@@ -665,6 +665,46 @@ def test_offline_then_online_recovers_by_itself(session: Session) -> None:
     assert not originals & set(session.image_requests()), "an original was downloaded"
 
 
+def test_a_listing_request_or_poll_that_never_answers_is_given_up_and_asked_again(session: Session) -> None:
+    # A proxy that accepts the request and never answers: before, the first page stayed "Loading"
+    # for good (neither `online`, the tab coming back, nor a Retry asked again), and one hung
+    # newer_than poll blocked every later poll (new images were never announced).
+    hung: list[Route] = []
+    first = {"listing": True, "poll": True}
+    data = first_api_page(session)
+    newer = {**data, "images": data["images"][:2], "count": 2, "count_capped": False, "offset": 0}
+
+    def api(route: Route) -> None:
+        query = parse_qs(urlparse(route.request.url).query)
+        kind = "poll" if "newer_than" in query else "listing"
+        if first[kind]:
+            first[kind] = False
+            hung.append(route)  # never answered
+        elif kind == "poll":
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(newer))
+        else:
+            route.continue_()
+
+    session.page.route(f"**{API_PATH}*", api)
+    try:
+        session.open()
+        session.page.wait_for_timeout(3000)
+        assert len(hung) == 1 and session.page.locator("img.tp-loaded").count() == 0
+        session.wait_for_thumbnails(12, timeout=25_000)  # the 15 s deadline, one backoff, then page 0
+        session.page.evaluate("() => window.dispatchEvent(new Event('focus'))")  # the poll that hangs
+        session.page.wait_for_timeout(1000)
+        assert len(hung) == 2, "the first poll should be pending"
+        session.page.wait_for_timeout(15_500)
+        session.page.evaluate("() => window.dispatchEvent(new Event('focus'))")
+        expect(session.page.get_by_role("status").filter(has_text="2 new images")).to_be_attached(timeout=5_000)
+    finally:
+        for route in hung:
+            try:
+                route.abort()
+            except Exception:  # the page may already have given up on it
+                pass
+
+
 def test_a_thumbnail_outage_recovers_without_originals(session: Session) -> None:
     data = first_api_page(session)
     thumbs = {session.absolute(url) for i in data["images"] for url in thumbnail_urls(i)}

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { defaultBackoff, FAILED_RETRY_MS, PageError, PageLoader, type PageResult } from "./pageLoader";
+import { defaultBackoff, FAILED_RETRY_MS, PAGE_TIMEOUT_MS, PageError, PageLoader, type PageResult } from "./pageLoader";
 
 type Call = { page: number; until: string | null; signal: AbortSignal; resolve: (r: PageResult<number>) => void; reject: (e: unknown) => void };
 
@@ -256,6 +256,40 @@ describe("PageLoader recovery", () => {
     calls[1]!.resolve(pageOf(0));
     await flush();
     expect(loader.getSnapshot().items[0]).toBe(0);
+  });
+
+  it("a request that never answers is given up after PAGE_TIMEOUT_MS and asked again (no skeletons for good)", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, backoffMs: () => 500 });
+    loader.ensurePage(0);
+    vi.advanceTimersByTime(PAGE_TIMEOUT_MS - 1);
+    expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loading", attempt: 1 });
+    vi.advanceTimersByTime(1);
+    expect(calls[0]!.signal.aborted).toBe(true);
+    expect(loader.getSnapshot().pages.get(0)).toMatchObject({ state: "retrying", attempt: 1, error: "no answer in 15 s" });
+    vi.advanceTimersByTime(500);
+    expect(calls).toHaveLength(2);
+    calls[0]!.resolve(pageOf(0)); // the abandoned answer, arriving late, is ignored
+    await flush();
+    expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loading", attempt: 2 });
+    calls[1]!.resolve(pageOf(0));
+    await flush();
+    expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loaded" });
+    vi.advanceTimersByTime(10 * PAGE_TIMEOUT_MS);
+    expect(calls).toHaveLength(2); // an answered request's deadline does not fire later
+  });
+
+  it("an answer in time clears its deadline; stop() clears the deadlines of aborted requests", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensureRange(0, 99);
+    calls[0]!.resolve(pageOf(0));
+    await flush();
+    loader.stop();
+    vi.advanceTimersByTime(10 * PAGE_TIMEOUT_MS);
+    expect(calls).toHaveLength(2);
+    expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loaded" });
+    expect(loader.getSnapshot().pages.has(1)).toBe(false);
   });
 
   it("wake() and retry() also cut a pending backoff short, with fresh attempts", async () => {

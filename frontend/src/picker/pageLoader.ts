@@ -64,6 +64,8 @@ export interface PageLoaderOptions<T> {
   isOnline?: () => boolean;
   /** Delay before a failed page is asked again by itself (no Retry-After). */
   failedRetryMs?: number;
+  /** An attempt that has not answered by then is aborted and counts as a failure (a hung request). */
+  timeoutMs?: number;
 }
 
 export interface PagesSnapshot<T> {
@@ -89,6 +91,13 @@ export function defaultBackoff(attempt: number, random: () => number = Math.rand
 /** A page that failed with server trouble and no Retry-After is asked again this much later, by itself. */
 export const FAILED_RETRY_MS = 30_000;
 
+/**
+ * Longest wait for one page. A request that hangs (a proxy that accepts and never answers, a
+ * stalled connection) would otherwise keep its page "loading" for good: skeletons forever, and
+ * neither wake() nor Retry asks again, since the page is neither failed nor retrying.
+ */
+export const PAGE_TIMEOUT_MS = 15_000;
+
 /** Retry-After is honoured but bounded: a server asking for an hour would otherwise freeze the grid. */
 export const MAX_RETRY_AFTER_MS = 60_000;
 
@@ -102,8 +111,11 @@ export class PageLoader<T> {
   private readonly now: () => number;
   private readonly isOnline: () => boolean;
   private readonly failedRetryMs: number;
+  private readonly timeoutMs: number;
   private readonly controllers = new Map<number, AbortController>();
   private readonly timers = new Map<number, ReturnType<typeof setTimeout>>();
+  /** Per in-flight page: the timer that gives up on a request that does not answer. */
+  private readonly deadlines = new Map<number, ReturnType<typeof setTimeout>>();
   private readonly listeners = new Set<() => void>();
   /** Undefined until page 0 answers; then the bound (null if the API has no head_cursor). */
   private until: string | null | undefined = undefined;
@@ -119,6 +131,7 @@ export class PageLoader<T> {
     this.now = opts.now ?? Date.now;
     this.isOnline = opts.isOnline ?? defaultIsOnline;
     this.failedRetryMs = opts.failedRetryMs ?? FAILED_RETRY_MS;
+    this.timeoutMs = opts.timeoutMs ?? PAGE_TIMEOUT_MS;
     this.snapshot = this.empty();
   }
 
@@ -192,6 +205,8 @@ export class PageLoader<T> {
     this.running = false;
     for (const c of this.controllers.values()) c.abort();
     for (const t of this.timers.values()) clearTimeout(t);
+    for (const t of this.deadlines.values()) clearTimeout(t);
+    this.deadlines.clear();
     const pages = new Map(this.snapshot.pages);
     for (const p of [...this.controllers.keys(), ...this.timers.keys()]) pages.delete(p);
     this.controllers.clear();
@@ -222,16 +237,28 @@ export class PageLoader<T> {
     // Until page 0 answers there is no bound yet: pages asked for together with it (a restored scroll
     // position) go unbounded, which is the same list unless an image lands in those milliseconds.
     const until = this.until ?? null;
+    const settle = (): boolean => {
+      if (this.controllers.get(page) !== ctrl) return false; // stopped, superseded or timed out
+      this.controllers.delete(page);
+      clearTimeout(this.deadlines.get(page));
+      this.deadlines.delete(page);
+      return true;
+    };
+    clearTimeout(this.deadlines.get(page));
+    this.deadlines.set(
+      page,
+      setTimeout(() => {
+        if (!settle()) return;
+        ctrl.abort();
+        this.onFailed(page, attempt, new PageError(`no answer in ${Math.round(this.timeoutMs / 1000)} s`, true));
+      }, this.timeoutMs),
+    );
     this.fetchPage(page, this.pageSize, ctrl.signal, until).then(
       (result) => {
-        if (this.controllers.get(page) !== ctrl) return; // stopped or superseded
-        this.controllers.delete(page);
-        this.onLoaded(page, result);
+        if (settle()) this.onLoaded(page, result);
       },
       (err: unknown) => {
-        if (this.controllers.get(page) !== ctrl) return;
-        this.controllers.delete(page);
-        this.onFailed(page, attempt, err);
+        if (settle()) this.onFailed(page, attempt, err);
       },
     );
   }

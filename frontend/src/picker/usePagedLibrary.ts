@@ -7,7 +7,7 @@ import {
   type NewerImages,
   type RequestOptions,
 } from "./api";
-import { PageLoader, type FetchPage, type PagesSnapshot } from "./pageLoader";
+import { PAGE_TIMEOUT_MS, PageLoader, type FetchPage, type PagesSnapshot } from "./pageLoader";
 import type { LibraryImage } from "./types";
 
 /** How often to ask whether images were added while the picker is open (and visible). */
@@ -97,6 +97,11 @@ export function usePagedLibrary(source: LibrarySource, initialIndex = 0): PagedL
     if (!headCursor || polling.current || !isVisible()) return;
     const ctrl = new AbortController();
     polling.current = ctrl;
+    // A poll that never answers must not block every later one (they wait for this one to end).
+    const deadline = setTimeout(() => {
+      ctrl.abort();
+      if (polling.current === ctrl) polling.current = null;
+    }, PAGE_TIMEOUT_MS);
     const fetchNewer: FetchNewer =
       latest.current.fetchNewer ??
       ((cursor, limit, signal) => fetchNewerImages(apiBase, cursor, limit, signal, latest.current.request));
@@ -108,6 +113,7 @@ export function usePagedLibrary(source: LibrarySource, initialIndex = 0): PagedL
         // A failed poll is not worth a message: the next one (or the next page) will tell.
       })
       .finally(() => {
+        clearTimeout(deadline);
         if (polling.current === ctrl) polling.current = null;
       });
   }, [apiBase, headCursor]);
