@@ -293,6 +293,21 @@ describe("a stable list", () => {
   });
 });
 
+describe("an empty library", () => {
+  it("shows the first images generated while it is open, without a click (focus here; also the 20 s poll)", async () => {
+    lib = fakeLibrary(0);
+    renderPicker();
+    await screen.findByText("Your library is empty.");
+    lib.insert(3);
+    await act(async () => {
+      window.dispatchEvent(new Event("focus"));
+    });
+    await loaded(0);
+    expect(cell(0)!.getAttribute("aria-label")).toMatch(/^Image 3,/);
+    expect(screen.queryByText("Your library is empty.")).toBeNull();
+  });
+});
+
 describe("place kept through resizes", () => {
   it("a drag-resize narrower and back in many small steps keeps the top-left item in view", async () => {
     renderPicker();

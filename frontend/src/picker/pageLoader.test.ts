@@ -386,6 +386,25 @@ describe("PageLoader stable list", () => {
     expect(loader.getSnapshot().items[TOTAL + 2]).toBeUndefined();
   });
 
+  it("recheckEmpty(): an empty list asks page 0 again, keeps its empty state meanwhile, and takes the new head", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensurePage(0);
+    calls[0]!.resolve({ items: [], total: 0, headCursor: null });
+    await flush();
+    expect(loader.getSnapshot().total).toBe(0);
+    loader.recheckEmpty();
+    loader.recheckEmpty(); // never twice at once
+    expect(calls.map((c) => [c.page, c.until])).toEqual([[0, null], [0, null]]);
+    expect(loader.getSnapshot().total).toBe(0);
+    calls[1]!.resolve({ items: [3, 2, 1], total: 3, headCursor: "H3" });
+    await flush();
+    const snap = loader.getSnapshot();
+    expect([snap.total, snap.items, snap.headCursor]).toEqual([3, [3, 2, 1], "H3"]);
+    loader.recheckEmpty(); // no longer empty: nothing
+    expect(calls).toHaveLength(2);
+  });
+
   it("an API without head_cursor pages by plain offset (no until)", async () => {
     const { calls, fetchPage } = controlledFetch();
     const loader = new PageLoader({ pageSize: 50, fetchPage });

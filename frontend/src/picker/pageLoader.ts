@@ -200,6 +200,17 @@ export class PageLoader<T> {
     });
   }
 
+  /**
+   * An empty list has no head to poll `newer_than` from: ask page 0 again instead (the poll, focus,
+   * `online`), keeping the empty state on screen while it does. Its answer is a first answer: the
+   * bound and the total come from it. Nothing happens unless the list is empty and page 0 idle.
+   */
+  recheckEmpty(): void {
+    if (!this.running || this.snapshot.total !== 0 || this.controllers.has(0) || this.timers.has(0)) return;
+    this.until = undefined;
+    this.request(0, 1);
+  }
+
   /** Abort in-flight requests and pending retries; their pages become requestable again on `start()`. */
   stop(): void {
     this.running = false;
@@ -274,7 +285,7 @@ export class PageLoader<T> {
     // images are deleted, and a short page marks the end. Without a bound, the latest answer wins.
     let baseTotal = Math.max(0, total);
     const known = this.snapshot.total === null ? null : this.snapshot.total - prepended;
-    if (this.until && known !== null) baseTotal = Math.min(baseTotal, known);
+    if (this.until && known !== null && !firstAnswer) baseTotal = Math.min(baseTotal, known);
     if (items.length < this.pageSize && (items.length > 0 || page > 0)) {
       baseTotal = Math.min(baseTotal, page * this.pageSize + items.length);
     }

@@ -93,8 +93,15 @@ export function usePagedLibrary(source: LibrarySource, initialIndex = 0): PagedL
   const [newer, setNewer] = useState<NewerImages | null>(null);
   const headCursor = snapshot.headCursor;
   const polling = useRef<AbortController | null>(null);
+  // An empty library has no head to ask `newer_than` from: the same poll asks page 0 again.
+  const empty = snapshot.total === 0;
   const checkNewer = useCallback(() => {
-    if (!headCursor || polling.current || !isVisible()) return;
+    if (!isVisible()) return;
+    if (!headCursor) {
+      if (empty) loader.recheckEmpty();
+      return;
+    }
+    if (polling.current) return;
     const ctrl = new AbortController();
     polling.current = ctrl;
     // A poll that never answers must not block every later one (they wait for this one to end).
@@ -116,18 +123,18 @@ export function usePagedLibrary(source: LibrarySource, initialIndex = 0): PagedL
         clearTimeout(deadline);
         if (polling.current === ctrl) polling.current = null;
       });
-  }, [apiBase, headCursor]);
+  }, [apiBase, headCursor, empty, loader]);
 
   useEffect(() => {
     setNewer(null); // a new head (after showNewer or a reload): the old answer is stale
-    if (!headCursor) return;
+    if (!headCursor && !empty) return;
     const timer = setInterval(checkNewer, latest.current.pollMs ?? NEWER_POLL_MS);
     return () => {
       clearInterval(timer);
       polling.current?.abort();
       polling.current = null;
     };
-  }, [headCursor, checkNewer]);
+  }, [headCursor, empty, checkNewer]);
 
   // Recovery without a click: the connection came back, or the user came back to the tab.
   useEffect(() => {
