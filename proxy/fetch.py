@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
@@ -77,17 +78,19 @@ class SourcePolicy:
         """The parsed URL if it may be fetched; :class:`SourceNotAllowed` (never anything else) otherwise."""
         parsed = parse_source_url(url)
         port = parsed.port or DEFAULT_PORTS[parsed.scheme]
-        if not self.host_allowed(parsed.host, port):
+        if not self.host_allowed(wire_host(parsed), port):
             raise SourceNotAllowed(f"host {parsed.host[:100]}:{port} is not in the allowed sources")
         return parsed
 
     def host_allowed(self, host: str, port: int) -> bool:
-        host = host.lower().rstrip(".")
+        # Both sides in their IDNA (ASCII) form: httpx's ``URL.host`` is Unicode only when the
+        # whole name starts with "xn--", so an entry written either way matched some spellings only.
+        host = _ascii_pattern(host)
         for entry in self.allowed_hosts:
             pattern, _, entry_port = entry.lower().rpartition(":") if _has_port(entry) else (entry.lower(), "", "")
             if entry_port and int(entry_port) != port:
                 continue
-            pattern = pattern.strip("[]")
+            pattern = _ascii_pattern(pattern.strip("[]"))
             if pattern.startswith("*."):
                 if host.endswith(pattern[1:]) and len(host) > len(pattern) - 1:
                     return True
@@ -98,6 +101,27 @@ class SourcePolicy:
     def check_address(self, address: IPAddress) -> None:
         if not self.allow_private and not is_public_address(address):
             raise SourceNotAllowed(f"the source resolves to a non-public address ({address})")
+
+
+def wire_host(url: httpx.URL) -> str:
+    """The host as DNS, TLS and the Host header see it: IDNA 2008 A-labels (``faß.de`` is
+    ``xn--fa-hia.de``). Resolving httpx's Unicode ``URL.host`` lets Python's IDNA 2003 codec
+    encode it again, to another name (``fass.de``) than the one checked and sent."""
+    return url.raw_host.decode("ascii").lower()
+
+
+@functools.lru_cache(maxsize=1024)
+def _ascii_pattern(name: str) -> str:
+    """An allow-list name (or a host) lower-cased in its ASCII form, a ``*.`` prefix kept; a
+    name idna cannot encode is left as written (it then matches nothing but itself)."""
+    wildcard, bare = ("*.", name[2:]) if name.startswith("*.") else ("", name)
+    bare = bare.lower().rstrip(".")
+    if not bare.isascii():
+        try:
+            bare = httpx.URL(f"http://{bare}/").raw_host.decode("ascii")
+        except Exception:  # not a name httpx can encode: compared as written
+            pass
+    return wildcard + bare
 
 
 def _has_port(entry: str) -> bool:
@@ -241,7 +265,7 @@ class OriginFetcher:
         url = self.policy.check_url(source)
         for _ in range(self.max_redirects + 1):
             port = url.port or DEFAULT_PORTS[url.scheme]
-            async with self.pool.get(url.scheme, url.host, port, request_head(url)) as (head, connection):
+            async with self.pool.get(url.scheme, wire_host(url), port, request_head(url)) as (head, connection):
                 if head.status in REDIRECT_STATUSES and "location" in head.headers:
                     url = self.policy.check_url(_join(url, head.headers["location"]))
                     continue

@@ -12,8 +12,9 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from proxy.errors import SourceNotAllowed
-from proxy.fetch import SourcePolicy, is_public_address
+from proxy import fetch as fetch_module
+from proxy.errors import OriginUnreachable, SourceNotAllowed
+from proxy.fetch import OriginFetcher, SourcePolicy, is_public_address
 from tests.proxy.conftest import running
 from tests.support import images
 from tests.support.origin import Handler, Origin
@@ -57,6 +58,40 @@ def test_allowlist_matching() -> None:
     ):
         with pytest.raises(SourceNotAllowed):
             policy.check_url(refused)
+
+
+@pytest.mark.parametrize("entry", ["xn--xample-ova.com", "\u00ebxample.com", "XN--XAMPLE-OVA.COM", "\u00cbxample.com."])
+def test_an_idn_entry_matches_every_spelling_of_its_host(entry: str) -> None:
+    """httpx's URL.host is Unicode only when the whole name starts with "xn--": the punycode entry
+    (the form DNS uses) matched no spelling at all, and a Unicode `*.` entry no subdomain."""
+    policy = SourcePolicy((entry, "*." + entry), False)
+    for url in ("http://xn--xample-ova.com/a.jpg", "http://\u00ebxample.com/a.jpg", "http://\u00cbXAMPLE.com/a.jpg",
+                "http://img.xn--xample-ova.com/a.jpg", "http://img.\u00ebxample.com/a.jpg"):
+        assert policy.check_url(url)
+    for refused in ("http://example.com/a.jpg", "http://xn--xample-ova.com.evil.org/a.jpg"):
+        with pytest.raises(SourceNotAllowed):
+            policy.check_url(refused)
+
+
+async def test_the_dial_resolves_the_name_that_was_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """faß.de is xn--fa-hia.de (IDNA 2008, what the Host header says); handing Unicode to
+    getaddrinfo let Python's IDNA 2003 codec make it fass.de, another domain."""
+    asked: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[object]:
+        asked.append(host)
+        raise OriginUnreachable(f"cannot resolve {host}")
+
+    monkeypatch.setattr(fetch_module, "_resolve", resolve)
+    fetcher = OriginFetcher(SourcePolicy(("fa\u00df.de",), False), max_bytes=1000, connect_timeout=1.0,
+                            total_timeout=2.0, max_redirects=0)
+    try:
+        for url in ("http://fa\u00df.de/a.jpg", "https://xn--fa-hia.de/a.jpg"):
+            with pytest.raises(OriginUnreachable):
+                await fetcher.fetch(url)
+    finally:
+        await fetcher.close()
+    assert asked == ["xn--fa-hia.de", "xn--fa-hia.de"]
 
 
 def test_empty_allowlist_allows_nothing() -> None:
