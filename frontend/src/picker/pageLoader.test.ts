@@ -131,6 +131,21 @@ describe("PageLoader", () => {
     expect(loader.getSnapshot().pages.get(0)).toMatchObject({ state: "failed", error: "HTTP 400: bad limit" });
   });
 
+  it("a non-retryable failure (a proxy's 404 mid-deploy) is still asked again by itself, FAILED_RETRY_MS later", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, backoffMs: () => 10 });
+    loader.ensurePage(0);
+    calls[0]!.reject(new PageError("HTTP 404", false));
+    await flush();
+    vi.advanceTimersByTime(FAILED_RETRY_MS - 1);
+    expect(calls).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    expect(calls).toHaveLength(2);
+    calls[1]!.resolve(pageOf(0));
+    await flush();
+    expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loaded" });
+  });
+
   it("retry(page) only retries that failed page", async () => {
     const { calls, fetchPage } = controlledFetch();
     const loader = new PageLoader({ pageSize: 50, fetchPage, maxAttempts: 1 });

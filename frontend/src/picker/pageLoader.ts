@@ -312,8 +312,10 @@ export class PageLoader<T> {
     if (offline || !retryable || attempt >= this.maxAttempts) {
       this.setPage(page, { state: "failed", attempt, error, offline });
       // Come back by ourselves: when the server said to, or a while later (wake() and Retry work sooner).
-      // Offline pages wait for the `online` event; a bad request would fail the same way again.
-      if (retryable && !offline) this.schedule(page, retryAfter ?? this.failedRetryMs, 1);
+      // Offline pages wait for the `online` event. A 4xx is not retried with backoff, but it is asked
+      // again a while later too: a 404/401/403 from a proxy mid-deploy or an expired session mends
+      // itself, and the message on screen says the library "will be tried again by itself".
+      if (!offline) this.schedule(page, retryAfter ?? this.failedRetryMs, 1);
       return;
     }
     const delay = Math.max(this.backoffMs(attempt), retryAfter ?? 0);
