@@ -92,6 +92,53 @@ def read(data: Body) -> JpegHeader | None:
     return JpegHeader(width, height, components, progressive, orientation)
 
 
+# Frames whose scans can be nearly free to encode and costly to decode: progressive (one
+# "EOB run" symbol skips 32,767 blocks) and arithmetic coding. Baseline Huffman frames take
+# at least a bit per block per scan, and libjpeg refuses a second scan of a one-scan file.
+_SEQUENTIAL_HUFFMAN = {0xC0, 0xC1}
+# Past this many scans a JPEG is refused before decoding: libjpeg-turbo's own guidance for
+# decoders of untrusted files (djpeg -maxscans, TurboJPEG's scan limit; nvImageCodec's default
+# is 256). Real progressive files have about 10 (libjpeg's script) to a few dozen; 24 MB of
+# 73-byte scans over a 48 MP frame held a render thread for about half an hour.
+MAX_SCANS = 256
+
+
+def scan_count(data: Body) -> int | None:
+    """How many scans (SOS markers) the file holds, for frames whose scans can be cheap to send
+    (progressive, arithmetic, or a frame this walk cannot find); None for baseline Huffman.
+
+    The marker bytes FF DA cannot occur inside entropy-coded data (an FF there is stuffed with
+    00), so counting them is exact for the scans and over-counts only a metadata segment or
+    an appended image (an MPF second frame) that contains them: refusing those is harmless."""
+    frame = _frame_marker(data)
+    if frame in _SEQUENTIAL_HUFFMAN:
+        return None
+    return data.count(b"\xff\xda")
+
+
+def _frame_marker(data: Body) -> int | None:
+    """The first SOFn marker, walking segments as :func:`read` does (None when it gives up)."""
+    position, size, fills, segments = 2, len(data), 0, 0
+    while position + 4 <= size and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xFF:
+            fills += 1
+            if fills > MAX_FILL_BYTES:
+                return None
+            position += 1
+            continue
+        segments += 1
+        if segments > MAX_SEGMENTS or marker in (_SOS, _EOI, 0x01) or 0xD0 <= marker <= 0xD8:
+            return None
+        if marker in _FRAMES or marker in _OTHER_FRAMES:
+            return marker
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        if length < 2:
+            return None
+        position += 2 + length
+    return None
+
+
 def _orientation(tiff: Body) -> int | None:
     """The orientation tag of the first IFD (1 if invalid), or None when libexif could find one
     elsewhere (libvips takes the first IFD that has it) or the layout is not a plain TIFF one."""

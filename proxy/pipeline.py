@@ -97,7 +97,9 @@ def sniff(data: Body) -> str:
 def check_limits(
     data: Body, fmt: str, max_pixels: int, max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
 ) -> SourceInfo:
-    """Read the header only (lazy load) and refuse pixel and memory bombs before any decoding."""
+    """Read the header only (lazy load) and refuse pixel, memory and scan bombs before any decoding."""
+    if fmt == formats.JPEG:
+        _check_scans(data)
     plain = jpeg_header.read(data) if fmt == formats.JPEG else None
     if plain is not None:  # a plain JPEG's markers say it all; libvips reads every other header
         _check_size(plain.width, plain.height, max_pixels)
@@ -124,6 +126,14 @@ def check_limits(
 def _check_size(width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise TooManyPixels(f"{width}x{height} is over the {max_pixels} pixel limit")
+
+
+def _check_scans(data: Body) -> None:
+    """libjpeg decodes every scan over the whole frame and nothing bounds how many there are: a
+    progressive file of a few bytes per scan keeps a render thread busy for minutes per MB."""
+    scans = jpeg_header.scan_count(data)
+    if scans is not None and scans > jpeg_header.MAX_SCANS:
+        raise TooLarge(f"the JPEG has {scans} scans, over the limit of {jpeg_header.MAX_SCANS}")
 
 
 def _check_cost(need: DecodeCost, max_decode_bytes: int) -> None:

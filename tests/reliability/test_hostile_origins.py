@@ -323,6 +323,22 @@ async def test_the_same_image_streamed_fits_and_interlaced_does_not(make_setting
         assert (await proxy.thumb(progressive)).status_code == 200  # 1200 x 1200 x 3 x 2 = 8.6 MB
 
 
+async def test_a_progressive_scan_bomb_is_refused_before_decoding(make_settings: Callable[..., Settings],
+                                                                   origin: Origin, unique) -> None:
+    """Thousands of near-empty progressive scans: libjpeg decodes each over the whole frame, so 24 MB
+    of them held a render thread for about half an hour (two held the pool). Counted and refused."""
+    bomb = origin.add(unique("scans.jpg"), images.jpeg_scan_bomb(256, 300))
+    few = origin.add(unique("few.jpg"), images.jpeg_scan_bomb(256, 200))
+    real = origin.add(unique("real.jpg"), images.jpeg(images.photo(600, 400), interlace=True))
+    async with running(make_settings(negative_ttl=0)) as proxy:
+        refused = await proxy.thumb(bomb)
+        assert refused.status_code == 413, refused.text
+        assert refused.json()["error"] == "too_large" and "301 scans" in refused.json()["detail"]
+        for source in (few, real):
+            answered = await proxy.thumb(source)
+            assert answered.status_code == 200, answered.text
+
+
 async def test_the_pixel_cap_still_applies(make_settings: Callable[..., Settings], origin: Origin, unique) -> None:
     source = origin.add(unique("wide.png"), images.png(images.solid(400, 300)))
     async with running(make_settings(max_source_pixels=100_000, negative_ttl=0)) as proxy:

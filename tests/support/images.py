@@ -167,6 +167,38 @@ def webp_bomb(width: int = 12_000, height: int = 12_000) -> bytes:
     return bytes(data)
 
 
+def jpeg_scan_bomb(side: int = 256, scans: int = 300) -> bytes:
+    """A grey progressive JPEG of ``side`` x ``side`` whose AC scan is repeated ``scans`` times;
+    each scan is one EOB-run symbol per 32,767 blocks, so a few bytes cost a pass over the frame."""
+
+    def segment(marker: int, payload: bytes) -> bytes:
+        return b"\xff" + bytes([marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+    def entropy(bits: str) -> bytes:
+        bits += "1" * (-len(bits) % 8)  # pad with ones, as encoders do
+        out = bytearray()
+        for start in range(0, len(bits), 8):
+            out.append(int(bits[start:start + 8], 2))
+            if out[-1] == 0xFF:
+                out.append(0)  # byte stuffing
+        return bytes(out)
+
+    blocks = (side // 8) ** 2
+    head = (b"\xff\xd8" + segment(0xDB, b"\x00" + b"\x01" * 64)
+            + segment(0xC2, struct.pack(">BHHB", 8, side, side, 1) + b"\x01\x11\x00")
+            + segment(0xC4, b"\x00" + bytes([1] + [0] * 15) + b"\x00")  # DC: category 0 is "0"
+            + segment(0xC4, b"\x10" + bytes([1, 1] + [0] * 14) + b"\xe0\x10"))  # AC: EOB14 "0", EOB1 "10"
+    dc = segment(0xDA, b"\x01\x01\x00\x00\x00\x00") + entropy("0" * blocks)
+    runs, left = "", blocks
+    while left >= 16384:
+        run = min(left, 32767)
+        runs, left = runs + "0" + format(run - 16384, "014b"), left - run
+    while left > 0:
+        runs, left = runs + "10" + "1", left - 3  # EOB1 with its extra bit: a run of 3
+    ac = segment(0xDA, b"\x01\x01\x00\x01\x3f\x00") + entropy(runs)
+    return head + dc + ac * scans + b"\xff\xd9"
+
+
 def random_bytes(size: int = 4096) -> bytes:
     return os.urandom(size)
 
