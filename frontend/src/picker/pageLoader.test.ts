@@ -380,6 +380,32 @@ describe("PageLoader stable list", () => {
     expect(loader.getSnapshot().total).toBe(202);
   });
 
+  it("images deleted while open (a smaller total under the bound): the other pages are asked again, keeping their tiles meanwhile", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensureRange(0, 99);
+    calls[0]!.resolve(withHead(0, "H"));
+    calls[1]!.resolve(withHead(1, "H"));
+    await flush();
+    // Five images above the view are deleted; page 2 now starts five images later than it did.
+    loader.ensureRange(90, 149);
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 2]);
+    calls[2]!.resolve({ items: pageOf(2).items.map((i) => i + 5), total: TOTAL - 5, headCursor: "X" });
+    await flush();
+    let snap = loader.getSnapshot();
+    expect(snap.total).toBe(TOTAL - 5);
+    expect(calls.map((c) => [c.page, c.until])).toEqual([[0, null], [1, null], [2, "H"], [1, "H"]]); // page 1 is in view
+    expect(snap.items[60]).toBe(60); // its tiles stay up while it reloads
+    expect(snap.pages.has(0)).toBe(false); // stale: asked again when reached
+    calls[3]!.resolve({ items: pageOf(1).items.map((i) => i + 5), total: TOTAL - 5, headCursor: "X" });
+    await flush();
+    snap = loader.getSnapshot();
+    expect([snap.items[95], snap.items[99], snap.items[100]]).toEqual([100, 104, 105]); // no image skipped
+    expect(calls).toHaveLength(4); // no cascade: the same total again is no new shift
+    loader.ensureRange(0, 10);
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 2, 1, 0]);
+  });
+
   it("prepend() puts new images first without moving page numbers", async () => {
     const { calls, fetchPage } = controlledFetch();
     const loader = new PageLoader({ pageSize: 50, fetchPage });

@@ -121,6 +121,8 @@ export class PageLoader<T> {
   private until: string | null | undefined = undefined;
   private snapshot: PagesSnapshot<T>;
   private running = true;
+  /** The last range asked for (grid indices): what is on screen, reloaded when the list shifted. */
+  private lastRange: [number, number] | null = null;
 
   constructor(opts: PageLoaderOptions<T>) {
     if (!(opts.pageSize > 0)) throw new RangeError("pageSize must be positive");
@@ -144,6 +146,7 @@ export class PageLoader<T> {
 
   /** Make sure every page overlapping items [start, stop] (grid indices) is loaded or on its way. */
   ensureRange(start: number, stop: number): void {
+    this.lastRange = [start, stop];
     const shift = this.snapshot.prepended;
     const baseTotal = this.snapshot.total === null ? null : this.snapshot.total - shift;
     for (const page of pagesForRange(start - shift, stop - shift, this.pageSize, baseTotal)) this.ensurePage(page);
@@ -296,10 +299,17 @@ export class PageLoader<T> {
       if (offset + i < next.length) next[offset + i] = item;
     });
     const pages = new Map(this.snapshot.pages);
+    // Fewer images under the bound than when the other pages loaded: some were deleted, and every
+    // offset below a deleted image now means the next one (a page loaded after it would skip as many
+    // images as were deleted, or repeat them scrolling up). The other loaded pages are stale: they
+    // keep their tiles on screen and are asked again, those in view at once, the rest when reached.
+    const shifted = Boolean(this.until) && known !== null && !firstAnswer && Math.max(0, total) < known;
+    if (shifted) for (const [p, s] of pages) if (p !== page && s.state === "loaded") pages.delete(p);
     pages.set(page, { state: "loaded" });
     const patch: Partial<PagesSnapshot<T>> = { items: next, total: prepended + baseTotal, pages };
     if (firstAnswer) patch.headCursor = this.until ?? null;
     this.commit(patch);
+    if (shifted && this.lastRange) this.ensureRange(this.lastRange[0], this.lastRange[1]);
   }
 
   private onFailed(page: number, attempt: number, err: unknown): void {
