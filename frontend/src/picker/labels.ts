@@ -36,8 +36,9 @@ export function imageLabel(image: LibraryImage): string {
   if (image.step) parts.push(image.step);
   if (image.pipeline_id) parts.push(`pipeline ${image.pipeline_id}`);
   if (image.width && image.height) parts.push(`${image.width}×${image.height}`);
-  const created = new Date(image.created_at);
-  if (!Number.isNaN(created.getTime())) {
+  // A legacy row may have no date (created_at null): new Date(null) would read as 1970-01-01.
+  const created = typeof image.created_at === "string" && image.created_at !== "" ? new Date(image.created_at) : null;
+  if (created && !Number.isNaN(created.getTime())) {
     parts.push(`created ${created.toISOString().slice(0, 16).replace("T", " ")} UTC`);
   }
   return parts.join(", ");

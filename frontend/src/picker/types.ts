@@ -8,7 +8,8 @@ export interface LibraryImage {
   /** The square cell at 1x (200 px) and 2x (400 px), for srcset; absent from older APIs. */
   cell_thumbnail_url?: string | null;
   cell_thumbnail_url_2x?: string | null;
-  created_at: string;
+  /** Null for legacy rows whose date was impossible (the API lists them last, by id). */
+  created_at: string | null;
   width: number | null;
   height: number | null;
   /** Placeholder colour ("#rrggbb") painted until the thumbnail arrives. */
