@@ -253,7 +253,15 @@ class Backfill:
     async def heartbeat(self, job_id: int) -> None:
         while True:
             await asyncio.sleep(self.lease.total_seconds() / 3)
-            await self.writes(self.store.renew_lease(job_id))
+            try:
+                await self.writes(self.store.renew_lease(job_id))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A blip must not end the heartbeat (the rest of the run would go unrenewed) nor
+                # surface from `run`'s cleanup as the error of a job that went on and finished.
+                # If the database stays away, the run's own next query stops it.
+                logger.warning("backfill job %s: renewing the lease failed: %s: %s", job_id, type(exc).__name__, exc)
 
     # The API process's side: resume orphaned jobs, stop cleanly
 
