@@ -277,6 +277,28 @@ describe("a stable list", () => {
     expect(screen.queryByRole("button", { name: /new image/ })).toBeNull();
   });
 
+  it("images deleted above the place while open: the reloaded pages show the rest, and the image at the top stays there", async () => {
+    renderPicker();
+    await loaded(0);
+    await scrollTo(160 * 25); // item 125 at the top-left: pages 0..3 are loaded
+    await loaded(140);
+    await waitFor(() => expect(lib.requests.some((u) => u.searchParams.get("offset") === "150")).toBe(true));
+    expect(lib.requests.some((u) => u.searchParams.get("offset") === "200")).toBe(false);
+    lib.images.splice(10, 5); // five images near the top are deleted
+    await scrollTo(160 * 30); // item 150 (image 850) at the top; page 4 is needed and answers a smaller total
+    await waitFor(() => expect(lib.requests.filter((u) => u.searchParams.get("offset") === "150")).toHaveLength(2));
+    await settleScroll();
+    const at = [...document.querySelectorAll("[role=gridcell]")].find((c) =>
+      c.getAttribute("aria-label")?.startsWith("Image 850,"),
+    ) as HTMLElement | undefined;
+    expect(at).toBeDefined();
+    expect(Number(at!.dataset.index)).toBe(145); // five places up: the deleted ones are gone
+    const rowTop = Math.floor(145 / 5) * 160;
+    expect(rowTop).toBeLessThanOrEqual(grid().scrollTop);
+    expect(rowTop + 160).toBeGreaterThan(grid().scrollTop); // still in the top row: the place followed it
+    expect(cell(144)!.getAttribute("aria-label")).toMatch(/^Image 851,/); // nothing skipped before it
+  });
+
   it("too many new images to add in place (a capped count): announced as such, shown by reloading from the top", async () => {
     const user = userEvent.setup();
     lib.newerCap = 5;

@@ -150,6 +150,7 @@ export function ImagePicker({
     cellSize,
     rowCount,
     ready: total !== null,
+    items,
   });
   const getActive = useCallback(() => state.getActive(), [state]);
   const setActive = useCallback((index: number) => state.setActive(index), [state]);

@@ -47,9 +47,19 @@ export function useScrollAnchor(
   storageKey: string | null,
   /** Item to bring to the top once the layout is ready (from readSavedIndex). */
   initialIndex: number,
-  layout: { columnCount: number; cellSize: number; rowCount: number; ready: boolean },
+  layout: {
+    columnCount: number;
+    cellSize: number;
+    rowCount: number;
+    ready: boolean;
+    /** The list's items, to follow the item at the place when pages are reloaded (images deleted above). */
+    items?: readonly ({ id: number } | undefined)[];
+  },
 ): ScrollAnchor {
   const place = useRef<TopAnchor>({ index: initialIndex, fraction: 0 });
+  // Which image is at the place (its id), once loaded: if a reloaded page moves it (images deleted
+  // above it while open), the place follows it instead of showing other images at the same index.
+  const placeId = useRef<number | null>(null);
   // A re-anchor is owed: restore on open, a resize in progress, or items inserted above.
   const pending = useRef(initialIndex > 0);
   // scrollTop we set ourselves: its scroll event must not be mistaken for the user's.
@@ -67,6 +77,7 @@ export function useScrollAnchor(
       const { columnCount, cellSize } = latest.current;
       if (columnCount <= 0 || !(cellSize > 0)) return;
       place.current = topAnchorFor(el.scrollTop, cellSize, columnCount);
+      placeId.current = latest.current.items?.[place.current.index]?.id ?? null;
       save(storageKey, place.current.index);
     },
     [storageKey],
@@ -82,7 +93,19 @@ export function useScrollAnchor(
       el?.addEventListener("scroll", onScroll, { passive: true });
       attached.current = el;
     }
-    const { columnCount, cellSize, rowCount, ready } = layout;
+    const { columnCount, cellSize, rowCount, ready, items } = layout;
+    if (items) {
+      const here = items[place.current.index]?.id;
+      if (placeId.current !== null && here !== undefined && here !== placeId.current) {
+        const moved = findNear(items, placeId.current, place.current.index);
+        if (moved !== null) {
+          place.current = { ...place.current, index: moved };
+          pending.current = true;
+          save(storageKey, moved);
+        }
+      }
+      placeId.current = items[place.current.index]?.id ?? placeId.current;
+    }
     if (!el || !ready || columnCount <= 0 || !(cellSize > 0) || rowCount <= 0) return;
     const key = `${columnCount}:${cellSize}:${el.clientHeight}`;
     if (!pending.current && key === appliedLayout.current) return;
@@ -119,6 +142,7 @@ export function useScrollAnchor(
   const jumpTo = useCallback(
     (index: number) => {
       place.current = { index: Math.max(0, index), fraction: 0 };
+      placeId.current = null;
       pending.current = true;
       save(storageKey, place.current.index);
     },
@@ -126,4 +150,16 @@ export function useScrollAnchor(
   );
   const getIndex = useCallback(() => place.current.index, []);
   return { beginResize, shiftBy, jumpTo, getIndex };
+}
+
+/** How far from the place a moved image is looked for (images deleted above it while open). */
+const FOLLOW_WINDOW = 1000;
+
+/** Index of the image with this id nearest to `from` (within FOLLOW_WINDOW), or null. */
+function findNear(items: readonly ({ id: number } | undefined)[], id: number, from: number): number | null {
+  for (let d = 1; d <= FOLLOW_WINDOW; d++) {
+    if (items[from - d]?.id === id) return from - d;
+    if (items[from + d]?.id === id) return from + d;
+  }
+  return null;
 }
