@@ -27,7 +27,7 @@ from httpkit.errors import HTTPError, handle_http_error, handle_starlette_error
 from httpkit.etag import etag_matches
 from library_api.backfill import DEFAULT_BATCH_SIZE, LEASE_SECONDS, MAX_BATCH_SIZE, Backfill, progress_of
 from library_api.config import LibraryConfig
-from library_api.db import UNAVAILABLE_ERRORS, VERSION_TABLE, create_database, is_sqlite
+from library_api.db import UNAVAILABLE_ERRORS, create_database, is_sqlite
 from library_api.errors import ApiError, JSONResponse, bad_request
 from library_api.images import (
     NEWER_COUNT_CAP,
@@ -41,7 +41,7 @@ from library_api.images import (
     resolve_request,
 )
 from library_api.ingest import IngestWarmer
-from library_api.migrate import head_revision, run_migrations
+from library_api.migrate import check_migrated, run_migrations
 from library_api.openapi import DOCS_HTML, MAX_LABEL_LENGTH, MAX_SIDE, openapi_spec
 from library_api.paging import encode_cursor, parse_id, parse_page_request
 from library_api.requests import read_json_object
@@ -112,12 +112,7 @@ class LibraryAPI:
         await self.database.fetch_val("SELECT 1")
 
     async def check_schema(self) -> None:
-        try:
-            current = await self.database.fetch_val(f"SELECT version_num FROM {VERSION_TABLE}")
-        except Exception as exc:
-            raise RuntimeError("the library database is not migrated: run `thumbs migrate`") from exc
-        if current != head_revision():
-            raise RuntimeError(f"the library database is at revision {current}: run `thumbs migrate`")
+        await check_migrated(self.database)
 
     # GET|POST /library/images
 

@@ -11,9 +11,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from databases import Database
 
 from library_api.config import LibraryConfig
-from library_api.db import alembic_url, is_sqlite, sqlite_path
+from library_api.db import UNAVAILABLE_ERRORS, VERSION_TABLE, alembic_url, create_database, is_sqlite, sqlite_path
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -38,6 +39,37 @@ def run_migrations(settings: LibraryConfig) -> None:
 
 def head_revision() -> str:
     return str(ScriptDirectory(str(MIGRATIONS)).get_current_head())
+
+
+class NotMigrated(RuntimeError):
+    """The database is not at this version's schema: `thumbs migrate` first."""
+
+
+async def check_migrated(database: Database) -> None:
+    """Raise :class:`NotMigrated` unless ``database`` is at the head revision."""
+    try:
+        current = await database.fetch_val(f"SELECT version_num FROM {VERSION_TABLE}")
+    except UNAVAILABLE_ERRORS:
+        raise  # down, not unmigrated: the caller says so
+    except Exception as exc:
+        raise NotMigrated("the library database is not migrated: run `thumbs migrate`") from exc
+    if current != head_revision():
+        raise NotMigrated(
+            f"the library database is at revision {current}, this version needs {head_revision()}: run `thumbs migrate`"
+        )
+
+
+async def require_migrated(settings: LibraryConfig) -> None:
+    """`thumbs serve`/`stack` before starting workers: a database they could not start on is one line.
+
+    Inside uvicorn's lifespan the same failure is a 60-line traceback and exit 3, per worker.
+    """
+    database = create_database(settings)
+    await database.connect()
+    try:
+        await check_migrated(database)
+    finally:
+        await database.disconnect()
 
 
 def use_wal(database: Path) -> None:

@@ -77,6 +77,7 @@ def serve(
     settings = load_settings(host=host, port=port, workers=workers, warm_consumer=warm_consumer)
     require_secret(settings)
     require_write_tokens(settings)
+    require_database(settings)
     run_server(settings)
 
 
@@ -159,7 +160,25 @@ def stack(
     settings = load_settings(workers=workers)
     require_secret(settings)
     require_write_tokens(settings)
+    require_database(settings)
     run_stack(settings)
+
+
+def require_database(settings: Settings) -> None:
+    """PostgreSQL reachable and migrated before any worker starts (SQLite is migrated by serve itself).
+
+    Otherwise each worker's startup fails inside uvicorn: a traceback and exit 3.
+    """
+    from library_api.db import is_sqlite
+    from library_api.migrate import NotMigrated, require_migrated
+
+    if is_sqlite(settings.database_url):
+        return
+    try:
+        asyncio.run(require_migrated(settings))
+    except NotMigrated as exc:
+        typer.echo(f"thumbs: error: {exc}", err=True)
+        sys.exit(1)
 
 
 def unavailable(exc: BaseException) -> str:
