@@ -908,6 +908,28 @@ def test_images_added_while_open_never_show_twice_and_come_in_on_request(
     assert sorted(cell_ids(session, range(0, 3)).values()) == sorted(new_ids)
 
 
+@pytest.mark.parametrize("size", [(320, 240), (200, 150)])
+def test_a_short_viewport_keeps_a_row_of_tiles_in_view(browser: Browser, base_url: str, size: tuple[int, int]) -> None:
+    # A phone held sideways or 400 % zoom: before, the header and the selection pane left the grid
+    # 99 px (320x240) or 4 px (200x150) of height and the page did not scroll.
+    width, height = size
+    context = browser.new_context(viewport={"width": width, "height": height})
+    try:
+        session = Session(context.new_page(), base_url)
+        session.open()
+        session.page.wait_for_selector("[role=gridcell] img.tp-loaded")
+        grid = session.page.locator("[role=grid]")
+        grid.scroll_into_view_if_needed()
+        state = session.grid()
+        assert state["gridHeight"] >= state["cellHeight"] > 0, state
+        box = grid.bounding_box()
+        assert box is not None and 0 <= box["y"] and box["y"] + state["cellHeight"] <= height + 1, (box, state)
+        session.cell(0).click()
+        expect(session.page.get_by_test_id("selected-url")).to_contain_text("http")
+    finally:
+        context.close()
+
+
 def test_a_2x_screen_gets_the_2x_cells_and_a_light_first_screen(browser: Browser, base_url: str) -> None:
     """srcset: a 2x screen loads the 400 px cell (>= 0.8 source px per device px where the source
     has them), a 1x one the 200 px cell; the first screen stays under 600 KB of images, and with
