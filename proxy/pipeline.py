@@ -100,6 +100,8 @@ def check_limits(
     """Read the header only (lazy load) and refuse pixel, memory and scan bombs before any decoding."""
     if fmt == formats.JPEG:
         _check_scans(data)
+    elif fmt == formats.TIFF:
+        _check_tiff_scans(data)
     plain = jpeg_header.read(data) if fmt == formats.JPEG else None
     if plain is not None:  # a plain JPEG's markers say it all; libvips reads every other header
         _check_size(plain.width, plain.height, max_pixels)
@@ -134,6 +136,17 @@ def _check_scans(data: Body) -> None:
     scans = jpeg_header.scan_count(data)
     if scans is not None and scans > jpeg_header.MAX_SCANS:
         raise TooLarge(f"the JPEG has {scans} scans, over the limit of {jpeg_header.MAX_SCANS}")
+
+
+def _check_tiff_scans(data: Body) -> None:
+    """The same bomb inside a TIFF's JPEG-compressed strips, where each extra scan costs more."""
+    counted = jpeg_header.tiff_scans(data)
+    if counted is not None:
+        scans, frames = counted
+        raise TooLarge(
+            f"the TIFF's JPEG data has {scans} scans for {frames} frames, over the limit of "
+            f"{jpeg_header.MAX_SCANS_PER_TIFF_FRAME} per frame"
+        )
 
 
 def _check_cost(need: DecodeCost, max_decode_bytes: int) -> None:

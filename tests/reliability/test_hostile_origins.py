@@ -17,7 +17,7 @@ import pyvips
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from proxy import admission
+from proxy import admission, jpeg_header
 from proxy.urls import ThumbnailRequest, cache_key
 from proxy.variants import THUMB
 from tests.proxy.conftest import running
@@ -337,6 +337,35 @@ async def test_a_progressive_scan_bomb_is_refused_before_decoding(make_settings:
         for source in (few, real):
             answered = await proxy.thumb(source)
             assert answered.status_code == 200, answered.text
+
+
+async def test_a_scan_bomb_inside_a_tiff_strip_is_refused(make_settings: Callable[..., Settings], origin: Origin,
+                                                           unique) -> None:
+    """libvips' TIFF reader: 200 near-empty scans in one 2048x2048 JPEG strip took 131 s (0.1 s as
+    a JPEG file). A TIFF's JPEG data may have 16 scans per frame; real JPEG TIFFs keep rendering."""
+    bomb = origin.add(unique("scans.tif"), images.tiff_with_jpeg_strip(images.jpeg_scan_bomb(512, 40), 512))
+    few = origin.add(unique("few.tif"), images.tiff_with_jpeg_strip(images.jpeg_scan_bomb(512, 10), 512))
+    photo = images.photo(600, 400)
+    real = [origin.add(unique(f"real{index}.tif"), data) for index, data in enumerate((
+        photo.tiffsave_buffer(compression="jpeg"), photo.tiffsave_buffer(compression="jpeg", tile=True),
+        photo.tiffsave_buffer(compression="deflate"), photo.tiffsave_buffer(),
+    ))]
+    async with running(make_settings(negative_ttl=0)) as proxy:
+        refused = await proxy.thumb(bomb)
+        assert refused.status_code == 413, refused.text
+        assert refused.json()["error"] == "too_large" and "41 scans for 1 frames" in refused.json()["detail"]
+        for source in (few, *real):
+            answered = await proxy.thumb(source)
+            assert answered.status_code == 200, answered.text
+
+
+def test_random_tiff_data_never_looks_like_a_scan_bomb() -> None:
+    """The counts run over the whole file: in non-JPEG strips the marker pairs are random, and
+    frame markers (5 kinds) outnumber the scan marker, so such a TIFF is not refused."""
+    noise = pyvips.Image.gaussnoise(3000, 3000, sigma=120, mean=128).cast("uchar")
+    data = noise.tiffsave_buffer()
+    assert data.count(b"\xff\xda") > 16  # enough random pairs to reach the ratio check
+    assert jpeg_header.tiff_scans(data) is None
 
 
 async def test_the_pixel_cap_still_applies(make_settings: Callable[..., Settings], origin: Origin, unique) -> None:

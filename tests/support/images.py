@@ -199,6 +199,19 @@ def jpeg_scan_bomb(side: int = 256, scans: int = 300) -> bytes:
     return head + dc + ac * scans + b"\xff\xd9"
 
 
+def tiff_with_jpeg_strip(jpeg: bytes, side: int) -> bytes:
+    """A grey ``side`` x ``side`` TIFF whose one strip is ``jpeg`` (compression 7)."""
+    entries = [(256, 4, side), (257, 4, side), (258, 3, 8), (259, 3, 7), (262, 3, 1), (273, 4, 0),
+               (277, 3, 1), (278, 4, side), (279, 4, len(jpeg))]
+    start = 8 + 2 + 12 * len(entries) + 4
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, value in entries:
+        value = start if tag == 273 else value
+        field = struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+        ifd += struct.pack("<HHI", tag, kind, 1) + field
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + jpeg
+
+
 def random_bytes(size: int = 4096) -> bytes:
     return os.urandom(size)
 
