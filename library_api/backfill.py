@@ -54,7 +54,7 @@ from library_api.job_store import (
     progress_of,
     source_key,
 )
-from library_api.migrate import run_migrations
+from library_api.migrate import check_migrated, run_migrations
 from library_api.schema import JOB_RUNNING
 from library_api.sources import source_refusal
 from proxy.warm_types import WarmClient, WarmOutcome
@@ -308,6 +308,11 @@ async def run_backfill(
         await asyncio.to_thread(run_migrations, settings)
     database = create_database(settings)
     await database.connect()
+    try:
+        await check_migrated(database)  # PostgreSQL: `thumbs migrate` first, said in one line
+    except BaseException:
+        await database.disconnect()
+        raise
     backfill = Backfill(database, settings, warm_client, lease_seconds=lease_seconds, retry_delays=retry_delays)
     try:
         while True:

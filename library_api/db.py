@@ -25,6 +25,10 @@ T = TypeVar("T")
 VERSION_TABLE = "library_api_alembic_version"
 
 
+class NotMigrated(RuntimeError):
+    """The database is not at this version's schema: `thumbs migrate` first (``migrate.check_migrated``)."""
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 

@@ -14,7 +14,15 @@ from alembic.script import ScriptDirectory
 from databases import Database
 
 from library_api.config import LibraryConfig
-from library_api.db import UNAVAILABLE_ERRORS, VERSION_TABLE, alembic_url, create_database, is_sqlite, sqlite_path
+from library_api.db import (
+    UNAVAILABLE_ERRORS,
+    VERSION_TABLE,
+    NotMigrated,
+    alembic_url,
+    create_database,
+    is_sqlite,
+    sqlite_path,
+)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -39,10 +47,6 @@ def run_migrations(settings: LibraryConfig) -> None:
 
 def head_revision() -> str:
     return str(ScriptDirectory(str(MIGRATIONS)).get_current_head())
-
-
-class NotMigrated(RuntimeError):
-    """The database is not at this version's schema: `thumbs migrate` first."""
 
 
 async def check_migrated(database: Database) -> None:

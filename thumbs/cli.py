@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from library_api.db import UNAVAILABLE_ERRORS
+from library_api.db import UNAVAILABLE_ERRORS, NotMigrated
 from proxy.stores import BadStoreURL
 from thumbs.settings import Settings
 
@@ -170,15 +170,10 @@ def require_database(settings: Settings) -> None:
     Otherwise each worker's startup fails inside uvicorn: a traceback and exit 3.
     """
     from library_api.db import is_sqlite
-    from library_api.migrate import NotMigrated, require_migrated
+    from library_api.migrate import require_migrated
 
-    if is_sqlite(settings.database_url):
-        return
-    try:
-        asyncio.run(require_migrated(settings))
-    except NotMigrated as exc:
-        typer.echo(f"thumbs: error: {exc}", err=True)
-        sys.exit(1)
+    if not is_sqlite(settings.database_url):
+        asyncio.run(require_migrated(settings))  # NotMigrated: one line, exit 1 (main)
 
 
 def unavailable(exc: BaseException) -> str:
@@ -202,6 +197,9 @@ def main() -> None:
         sys.exit(2)
     except UNAVAILABLE as exc:
         typer.echo(f"thumbs: error: {unavailable(exc)}", err=True)
+        sys.exit(1)
+    except NotMigrated as exc:
+        typer.echo(f"thumbs: error: {exc}", err=True)
         sys.exit(1)
     except typer.TyperException as exc:
         # One line naming what is wrong (a bad flag, a missing argument); no usage dump, no traceback.

@@ -1,7 +1,8 @@
-"""`thumbs serve` on a PostgreSQL it cannot start on says so in one line, exit 1, before uvicorn.
+"""`thumbs serve` and `thumbs backfill` on a PostgreSQL they cannot use say so in one line, exit 1.
 
-Before, the check ran inside uvicorn's lifespan: an unmigrated database (the README's "run
-`thumbs migrate`") or an unreachable one was a 56-60 line traceback and exit 3.
+Before, serve's check ran inside uvicorn's lifespan: an unmigrated database (the README's "run
+`thumbs migrate`") or an unreachable one was a 56-60 line traceback and exit 3; `thumbs backfill`
+on an unmigrated one was a traceback (UndefinedTableError: thumbnail_jobs).
 """
 
 from __future__ import annotations
@@ -17,21 +18,22 @@ from tests.support.demo_server import clean_environment
 from tests.support.servers import free_port
 
 
-def serve(tmp_path: Path, database_url: str) -> subprocess.CompletedProcess[str]:
+def thumbs(command: str, tmp_path: Path, database_url: str) -> subprocess.CompletedProcess[str]:
     environment = clean_environment(
         THUMBS_DATA_DIR=str(tmp_path / "data"), THUMBS_DATABASE_URL=database_url, THUMBS_PORT=str(free_port()),
         THUMBS_SECRET="s", THUMBS_ADMIN_TOKEN="a", THUMBS_WARM_TOKEN="w", THUMBS_INGEST_TOKEN="i",
     )
-    return subprocess.run([sys.executable, "-m", "thumbs.cli", "serve"], env=environment,
+    return subprocess.run([sys.executable, "-m", "thumbs.cli", command], env=environment,
                           capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.parametrize("command", ["serve", "backfill"])
 @pytest.mark.parametrize("case", ["unmigrated", "unreachable"])
-def test_serve_on_a_database_it_cannot_use_is_one_line_and_exit_1(case: str, tmp_path: Path) -> None:
+def test_a_database_it_cannot_use_is_one_line_and_exit_1(command: str, case: str, tmp_path: Path) -> None:
     with fresh_database("postgresql", tmp_path) as url:
         if case == "unreachable":
             url = f"postgresql://postgres@127.0.0.1:{free_port()}/library"  # nothing listens there
-        result = serve(tmp_path, url)
+        result = thumbs(command, tmp_path, url)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
     assert result.stderr.startswith("thumbs: error: ")
