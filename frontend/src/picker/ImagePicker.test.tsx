@@ -299,6 +299,21 @@ describe("a stable list", () => {
     expect(cell(144)!.getAttribute("aria-label")).toMatch(/^Image 851,/); // nothing skipped before it
   });
 
+  it("new images shown from the top of the list are in view (the place is kept only deeper in)", async () => {
+    const user = userEvent.setup();
+    renderPicker();
+    await loaded(0);
+    lib.insert(7); // more than a row of 5
+    await act(async () => {
+      window.dispatchEvent(new Event("focus"));
+    });
+    await user.click(await screen.findByRole("button", { name: "Show 7 new images" }));
+    await settleScroll();
+    expect(grid().scrollTop).toBe(0);
+    expect(cell(0)!.getAttribute("aria-label")).toMatch(/^Image 1007,/);
+    expect(cell(7)!.getAttribute("aria-label")).toMatch(/^Image 1000,/);
+  });
+
   it("too many new images to add in place (a capped count): announced as such, shown by reloading from the top", async () => {
     const user = userEvent.setup();
     lib.newerCap = 5;

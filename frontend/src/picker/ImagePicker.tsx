@@ -351,16 +351,20 @@ export function ImagePicker({
     if (root && document.activeElement instanceof HTMLElement && root.contains(document.activeElement)) {
       root.querySelector<HTMLElement>(GRID_SELECTOR)?.focus({ preventScroll: true });
     }
+    // At the top of the list the user asked to see them: the view stays at the top, where they are.
+    // Deeper in, the place is kept (the image at the top-left stays in the top row).
+    const atTop = getIndex() === 0 && (gridRef.current?.element?.scrollTop ?? 0) < 1;
     const added = showNewer();
     rangeAnchor.current = null;
     if (added === null) {
       jumpTo(0);
       state.setActive(0);
     } else if (added > 0) {
-      shiftBy(added);
+      if (atTop) jumpTo(0);
+      else shiftBy(added);
       state.setActive(state.getActive() + added);
     }
-  }, [showNewer, shiftBy, jumpTo, state]);
+  }, [showNewer, shiftBy, jumpTo, getIndex, gridRef, state]);
 
   const refresh = useCallback(() => {
     reset();
