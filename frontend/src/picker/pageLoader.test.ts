@@ -406,6 +406,27 @@ describe("PageLoader stable list", () => {
     expect(calls.map((c) => c.page)).toEqual([0, 1, 2, 1, 0]);
   });
 
+  it("deletions after inserts are noticed too: the API's total counts the new images, and it drops", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensureRange(0, 99);
+    calls[0]!.resolve(withHead(0, "H"));
+    calls[1]!.resolve(withHead(1, "H"));
+    await flush();
+    loader.ensureRange(100, 149);
+    calls[2]!.resolve(withHead(2, "H", TOTAL + 6)); // six added above the bound: nothing moved
+    await flush();
+    expect(calls).toHaveLength(3);
+    expect(loader.getSnapshot().total).toBe(TOTAL);
+    loader.ensureRange(140, 199);
+    calls[3]!.resolve({ items: pageOf(3).items.map((i) => i + 2), total: TOTAL + 4, headCursor: "X" }); // two deleted
+    await flush();
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 2, 3, 2]); // page 2, in view, is asked again
+    calls[4]!.resolve({ items: pageOf(2).items.map((i) => i + 2), total: TOTAL + 4, headCursor: "X" });
+    await flush();
+    expect(calls).toHaveLength(5);
+  });
+
   it("prepend() puts new images first without moving page numbers", async () => {
     const { calls, fetchPage } = controlledFetch();
     const loader = new PageLoader({ pageSize: 50, fetchPage });

@@ -123,6 +123,8 @@ export class PageLoader<T> {
   private running = true;
   /** The last range asked for (grid indices): what is on screen, reloaded when the list shifted. */
   private lastRange: [number, number] | null = null;
+  /** The API's total in the last answer, as sent: it counts images added since too, so it only drops on deletions. */
+  private lastApiTotal: number | null = null;
 
   constructor(opts: PageLoaderOptions<T>) {
     if (!(opts.pageSize > 0)) throw new RangeError("pageSize must be positive");
@@ -237,6 +239,7 @@ export class PageLoader<T> {
     this.stop();
     this.running = true;
     this.until = undefined;
+    this.lastApiTotal = null;
     this.commit(this.empty());
   }
 
@@ -299,11 +302,15 @@ export class PageLoader<T> {
       if (offset + i < next.length) next[offset + i] = item;
     });
     const pages = new Map(this.snapshot.pages);
-    // Fewer images under the bound than when the other pages loaded: some were deleted, and every
-    // offset below a deleted image now means the next one (a page loaded after it would skip as many
-    // images as were deleted, or repeat them scrolling up). The other loaded pages are stale: they
+    // A smaller total than the last answer's: images were deleted (the API's total also counts the
+    // images added since the bound, so the bounded count alone would hide deletions after inserts).
+    // Every offset below a deleted image now means the next one (a page loaded after it would skip as
+    // many images as were deleted, or repeat them scrolling up). The other loaded pages are stale: they
     // keep their tiles on screen and are asked again, those in view at once, the rest when reached.
-    const shifted = Boolean(this.until) && known !== null && !firstAnswer && Math.max(0, total) < known;
+    const lastApiTotal = this.lastApiTotal;
+    this.lastApiTotal = total;
+    const shifted =
+      Boolean(this.until) && !firstAnswer && lastApiTotal !== null && (total < lastApiTotal || (known !== null && total < known));
     if (shifted) for (const [p, s] of pages) if (p !== page && s.state === "loaded") pages.delete(p);
     pages.set(page, { state: "loaded" });
     const patch: Partial<PagesSnapshot<T>> = { items: next, total: prepended + baseTotal, pages };
