@@ -31,6 +31,16 @@ describe("fetchLibraryPage", () => {
     expect((err as PageError).message).toBe("HTTP 503: the library database is unavailable");
   });
 
+  it("a 200 that is not JSON (a captive portal's HTML, a truncated body) is a retryable failure that says so", async () => {
+    vi.stubGlobal("fetch", async () => new Response("<html>login</html>", { status: 200, headers: { "Content-Type": "text/html; charset=utf-8" } }));
+    let err = (await fetchLibraryPage("", 0, 50, new AbortController().signal).catch((e: unknown) => e)) as PageError;
+    expect(err).toBeInstanceOf(PageError);
+    expect([err.retryable, err.message]).toEqual([true, "HTTP 200, but not a JSON listing (text/html)"]);
+    vi.stubGlobal("fetch", async () => new Response('{"images": [', { status: 200, headers: { "Content-Type": "application/json" } }));
+    err = (await fetchLibraryPage("", 0, 50, new AbortController().signal).catch((e: unknown) => e)) as PageError;
+    expect([err.retryable, err.message]).toEqual([true, "HTTP 200, but not a JSON listing (application/json)"]);
+  });
+
   it("does not retry a bad request, and survives a non-JSON error body", async () => {
     vi.stubGlobal("fetch", async () => new Response("<html>nope</html>", { status: 400 }));
     const err = (await fetchLibraryPage("", 0, 50, new AbortController().signal).catch((e: unknown) => e)) as PageError;

@@ -74,6 +74,20 @@ async function errorFor(res: Response): Promise<PageError> {
   return new PageError(detail, isRetryableStatus(res.status), parseRetryAfter(res.headers.get("Retry-After")));
 }
 
+/**
+ * The body of a 200 as JSON. A captive portal's login page or a proxy's HTML served as 200 is not a
+ * listing: a retryable failure that says so, not the JSON parser's message ("Unexpected token '<'...").
+ */
+async function jsonBody(res: Response): Promise<LibraryPage> {
+  try {
+    return (await res.json()) as LibraryPage;
+  } catch (err) {
+    if (err instanceof DOMException && err.name === "AbortError") throw err;
+    const type = res.headers.get("Content-Type")?.split(";")[0]?.trim() || "no content type";
+    throw new PageError(`HTTP ${res.status}, but not a JSON listing (${type})`, true);
+  }
+}
+
 /** Id of the element in which the server puts the listing's first page (thumbs/frontend.py). */
 export const INLINE_FIRST_PAGE_ID = "thumbs-first-page";
 
@@ -113,7 +127,7 @@ export async function fetchLibraryPage(
     const url = libraryPageUrl(apiBase, pageSize, page * pageSize, until, options?.filters);
     const res = await fetch(url, requestInit(signal, options));
     if (!res.ok) throw await errorFor(res);
-    body = (await res.json()) as LibraryPage;
+    body = await jsonBody(res);
   }
   return pageResult(body);
 }
@@ -148,7 +162,7 @@ export async function fetchNewerImages(
 ): Promise<NewerImages> {
   const res = await fetch(newerThanUrl(apiBase, cursor, limit, options?.filters), requestInit(signal, options));
   if (!res.ok) throw await errorFor(res);
-  const body = (await res.json()) as LibraryPage;
+  const body = await jsonBody(res);
   if (!Array.isArray(body.images)) throw new PageError("Malformed library response", false);
   const count = typeof body.count === "number" ? body.count : body.images.length;
   const headCursor = typeof body.head_cursor === "string" ? body.head_cursor : null;
