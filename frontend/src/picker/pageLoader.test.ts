@@ -294,6 +294,19 @@ describe("PageLoader recovery", () => {
     expect(calls).toHaveLength(2); // an answered request's deadline does not fire later
   });
 
+  it("a slow answer is not a hung one: each retry waits longer (15, 30, 60 s), so a 20 s page still arrives", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, backoffMs: () => 500 });
+    loader.ensurePage(0);
+    vi.advanceTimersByTime(PAGE_TIMEOUT_MS + 500); // attempt 1 given up, attempt 2 sent
+    expect(calls).toHaveLength(2);
+    vi.advanceTimersByTime(20_000);
+    expect(calls[1]!.signal.aborted).toBe(false); // 20 s in: attempt 2 is still waited for
+    calls[1]!.resolve(pageOf(0));
+    await flush();
+    expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loaded" });
+  });
+
   it("an answer in time clears its deadline; stop() clears the deadlines of aborted requests", async () => {
     const { calls, fetchPage } = controlledFetch();
     const loader = new PageLoader({ pageSize: 50, fetchPage });

@@ -92,7 +92,7 @@ export function defaultBackoff(attempt: number, random: () => number = Math.rand
 export const FAILED_RETRY_MS = 30_000;
 
 /**
- * Longest wait for one page. A request that hangs (a proxy that accepts and never answers, a
+ * Longest wait for one page's first attempt (retries wait 2x, then 4x). A request that hangs (a proxy that accepts and never answers, a
  * stalled connection) would otherwise keep its page "loading" for good: skeletons forever, and
  * neither wake() nor Retry asks again, since the page is neither failed nor retrying.
  */
@@ -261,14 +261,17 @@ export class PageLoader<T> {
       this.deadlines.delete(page);
       return true;
     };
+    // A slow answer is not a hung one: each retry waits twice as long (15, 30, 60 s), so a page that
+    // takes 20 s on a bad connection still arrives.
+    const timeout = Math.min(4 * this.timeoutMs, this.timeoutMs * 2 ** (attempt - 1));
     clearTimeout(this.deadlines.get(page));
     this.deadlines.set(
       page,
       setTimeout(() => {
         if (!settle()) return;
         ctrl.abort();
-        this.onFailed(page, attempt, new PageError(`no answer in ${Math.round(this.timeoutMs / 1000)} s`, true));
-      }, this.timeoutMs),
+        this.onFailed(page, attempt, new PageError(`no answer in ${Math.round(timeout / 1000)} s`, true));
+      }, timeout),
     );
     this.fetchPage(page, this.pageSize, ctrl.signal, until).then(
       (result) => {
