@@ -5,7 +5,7 @@
  */
 import { act, cleanup, fireEvent, render } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { THUMB_RETRY_DELAYS_MS, Thumb, UNAVAILABLE_TEXT } from "./Thumb";
+import { THUMB_RETRY_DELAYS_MS, THUMB_TIMEOUT_MS, Thumb, UNAVAILABLE_TEXT } from "./Thumb";
 import type { LibraryImage } from "./types";
 
 const image = {
@@ -77,6 +77,24 @@ describe("a failing thumbnail", () => {
     expect(img()).not.toBeNull();
     unmount();
     expect(onUnavailable).toHaveBeenLastCalledWith(7, false);
+  });
+});
+
+describe("a stalled thumbnail", () => {
+  it("neither loaded nor failed after THUMB_TIMEOUT_MS counts as a failure: cancelled, then tried again", async () => {
+    const { img, container } = renderThumb();
+    await advance(THUMB_TIMEOUT_MS - 1);
+    expect(img()!.getAttribute("src")).toBe("/t/7.jpg");
+    const stalled = img()!;
+    await advance(1);
+    expect(img()).toBeNull(); // waiting out the first backoff
+    expect(stalled.getAttribute("src")).toBeNull(); // its download cancelled
+    await advance(THUMB_RETRY_DELAYS_MS[0]!);
+    expect(img()!.getAttribute("src")).toBe("/t/7.jpg");
+    fireEvent.load(img()!);
+    await advance(10 * THUMB_TIMEOUT_MS); // a loaded image is never timed out
+    expect(img()).not.toBeNull();
+    expect(container.textContent).not.toContain(UNAVAILABLE_TEXT);
   });
 });
 

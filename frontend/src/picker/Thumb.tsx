@@ -16,6 +16,12 @@ export const THUMB_RETRY_DELAYS_MS = [400, 1500, 4000, 10_000, 30_000];
 /** Failures after which the tile says in words that it cannot show the preview (it keeps retrying). */
 export const UNAVAILABLE_AFTER = 2;
 export const UNAVAILABLE_TEXT = "Preview unavailable";
+/**
+ * An attempt that has neither loaded nor failed by then counts as a failure (its download is
+ * cancelled and the backoff goes on): a connection that stalls mid-image never fires `error`, and
+ * the tile would show its placeholder colour for good, even after the server answers again.
+ */
+export const THUMB_TIMEOUT_MS = 30_000;
 
 /** What a tile shows: the thumbnail, or the original only for images that have no thumbnail at all. */
 export function thumbSource(image: LibraryImage): string | undefined {
@@ -128,6 +134,15 @@ interface ImgProps {
 function Img({ src, srcSet, size, eager, onLoad, onError }: ImgProps) {
   const [loaded, setLoaded] = useState(() => decoded.has(src));
   const ref = useRef<HTMLImageElement>(null);
+  const settled = useRef(false);
+  const latestOnError = useRef(onError);
+  latestOnError.current = onError;
+  useEffect(() => {
+    const timer = setTimeout(() => {
+      if (!settled.current) latestOnError.current(); // the tile unmounts this <img>: its src goes
+    }, THUMB_TIMEOUT_MS);
+    return () => clearTimeout(timer);
+  }, []);
   useLayoutEffect(() => {
     const el = ref.current;
     if (!el) return;
@@ -161,11 +176,15 @@ function Img({ src, srcSet, size, eager, onLoad, onError }: ImgProps) {
       sizes={srcSet ? `${Math.round(size)}px` : undefined}
       src={src}
       onLoad={() => {
+        settled.current = true;
         decoded.add(src);
         setLoaded(true);
         onLoad();
       }}
-      onError={onError}
+      onError={() => {
+        settled.current = true;
+        onError();
+      }}
     />
   );
 }
