@@ -196,6 +196,27 @@ describe("PageLoader", () => {
     expect(calls).toHaveLength(2);
   });
 
+  it("keeps at most maxLoadedPages loaded: the farthest from view are forgotten and asked again on return", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, maxLoadedPages: 3 });
+    for (let page = 0; page < 5; page++) {
+      loader.ensureRange(page * 50, page * 50 + 10);
+      calls.at(-1)!.resolve(pageOf(page));
+      await flush();
+    }
+    const snap = loader.getSnapshot();
+    expect([...snap.pages.keys()].sort()).toEqual([2, 3, 4]);
+    expect(snap.items.filter((x) => x !== undefined)).toHaveLength(2 * 50 + 30); // pages 2, 3 and the short last one
+    expect([snap.items[0], snap.items[99], snap.items[100]]).toEqual([undefined, undefined, 100]);
+    expect(snap.total).toBe(TOTAL);
+    loader.ensureRange(0, 10); // back at the top: page 0 again, and page 4 (now the farthest) goes
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 2, 3, 4, 0]);
+    calls.at(-1)!.resolve(pageOf(0));
+    await flush();
+    expect([...loader.getSnapshot().pages.keys()].sort()).toEqual([0, 2, 3]);
+    expect(loader.getSnapshot().items[0]).toBe(0);
+  });
+
   it("scrolling page by page through the whole library fetches each page once", async () => {
     const { calls, fetchPage } = controlledFetch();
     const loader = new PageLoader({ pageSize: 50, fetchPage });

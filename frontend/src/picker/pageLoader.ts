@@ -66,6 +66,8 @@ export interface PageLoaderOptions<T> {
   failedRetryMs?: number;
   /** An attempt that has not answered by then is aborted and counts as a failure (a hung request). */
   timeoutMs?: number;
+  /** Most pages kept loaded; the farthest from view are forgotten past it (memory over long scrolls). */
+  maxLoadedPages?: number;
 }
 
 export interface PagesSnapshot<T> {
@@ -98,6 +100,9 @@ export const FAILED_RETRY_MS = 30_000;
  */
 export const PAGE_TIMEOUT_MS = 15_000;
 
+/** Pages kept loaded by default: 60 pages of 50 is 3,000 images (a few MB), any library size. */
+export const MAX_LOADED_PAGES = 60;
+
 /** Retry-After is honoured but bounded: a server asking for an hour would otherwise freeze the grid. */
 export const MAX_RETRY_AFTER_MS = 60_000;
 
@@ -112,6 +117,7 @@ export class PageLoader<T> {
   private readonly isOnline: () => boolean;
   private readonly failedRetryMs: number;
   private readonly timeoutMs: number;
+  private readonly maxLoadedPages: number;
   private readonly controllers = new Map<number, AbortController>();
   private readonly timers = new Map<number, ReturnType<typeof setTimeout>>();
   /** Per in-flight page: the timer that gives up on a request that does not answer. */
@@ -136,6 +142,7 @@ export class PageLoader<T> {
     this.isOnline = opts.isOnline ?? defaultIsOnline;
     this.failedRetryMs = opts.failedRetryMs ?? FAILED_RETRY_MS;
     this.timeoutMs = opts.timeoutMs ?? PAGE_TIMEOUT_MS;
+    this.maxLoadedPages = Math.max(2, opts.maxLoadedPages ?? MAX_LOADED_PAGES);
     this.snapshot = this.empty();
   }
 
@@ -316,10 +323,31 @@ export class PageLoader<T> {
       Boolean(this.until) && !firstAnswer && lastApiTotal !== null && (total < lastApiTotal || (known !== null && total < known));
     if (shifted) for (const [p, s] of pages) if (p !== page && s.state === "loaded") pages.delete(p);
     pages.set(page, { state: "loaded" });
+    this.evictFarPages(pages, next, page);
     const patch: Partial<PagesSnapshot<T>> = { items: next, total: prepended + baseTotal, pages };
     if (firstAnswer) patch.headCursor = this.until ?? null;
     this.commit(patch);
     if (shifted && this.lastRange) this.ensureRange(this.lastRange[0], this.lastRange[1]);
+  }
+
+  /**
+   * Memory stays bounded over a long scroll through a big library: past `maxLoadedPages` loaded
+   * pages, the ones farthest from the last range asked for are forgotten (their items dropped, asked
+   * again if the user comes back). `page`, just loaded, is always kept.
+   */
+  private evictFarPages(pages: Map<number, PageStatus>, items: (T | undefined)[], page: number): void {
+    const loaded = [...pages].filter(([, s]) => s.state === "loaded").map(([p]) => p);
+    if (loaded.length <= this.maxLoadedPages) return;
+    const shift = this.snapshot.prepended;
+    const [start, stop] = this.lastRange ?? [shift + page * this.pageSize, shift + page * this.pageSize];
+    const centre = (start + stop) / 2 - shift;
+    const distance = (p: number) => Math.abs((p + 0.5) * this.pageSize - centre);
+    const far = loaded.filter((p) => p !== page).sort((a, b) => distance(b) - distance(a));
+    for (const p of far.slice(0, loaded.length - this.maxLoadedPages)) {
+      pages.delete(p);
+      const from = shift + p * this.pageSize;
+      for (let i = from; i < Math.min(items.length, from + this.pageSize); i++) delete items[i];
+    }
   }
 
   private onFailed(page: number, attempt: number, err: unknown): void {
