@@ -94,9 +94,10 @@ export function defaultBackoff(attempt: number, random: () => number = Math.rand
 export const FAILED_RETRY_MS = 30_000;
 
 /**
- * Longest wait for one page's first attempt (retries wait 2x, then 4x). A request that hangs (a proxy that accepts and never answers, a
- * stalled connection) would otherwise keep its page "loading" for good: skeletons forever, and
- * neither wake() nor Retry asks again, since the page is neither failed nor retrying.
+ * Longest wait for one page's first attempt (its retries wait 2x, then 4x). A request that hangs (a
+ * proxy that accepts and never answers, a stalled connection) would otherwise keep its page
+ * "loading" for good: skeletons forever, and neither wake() nor Retry asks again, since the page is
+ * neither failed nor retrying.
  */
 export const PAGE_TIMEOUT_MS = 15_000;
 
@@ -319,8 +320,8 @@ export class PageLoader<T> {
     // keep their tiles on screen and are asked again, those in view at once, the rest when reached.
     const lastApiTotal = this.lastApiTotal;
     this.lastApiTotal = total;
-    const shifted =
-      Boolean(this.until) && !firstAnswer && lastApiTotal !== null && (total < lastApiTotal || (known !== null && total < known));
+    const shrank = (lastApiTotal !== null && total < lastApiTotal) || (known !== null && total < known);
+    const shifted = Boolean(this.until) && !firstAnswer && shrank;
     if (shifted) for (const [p, s] of pages) if (p !== page && s.state === "loaded") pages.delete(p);
     pages.set(page, { state: "loaded" });
     this.evictFarPages(pages, next, page);
