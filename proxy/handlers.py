@@ -109,7 +109,12 @@ class ThumbnailEndpoint:
             # Wait for the cancelled caller to unwind (it only leaves the flight).
             await asyncio.gather(work, return_exceptions=True)
             return None
-        return work.result()
+        try:
+            return work.result()
+        finally:
+            # The task keeps its exception, whose traceback keeps this frame: a reference cycle
+            # that held each failed miss's source body until the cyclic GC happened to run.
+            del work, gone
 
 
 async def _disconnected(receive: Receive) -> None:

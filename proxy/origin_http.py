@@ -205,6 +205,14 @@ class OriginConnection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
+    def abandon(self) -> None:
+        """Close, dropping the body bytes the consumer will never read: this protocol and its
+        parser refer to each other, so a closed connection is freed only by the cyclic GC, and
+        until then it kept up to :data:`HIGH_WATER` unread bytes of each failed fetch."""
+        self._chunks.clear()
+        self._buffered = 0
+        self.close()
+
     # -- internals ------------------------------------------------------------------
     def _ended(self) -> None:
         """The origin closed its side: the end of a close-delimited body, or an error."""
@@ -274,7 +282,7 @@ class OriginPool:
         try:
             yield head, connection
         except BaseException:
-            connection.close()
+            connection.abandon()
             raise
         if connection.reusable and sum(map(len, self._idle.values())) < MAX_IDLE:
             connection.ready()

@@ -100,7 +100,12 @@ class ProcessingPool:
             self.in_flight -= 1
             raise Overloaded("the processing pool is shutting down") from None
         future.add_done_callback(lambda _: self._release_from_thread(loop))
-        return await asyncio.wrap_future(future)
+        try:
+            return await asyncio.wrap_future(future)
+        finally:
+            # The future keeps the render's exception, whose traceback keeps this frame (and the
+            # thread's frames, with the source body): a cycle only the cyclic GC would free.
+            del future
 
     def _release_from_thread(self, loop: asyncio.AbstractEventLoop) -> None:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -78,12 +79,7 @@ class Flights(Generic[T]):
             gate = StartGate()
             flight = _Flight(asyncio.ensure_future(work(gate)), gate)
             self._flights[key] = flight
-            started = flight
-
-            def finished(_: asyncio.Future[T]) -> None:
-                self._finished(key, started)
-
-            flight.task.add_done_callback(finished)
+            flight.task.add_done_callback(functools.partial(self._finished, key, flight))
         else:
             self.coalesced += 1
         if abandonable:
@@ -97,6 +93,10 @@ class Flights(Generic[T]):
             if abandonable:
                 flight.waiters -= 1
                 self._abandon_if_unwanted(key, flight)
+            # A failed task's exception carries this frame in its traceback: holding the flight
+            # (and so the task) here would make a cycle that keeps the failure's frames, and the
+            # source body in them, until the cyclic GC runs.
+            del flight
 
     def _abandon_if_unwanted(self, key: str, flight: _Flight[T]) -> None:
         if flight.waiters or flight.pinned or flight.task.done() or not flight.gate.drop():
@@ -108,7 +108,7 @@ class Flights(Generic[T]):
         if self._on_abandon is not None:
             self._on_abandon()
 
-    def _finished(self, key: str, flight: _Flight[T]) -> None:
+    def _finished(self, key: str, flight: _Flight[T], _: object = None) -> None:
         self._forget(key, flight)
         if not flight.task.cancelled():
             flight.task.exception()  # retrieved: a render everyone left may still fail, quietly
