@@ -134,7 +134,7 @@ def create_proxy(config: ProxyConfig, *, warm_consumer: bool) -> Proxy:
             if lease_client is not None:
                 await lease_client.aclose()
             await store.close()
-            pool.close()
+            pool.close(config.shutdown_timeout)
 
     handlers = {HTTPError: handle_http_error, HTTPException: handle_starlette_error}
     component = Component(routes=routes, lifespan=lifespan, exception_handlers=handlers)

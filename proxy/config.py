@@ -34,6 +34,9 @@ class ProxyConfig:
     # Processing
     processing_threads: int = 0  # 0: one per core the process may use (its affinity)
     processing_queue: int = 64
+    # How long closing waits for renders still running; one that has not ended by then (a decode
+    # running away inside libvips cannot be interrupted) is left to end with the process.
+    shutdown_timeout: float = 8.0
 
     # Tiers: memory LRU, then Redis (optional), then the store.
     memory_cache_bytes: int = 64 * 1024 * 1024

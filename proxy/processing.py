@@ -10,15 +10,17 @@ after a download it would waste.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from proxy.daemon_threads import DaemonThreads
 from proxy.errors import Overloaded
 from proxy.gate import Dropped, StartGate
 
 T = TypeVar("T")
+log = logging.getLogger("thumbs.proxy")
 
 
 class PoolSlot:
@@ -47,15 +49,25 @@ class ProcessingPool:
         self.capacity = self.threads + queue
         self.in_flight = 0  # running + waiting; touched only on the event loop
         self.rejected = 0
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: DaemonThreads | None = None
 
     def start(self) -> None:
-        self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="vips")
+        self._executor = DaemonThreads(self.threads, name="vips")
 
-    def close(self) -> None:
+    def close(self, timeout: float = 8.0) -> None:
+        """Cancel the queued jobs and wait up to ``timeout`` seconds for the running ones; a
+        render still running then is left to end with the process (it cannot be interrupted)."""
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            left = self._executor.shutdown(timeout)
             self._executor = None
+            if left:
+                log.warning("%d render(s) still running %g s into the shutdown (%s); exiting without them",
+                            len(left), timeout, ", ".join(left))
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for a thread (0 when the pool is not running)."""
+        return self._executor.queued if self._executor is not None else 0
 
     @property
     def saturation(self) -> float:

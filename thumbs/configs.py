@@ -24,6 +24,7 @@ def proxy_config(settings: Settings) -> ProxyConfig:
         max_fetch_bytes_in_flight=settings.max_fetch_bytes_in_flight,
         processing_threads=settings.processing_threads,
         processing_queue=settings.processing_queue,
+        shutdown_timeout=settings.shutdown_timeout,
         memory_cache_bytes=settings.memory_cache_bytes,
         redis_url=settings.redis_url,
         redis_prefix=settings.redis_prefix,

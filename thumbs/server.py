@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from typing import TypedDict
@@ -21,6 +22,7 @@ class ServerOptions(TypedDict):
     access_log: bool
     proxy_headers: bool
     server_header: bool
+    timeout_graceful_shutdown: int
 
 
 def server_options(settings: Settings) -> ServerOptions:
@@ -32,6 +34,9 @@ def server_options(settings: Settings) -> ServerOptions:
         access_log=False,  # the proxy logs one structured line per generated thumbnail
         proxy_headers=True,
         server_header=False,
+        # Past this, requests still in flight are cancelled (a render that never returns must not
+        # keep a stopping worker alive); the processing pool then waits as long for its threads.
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),  # uvicorn takes whole seconds
     )
 
 

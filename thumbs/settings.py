@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     max_concurrent_requests: int = Field(
         1000, ge=1, description="Requests one worker handles at once; more get a JSON 503 + Retry-After."
     )
+    shutdown_timeout: float = Field(
+        8.0, gt=0, description="Seconds a stopping worker (SIGTERM) waits for requests in flight, then as long "
+        "for renders still running, before it exits without them.",
+    )
 
     # Tokens
     admin_token: str = Field("", description="Bearer token for admin endpoints (backfill).")
@@ -171,7 +175,7 @@ class Settings(BaseSettings):
             raise ValueError(f"use an absolute http(s) URL, got {_shown(value)}")
         return value
 
-    @field_validator("fetch_timeout", "header_timeout", "body_timeout", "body_deadline")
+    @field_validator("fetch_timeout", "header_timeout", "body_timeout", "body_deadline", "shutdown_timeout")
     @classmethod
     def _finite(cls, value: float) -> float:
         if not math.isfinite(value):

@@ -239,8 +239,7 @@ async def test_a_source_fetched_for_a_request_that_left_is_not_fetched_again_for
         occupied = asyncio.ensure_future(service.pool.run(blocker.block))
         request = ThumbnailRequest(source, THUMB)
         waiting = asyncio.create_task(service.generate(request, abandonable=True))
-        queued = service.pool._executor._work_queue  # type: ignore[union-attr]
-        await wait_until(lambda: queued.qsize() == 1)  # downloaded, its render queued behind the blocker
+        await wait_until(lambda: service.pool.queued == 1)  # downloaded, its render queued behind the blocker
         assert origin.hits[path] == 1
         waiting.cancel()  # the client left: the queued render is dropped ...
         await asyncio.gather(waiting, return_exceptions=True)
