@@ -15,7 +15,7 @@ from databases.interfaces import Record
 
 from library_api.config import LibraryConfig
 from library_api.db import insert_for, parse_timestamp, stored_as_read, utcnow
-from library_api.paging import PageRequest, Position
+from library_api.paging import MAX_LABEL_LENGTH, PageRequest, Position
 from library_api.schema import FAILED, IMAGES_COUNTER, PENDING, READY, counters, images
 from library_api.sources import source_refusal
 from proxy.urls import CELL, CELL_2X, thumbnail_url
@@ -173,11 +173,18 @@ def request_segments(request: PageRequest) -> Segments:
 
 
 def label_bounds(request: PageRequest) -> list[tuple[Bound, Bound]]:
-    """The pipeline and step filters, the same condition on both segments."""
+    """The pipeline and step filters, the same condition on both segments.
+
+    With the length condition of the labels' partial indexes (migration 0009), as a literal: a
+    filter value is at most MAX_LABEL_LENGTH long, so it changes no result, and the planners use
+    a partial index only when the query states its condition (SQLite: with the same constant)."""
     bounds: list[tuple[Bound, Bound]] = []
     for column, value in ((images.c.pipeline_id, request.pipeline_id), (images.c.step, request.step)):
         if value is not None:
-            bounds.append((column == value, column == value))
+            condition = sa.and_(
+                column == value, sa.text(f"length({images.name}.{column.name}) <= {MAX_LABEL_LENGTH}")
+            )
+            bounds.append((condition, condition))
     return bounds
 
 

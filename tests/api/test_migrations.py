@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import random
 import sqlite3
 import sys
 import uuid
@@ -25,6 +27,8 @@ from thumbs.settings import Settings
 
 LEGACY_ROWS = 300
 LONG_URL_BYTES = 5000  # a data: URL from a sync model call: too big for a plain btree entry
+# A legacy step label that is a blob (6,000 characters that do not compress): no btree entry holds it.
+LONG_STEP = base64.b64encode(random.Random(7).randbytes(4500)).decode()
 
 
 def legacy_rows(base: str) -> list[tuple[str, dt.datetime | None, int | None, str]]:
@@ -33,7 +37,7 @@ def legacy_rows(base: str) -> list[tuple[str, dt.datetime | None, int | None, st
     for n in range(LEGACY_ROWS):
         url = f"{base}/legacy/{n % 250}.png"  # 50 duplicate URLs, as the real table may have
         rows.append((url, start + dt.timedelta(minutes=n // 3), n % 7 or None, f"step-{n % 4}"))
-    rows.append(("data:image/png;base64," + "A" * LONG_URL_BYTES, start, 1, "inline"))
+    rows.append(("data:image/png;base64," + "A" * LONG_URL_BYTES, start, 1, LONG_STEP))
     rows.append((f"{base}/legacy/no-date.png", None, 2, "nodate"))
     return rows
 
@@ -114,7 +118,8 @@ async def test_postgresql_legacy_table_is_migrated_in_place(legacy_pg: str, make
     columns = dict(tuple(row) for row in schema)
     assert columns["created_at"] == "timestamp with time zone"
     assert {"thumbnail_url", "width", "height", "color", "thumbnail_status"} <= set(columns)
-    assert {"ix_pso_created_id", "ix_pso_unready", "ux_pso_url_hash"} <= {row["indexname"] for row in indexes}
+    assert {"ix_pso_created_id", "ix_pso_unready", "ux_pso_url_hash", "ix_pso_pipeline_created_id",
+            "ix_pso_step_created_id"} <= {row["indexname"] for row in indexes}
     assert stats["rows"] == stats["counter"] == LEGACY_ROWS + 2
     assert stats["hashed"] == stats["urls"]  # one hash per distinct URL; duplicates stay listed
     assert stats["pending"] is True
