@@ -127,6 +127,7 @@ def worker() -> None:
     require_secret(settings)
     if not settings.redis_url:
         fail(NO_REDIS)  # a missing setting, like any other: one line, exit 2
+    require_database(settings)  # it writes each outcome to the library's rows
     try:
         asyncio.run(run_worker(settings))
     except KeyboardInterrupt:
