@@ -19,7 +19,7 @@ import pyvips
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from proxy import admission, jpeg_header
+from proxy import admission, jpeg_header, tiff_header
 from proxy.urls import ThumbnailRequest, cache_key
 from proxy.variants import THUMB
 from tests.proxy.conftest import running
@@ -441,3 +441,34 @@ async def test_a_warm_batch_answers_per_item_and_keeps_the_good_ones(
             assert sorted(item["source"] for item in body["refused"]) == sorted(MALFORMED)
         for source in good:
             await wait_until(partial(store.exists, cache_key(source, THUMB)))
+
+
+async def test_a_tiff_of_many_pages_is_refused_before_libvips_walks_them(
+    make_settings: Callable[..., Settings], origin: Origin, unique
+) -> None:
+    """libtiff walks every page on each header read: 200,000 one-pixel pages (20 MB) took 5.9 s of
+    render CPU for a 1x1 thumbnail. Past 1,000 pages a TIFF is a 413; real multi-page TIFFs render."""
+    bomb = origin.add(unique("pages.tif"), images.tiff_page_bomb(tiff_header.MAX_PAGES + 1))
+    pages = images.photo(300, 200).tiffsave_buffer()
+    stack = origin.add(unique("stack.tif"), pyvips.Image.arrayjoin([images.photo(300, 200)] * 12, across=1)
+                       .copy().tiffsave_buffer(page_height=200))
+    at_limit = origin.add(unique("limit.tif"), images.tiff_page_bomb(tiff_header.MAX_PAGES))
+    async with running(make_settings(negative_ttl=0)) as proxy:
+        refused = await proxy.thumb(bomb)
+        assert refused.status_code == 413, refused.text
+        assert refused.json()["error"] == "too_large" and "more than 1000 pages" in refused.json()["detail"]
+        for source in (stack, at_limit, origin.add(unique("one.tif"), pages)):
+            answered = await proxy.thumb(source)
+            assert answered.status_code == 200, answered.text
+
+
+@pytest.mark.parametrize("bigtiff", [False, True])
+def test_the_page_walk_counts_what_libvips_counts(bigtiff: bool) -> None:
+    for count in (1, 3, 17):
+        stacked = pyvips.Image.arrayjoin([images.solid(8, 6)] * count, across=1).copy()
+        data = stacked.tiffsave_buffer(page_height=6, bigtiff=bigtiff)
+        expected = pyvips.Image.new_from_buffer(data, "").get("n-pages")
+        assert tiff_header.page_count(data) == expected == count
+    assert tiff_header.page_count(images.tiff_page_bomb(50), stop_after=10) == 11  # stops once over
+    assert tiff_header.page_count(b"II*\x00\x08\x00\x00\x00") == 0  # a dangling first offset
+    assert tiff_header.page_count(b"not a tiff") is None

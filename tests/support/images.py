@@ -229,3 +229,23 @@ SVG_WITH_REFERENCES = b"""<?xml version="1.0"?>
 
 # ISO-BMFF with a HEIC brand and nothing decodable behind it.
 FAKE_HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+
+
+def tiff_page_bomb(pages: int) -> bytes:
+    """A little-endian TIFF of ``pages`` one-pixel grey pages sharing one strip byte: about 100
+    bytes a page, each of which libtiff walks and checks on every header read."""
+    entries = 8
+    ifd_size = 2 + entries * 12 + 4
+    pixel_at = 8 + pages * ifd_size
+    out = bytearray(b"II*\x00" + struct.pack("<I", 8))
+    for index in range(pages):
+        next_at = 8 + (index + 1) * ifd_size if index + 1 < pages else 0
+        # width, height, bits, no compression, black is zero, the strip, rows per strip, its size
+        tags = ((256, 3, 1), (257, 3, 1), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, pixel_at),
+                (278, 3, 1), (279, 4, 1))
+        out += struct.pack("<H", entries)
+        for tag, kind, value in tags:
+            out += struct.pack("<HHII", tag, kind, 1, value)
+        out += struct.pack("<I", next_at)
+    out += b"\x80"
+    return bytes(out)
