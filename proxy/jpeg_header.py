@@ -12,6 +12,7 @@ the header as before, so this path never decides an edge case differently from l
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,29 +43,10 @@ def read(data: Body) -> JpegHeader | None:
         return None
     frame: tuple[bool, Body] | None = None
     exif: list[Body] = []
-    position, size = 2, len(data)
-    # A hostile file can be all fill bytes or tiny segments: past these, libvips' C reader decides.
-    fills, segments = 0, 0
-    while True:
-        if position + 4 > size or data[position] != 0xFF:
-            return None  # ran out, or not a marker where one must be
-        marker = data[position + 1]
-        if marker == 0xFF:  # a fill byte before the marker
-            fills += 1
-            if fills > MAX_FILL_BYTES:
-                return None
-            position += 1
-            continue
-        segments += 1
-        if segments > MAX_SEGMENTS:
-            return None
-        if marker == _EOI or marker == 0x01 or 0xD0 <= marker <= 0xD8:
-            return None  # no lengths on these; before the first scan they mean a strange file
-        length = int.from_bytes(data[position + 2:position + 4], "big")
-        if length < 2 or position + 2 + length > size:
-            return None
-        body = data[position + 4:position + 2 + length]
+    reached_scan = False
+    for marker, body in _segments(data):
         if marker == _SOS:
+            reached_scan = True
             break
         if marker in _FRAMES:
             if frame is not None:
@@ -76,7 +58,8 @@ def read(data: Body) -> JpegHeader | None:
             return None  # a profile: libvips manages colour (and decodes it)
         elif marker == _APP1 and bytes(body[:6]) == b"Exif\x00\x00":
             exif.append(body[6:])
-        position += 2 + length
+    if not reached_scan:
+        return None  # the walk gave up before the first scan: a strange file
     if frame is None or len(exif) > 1:
         return None
     progressive, sof = frame
@@ -138,25 +121,38 @@ def tiff_scans(data: Body) -> tuple[int, int] | None:
 
 def _frame_marker(data: Body) -> int | None:
     """The first SOFn marker, walking segments as :func:`read` does (None when it gives up)."""
-    position, size, fills, segments = 2, len(data), 0, 0
-    while position + 4 <= size and data[position] == 0xFF:
+    for marker, _ in _segments(data):
+        if marker in _FRAMES or marker in _OTHER_FRAMES:
+            return marker
+    return None
+
+
+def _segments(data: Body) -> Iterator[tuple[int, Body]]:
+    """Each segment's marker and body up to and including the first scan's header; it ends
+    early at anything a plain JPEG does not have there, and the caller then gives up."""
+    position, size = 2, len(data)
+    # A hostile file can be all fill bytes or tiny segments: past these, libvips' C reader decides.
+    fills, segments = 0, 0
+    while position + 4 <= size and data[position] == 0xFF:  # otherwise: ran out, or not a marker
         marker = data[position + 1]
-        if marker == 0xFF:
+        if marker == 0xFF:  # a fill byte before the marker
             fills += 1
             if fills > MAX_FILL_BYTES:
-                return None
+                return
             position += 1
             continue
         segments += 1
-        if segments > MAX_SEGMENTS or marker in (_SOS, _EOI, 0x01) or 0xD0 <= marker <= 0xD8:
-            return None
-        if marker in _FRAMES or marker in _OTHER_FRAMES:
-            return marker
+        if segments > MAX_SEGMENTS:
+            return
+        if marker == _EOI or marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            return  # no lengths on these; before the first scan they mean a strange file
         length = int.from_bytes(data[position + 2:position + 4], "big")
-        if length < 2:
-            return None
+        if length < 2 or position + 2 + length > size:
+            return
+        yield marker, data[position + 4:position + 2 + length]
+        if marker == _SOS:
+            return
         position += 2 + length
-    return None
 
 
 def _orientation(tiff: Body) -> int | None:
