@@ -162,6 +162,12 @@ class LibraryAPI:
             newer = await count_newer(self.database, page_request.newer_than, request=page_request)
             content["count"] = newer
             content["count_capped"] = newer >= NEWER_COUNT_CAP
+        if page_request.until is not None:
+            # `total` counts the images added above the bound too, so a client paging under it
+            # cannot tell deletions from inserts that cancel them out; this count can.
+            above = await count_newer(self.database, page_request.until, request=page_request)
+            if above < NEWER_COUNT_CAP:  # at the cap the difference would not be exact
+                content["until_total"] = max(total - above, 0)
         return content
 
     async def create_image(self, request: Request) -> Response:

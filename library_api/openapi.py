@@ -126,6 +126,13 @@ SCHEMAS: dict[str, Any] = {
                 "`until` to keep later pages fixed while images are added, and as `newer_than` to ask what "
                 "arrived since.",
             },
+            "until_total": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Only with `until`: how many images are at or below that position now (`total` "
+                "also counts those added above it). It drops only when images under the bound were deleted, "
+                f"which shifts every later offset. Left out when more than {NEWER_COUNT_CAP:,} images are newer.",
+            },
             "count": {
                 "type": "integer",
                 "minimum": 0,

@@ -120,3 +120,24 @@ async def test_until_and_newer_than_across_undated_images(harness: Harness, orig
             break
         params = {"limit": 4, "cursor": page["next_cursor"]}
     assert walked == order
+
+
+async def test_until_total_drops_only_with_deletions_under_the_bound(harness: Harness, origin_url: Any) -> None:
+    """`total` counts the images added above the bound, so 3 added and 3 deleted below cancel out in
+    it; a picker paging by offset under the bound then skipped 3 images and showed 3 deleted ones."""
+    await seed(harness.api.database, origin_url(""), 30)
+    head = (await get(harness, limit=10))["head_cursor"]
+    start = await get(harness, until=head, limit=10, offset=10)
+    assert start["total"] == start["until_total"] == 30
+    for n in range(3):
+        await harness.add(origin_url(f"/above/{n}.jpg"))
+    inserted = await get(harness, until=head, limit=10, offset=10)
+    assert (inserted["total"], inserted["until_total"]) == (33, 30)  # added above the bound: nothing moved
+    below = ids(start)[:3]
+    for image_id in below:
+        await harness.api.database.execute("DELETE FROM pipeline_step_outputs WHERE id = :id", {"id": image_id})
+    both = await get(harness, until=head, limit=10, offset=10)
+    assert (both["total"], both["until_total"]) == (30, 27)  # the total cannot tell; until_total can
+    assert "until_total" not in await get(harness, limit=10)  # only under a bound
+    filtered = await get(harness, until=head, limit=10, pipeline_id="nope")
+    assert (filtered["total"], filtered["until_total"]) == (0, 0)

@@ -71,6 +71,11 @@ describe("stable paging and new images", () => {
     const result = await fetchLibraryPage("", 1, 50, new AbortController().signal, "H");
     expect(fetchMock).toHaveBeenCalledWith("/api/library/images?limit=50&offset=50&until=H", expect.anything());
     expect(result.headCursor).toBe("H");
+    expect(result.boundedTotal).toBeUndefined(); // an API that predates until_total
+    fetchMock.mockImplementationOnce(async () =>
+      json(200, { images: [], total: 9, limit: 50, offset: 50, head_cursor: "H", until_total: 7 }),
+    );
+    expect((await fetchLibraryPage("", 1, 50, new AbortController().signal, "H")).boundedTotal).toBe(7);
   });
 
   it("asks newer_than and returns the images, their count and the new head", async () => {

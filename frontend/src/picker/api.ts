@@ -139,6 +139,7 @@ export function pageResult(body: LibraryPage): PageResult<LibraryImage> {
   }
   const result: PageResult<LibraryImage> = { items: body.images, total: body.total };
   if (typeof body.head_cursor === "string") result.headCursor = body.head_cursor;
+  if (typeof body.until_total === "number") result.boundedTotal = body.until_total;
   return result;
 }
 

@@ -461,6 +461,25 @@ describe("PageLoader stable list", () => {
     expect(calls).toHaveLength(5);
   });
 
+  it("inserts and deletions that cancel out in the API's total are noticed by its count under the bound", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensureRange(0, 99);
+    calls[0]!.resolve(withHead(0, "H"));
+    calls[1]!.resolve({ ...withHead(1, "H"), boundedTotal: TOTAL });
+    await flush();
+    loader.ensureRange(90, 149);
+    // Five added above the bound and five deleted above the view: the total is where it was.
+    calls[2]!.resolve({ items: pageOf(2).items.map((i) => i + 5), total: TOTAL, headCursor: "X", boundedTotal: TOTAL - 5 });
+    await flush();
+    expect(loader.getSnapshot().total).toBe(TOTAL - 5);
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 2, 1]); // page 1, in view, is asked again
+    calls[3]!.resolve({ items: pageOf(1).items.map((i) => i + 5), total: TOTAL, headCursor: "X", boundedTotal: TOTAL - 5 });
+    await flush();
+    expect(calls).toHaveLength(4); // the same count again is no new shift
+    expect(loader.getSnapshot().items[99]).toBe(104); // no image skipped between pages 1 and 2
+  });
+
   it("prepend() puts new images first without moving page numbers", async () => {
     const { calls, fetchPage } = controlledFetch();
     const loader = new PageLoader({ pageSize: 50, fetchPage });

@@ -29,6 +29,8 @@ export interface PageResult<T> {
   total: number;
   /** Cursor of the page's first row (API `head_cursor`); absent from APIs that predate it. */
   headCursor?: string | null;
+  /** Images at or below the bound (API `until_total`), for pages asked under one; absent from APIs that predate it. */
+  boundedTotal?: number;
 }
 
 export class PageError extends Error {
@@ -132,6 +134,8 @@ export class PageLoader<T> {
   private lastRange: [number, number] | null = null;
   /** The API's total in the last answer, as sent: it counts images added since too, so it only drops on deletions. */
   private lastApiTotal: number | null = null;
+  /** Images at or below the bound in the last answer that said (the first page's total, then `until_total`). */
+  private lastBoundedTotal: number | null = null;
 
   constructor(opts: PageLoaderOptions<T>) {
     if (!(opts.pageSize > 0)) throw new RangeError("pageSize must be positive");
@@ -248,6 +252,7 @@ export class PageLoader<T> {
     this.running = true;
     this.until = undefined;
     this.lastApiTotal = null;
+    this.lastBoundedTotal = null;
     this.commit(this.empty());
   }
 
@@ -291,7 +296,7 @@ export class PageLoader<T> {
     );
   }
 
-  private onLoaded(page: number, { items, total, headCursor }: PageResult<T>): void {
+  private onLoaded(page: number, { items, total, headCursor, boundedTotal }: PageResult<T>): void {
     const { prepended } = this.snapshot;
     let firstAnswer = false;
     if (page === 0 && this.until === undefined) {
@@ -300,7 +305,9 @@ export class PageLoader<T> {
     }
     // Under a bound, the list cannot grow (newer images come through prepend()); it can shrink when
     // images are deleted, and a short page marks the end. Without a bound, the latest answer wins.
-    let baseTotal = Math.max(0, total);
+    // The API's count under the bound, when it gives one, is exact: inserts above it do not move it.
+    const bounded = firstAnswer ? total : this.until ? boundedTotal : undefined;
+    let baseTotal = Math.max(0, bounded ?? total);
     const known = this.snapshot.total === null ? null : this.snapshot.total - prepended;
     if (this.until && known !== null && !firstAnswer) baseTotal = Math.min(baseTotal, known);
     if (items.length < this.pageSize && (items.length > 0 || page > 0)) {
@@ -318,9 +325,16 @@ export class PageLoader<T> {
     // Every offset below a deleted image now means the next one (a page loaded after it would skip as
     // many images as were deleted, or repeat them scrolling up). The other loaded pages are stale: they
     // keep their tiles on screen and are asked again, those in view at once, the rest when reached.
+    // With the API's count under the bound, only deletions under it lower that count, even when
+    // as many images were added meanwhile (which leaves the API's total where it was).
     const lastApiTotal = this.lastApiTotal;
+    const lastBounded = this.lastBoundedTotal;
     this.lastApiTotal = total;
-    const shrank = (lastApiTotal !== null && total < lastApiTotal) || (known !== null && total < known);
+    if (bounded !== undefined) this.lastBoundedTotal = bounded;
+    const shrank =
+      bounded !== undefined && lastBounded !== null
+        ? bounded < lastBounded
+        : (lastApiTotal !== null && total < lastApiTotal) || (known !== null && total < known);
     const shifted = Boolean(this.until) && !firstAnswer && shrank;
     if (shifted) for (const [p, s] of pages) if (p !== page && s.state === "loaded") pages.delete(p);
     pages.set(page, { state: "loaded" });

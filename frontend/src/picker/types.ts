@@ -31,4 +31,6 @@ export interface LibraryPage {
   count?: number;
   /** With `newer_than`: the count stopped at a cap (there are at least `count`). */
   count_capped?: boolean;
+  /** With `until`: images at or below the bound now (`total` also counts those added above it). */
+  until_total?: number;
 }
