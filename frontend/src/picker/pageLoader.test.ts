@@ -217,6 +217,54 @@ describe("PageLoader", () => {
     expect(loader.getSnapshot().items[0]).toBe(0);
   });
 
+  it("a fast scroll over a slow connection: pages passed over are aborted, not queued ahead of the one in view", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensureRange(0, 60);
+    calls[0]!.resolve(pageOf(0));
+    calls[1]!.resolve(pageOf(1));
+    await flush();
+    // The view flies past pages 2, 3 and 4 (nothing answers on a 2 s round trip), and stops at page 4.
+    for (const top of [100, 150, 200]) loader.ensureRange(top, top + 20);
+    const byPage = new Map(calls.map((c) => [c.page, c]));
+    expect([...byPage.keys()]).toEqual([0, 1, 2, 3, 4]);
+    expect(byPage.get(2)!.signal.aborted).toBe(true); // more than a page away from page 4
+    expect(byPage.get(3)!.signal.aborted).toBe(false); // next to it: kept
+    expect(byPage.get(4)!.signal.aborted).toBe(false);
+    expect(loader.getSnapshot().pages.has(2)).toBe(false);
+    byPage.get(2)!.resolve(pageOf(2)); // an answer that arrives anyway is not used
+    await flush();
+    expect(loader.getSnapshot().items[100]).toBeUndefined();
+    loader.ensureRange(100, 120); // back again: asked again
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 2, 3, 4, 2]);
+  });
+
+  it("a page waiting for a retry that the view left is forgotten, and asked afresh on return", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensureRange(0, 10);
+    calls[0]!.resolve({ items: Array.from({ length: 50 }, (_, i) => i), total: 1000 });
+    await flush();
+    loader.ensureRange(500, 510);
+    calls[1]!.reject(new PageError("HTTP 503", true));
+    await flush();
+    expect(loader.getSnapshot().pages.get(10)?.state).toBe("retrying");
+    loader.ensureRange(900, 910);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(calls.filter((c) => c.page === 10)).toHaveLength(1); // the retry never fired
+    loader.ensureRange(500, 510);
+    expect(calls.filter((c) => c.page === 10)).toHaveLength(2);
+    expect(loader.getSnapshot().pages.get(10)).toEqual({ state: "loading", attempt: 1 });
+  });
+
+  it("page 0 is never dropped before it answers: it sets the bound of every later page", () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensureRange(0, 10);
+    loader.ensureRange(5000, 5010); // a restored place far down, while page 0 is in flight
+    expect(calls[0]!.signal.aborted).toBe(false);
+  });
+
   it("scrolling page by page through the whole library fetches each page once", async () => {
     const { calls, fetchPage } = controlledFetch();
     const loader = new PageLoader({ pageSize: 50, fetchPage });

@@ -8,6 +8,8 @@
  * - a page is never requested while it is loaded, in flight or waiting for a retry;
  * - transient failures are retried with exponential backoff, or after the server's Retry-After;
  *   a page that keeps failing ends in `failed` (shown as such, not as an endless skeleton);
+ * - a page in flight or awaiting a retry is dropped (aborted) once the view has moved more than a
+ *   page away from it, so a fast scroll on a slow connection does not queue every page it passed;
  * - nothing stays failed for good: `wake()` (the browser came back online, the tab became visible)
  *   and `retry()` (the user's Retry button) ask again, and a page that failed while the browser was
  *   offline does not burn its attempts: it waits for `wake()`;
@@ -163,7 +165,36 @@ export class PageLoader<T> {
     this.lastRange = [start, stop];
     const shift = this.snapshot.prepended;
     const baseTotal = this.snapshot.total === null ? null : this.snapshot.total - shift;
-    for (const page of pagesForRange(start - shift, stop - shift, this.pageSize, baseTotal)) this.ensurePage(page);
+    const wanted = pagesForRange(start - shift, stop - shift, this.pageSize, baseTotal);
+    this.dropPassedPages(wanted);
+    for (const page of wanted) this.ensurePage(page);
+  }
+
+  /**
+   * Pages in flight or waiting for a retry that the view has left behind (more than a page from what
+   * is wanted now) are aborted and forgotten, asked again if the user comes back. A fast scroll over
+   * a slow connection otherwise queues a listing request for every page passed over ahead of the one
+   * in view (6 connections per host over HTTP/1.1). Page 0 is kept until it answers: it sets the bound.
+   */
+  private dropPassedPages(wanted: readonly number[]): void {
+    if (wanted.length === 0) return;
+    const lo = wanted[0]! - 1;
+    const hi = wanted[wanted.length - 1]! + 1;
+    const passed = [...this.controllers.keys(), ...this.timers.keys()].filter(
+      (p) => (p < lo || p > hi) && (p !== 0 || this.until !== undefined),
+    );
+    if (passed.length === 0) return;
+    const pages = new Map(this.snapshot.pages);
+    for (const p of passed) {
+      this.controllers.get(p)?.abort();
+      this.controllers.delete(p);
+      clearTimeout(this.deadlines.get(p));
+      this.deadlines.delete(p);
+      clearTimeout(this.timers.get(p));
+      this.timers.delete(p);
+      pages.delete(p);
+    }
+    this.commit({ pages });
   }
 
   ensurePage(page: number): void {
