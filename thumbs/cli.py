@@ -161,7 +161,8 @@ def stack(
     settings = load_settings(workers=workers)
     require_secret(settings)
     require_write_tokens(settings)
-    require_database(settings)
+    # No require_database: the stack migrates PostgreSQL itself before any worker starts (an
+    # unreachable one is still one line, exit 1, from main); checking first refused a fresh database.
     run_stack(settings)
 
 
