@@ -28,6 +28,7 @@ pytestmark = pytest.mark.nginx
 class Stack:
     public: str
     internal: str
+    environment: dict[str, str]
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def stack(tmp_path: Path, pg_url: str, redis_url: str, redis_prefix: str, origin
                 pass
             assert time.monotonic() < deadline, (tmp_path / "stack.log").read_text()
             time.sleep(0.3)
-        yield Stack(base_url, f"http://127.0.0.1:{internal}")
+        yield Stack(base_url, f"http://127.0.0.1:{internal}", environment)
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -107,6 +108,29 @@ def test_stack_serves_the_library_through_nginx_with_cache_hits(stack: Stack, or
     assert first.headers["x-cache-status"] in {"MISS", "EXPIRED"}
     assert second.headers["x-cache-status"] == "HIT"
     assert second.content == first.content
+
+
+def test_a_second_stack_on_the_same_ports_or_data_dir_stops_at_once_with_one_line(stack: Stack) -> None:
+    """Started twice (a second `make stack`, a unit started by hand): one line, exit 1, nothing touched.
+
+    It used to print "serving" (its readiness checks reached the first stack), then nginx's bind
+    errors and "nginx exited with 1"; on the same data dir with other ports it ran, and on stopping
+    removed the running stack's nginx.pid and its workers' metrics files.
+    """
+    nginx_pid = Path(stack.environment["THUMBS_DATA_DIR"]) / "stack" / "run" / "nginx.pid"
+    before = nginx_pid.read_text()
+    other_ports = {"THUMBS_PORT": str(free_port()), "THUMBS_EDGE_INTERNAL_PORT": str(free_port()),
+                   "THUMBS_STACK_APP_PORT": str(free_port())}
+    for case, extra in (("same ports", {}), ("same data dir", other_ports)):
+        second = subprocess.run(
+            [sys.executable, "-m", "thumbs.cli", "stack"], cwd=ROOT, env={**stack.environment, **extra},
+            capture_output=True, timeout=60,
+        )
+        lines = [line for line in (second.stdout + second.stderr).decode().splitlines() if line.strip()]
+        assert second.returncode == 1 and len(lines) == 1, (case, lines)
+        assert "in use" in lines[0], (case, lines)
+    assert nginx_pid.read_text() == before
+    assert httpx.get(stack.public + "/api/library/images", timeout=10).status_code == 200
 
 
 def descendants(pid: int) -> set[int]:

@@ -9,10 +9,12 @@ SIGHUP stops everything this started, and a stack killed outright takes its chil
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -100,6 +102,39 @@ def internal_port(settings: Settings) -> int:
     return settings.edge_internal_port or settings.port + 2
 
 
+def claim(settings: Settings, directory: Path) -> int:
+    """Hold ``directory`` and check the stack's ports before anything is written or started.
+
+    A second stack on the same data dir would rewrite the running one's nginx config and pid
+    file; on the same ports its workers and nginx fail one by one after it printed "serving".
+    Returns the lock's descriptor: held (not inherited by the children) until the stack exits.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = os.open(directory / "stack.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        raise StackError(f"{directory} is in use by another thumbs stack (THUMBS_DATA_DIR)") from None
+    ports = (
+        (settings.host, settings.port, "THUMBS_PORT"),
+        ("127.0.0.1", internal_port(settings), "THUMBS_EDGE_INTERNAL_PORT"),
+        ("127.0.0.1", app_port(settings), "THUMBS_STACK_APP_PORT"),
+    )
+    for host, port, name in ports:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx and uvicorn bind
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                os.close(lock)
+                raise StackError(
+                    f"{host}:{port} ({name}) is already in use ({exc.strerror}): another thumbs stack?"
+                ) from None
+    return lock
+
+
 def write_nginx_config(settings: Settings, directory: Path) -> Path:
     """Render nginx/thumbs.conf.template plus a main config under ``directory``."""
     run, logs = directory / "run", directory / "logs"
@@ -164,6 +199,11 @@ def run_stack(settings: Settings) -> None:
         console.print(f"[red]thumbs stack:[/] {exc}")
         sys.exit(2)
     directory = settings.data_dir / "stack"
+    try:
+        claim(settings, directory)  # the lock is released when the process exits
+    except StackError as exc:
+        console.print(f"[red]thumbs stack:[/] {exc}", soft_wrap=True)  # one line, however narrow the terminal
+        sys.exit(1)
     config = write_nginx_config(settings, directory)
     subprocess.run([nginx, "-t", "-q", "-p", str(directory.resolve()), "-c", str(config.resolve())], check=True)
     run_migrations(settings)
