@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { defaultBackoff, FAILED_RETRY_MS, PAGE_TIMEOUT_MS, PageError, PageLoader, type PageResult } from "./pageLoader";
+import { defaultBackoff, FAILED_RETRY_MS, PAGE_TIMEOUT_MS, PageError, PageLoader, SETTLE_MS, type PageResult } from "./pageLoader";
 
 type Call = { page: number; until: string | null; signal: AbortSignal; resolve: (r: PageResult<number>) => void; reject: (e: unknown) => void };
 
@@ -217,28 +217,6 @@ describe("PageLoader", () => {
     expect(loader.getSnapshot().items[0]).toBe(0);
   });
 
-  it("a fast scroll over a slow connection: pages passed over are aborted, not queued ahead of the one in view", async () => {
-    const { calls, fetchPage } = controlledFetch();
-    const loader = new PageLoader({ pageSize: 50, fetchPage });
-    loader.ensureRange(0, 60);
-    calls[0]!.resolve(pageOf(0));
-    calls[1]!.resolve(pageOf(1));
-    await flush();
-    // The view flies past pages 2, 3 and 4 (nothing answers on a 2 s round trip), and stops at page 4.
-    for (const top of [100, 150, 200]) loader.ensureRange(top, top + 20);
-    const byPage = new Map(calls.map((c) => [c.page, c]));
-    expect([...byPage.keys()]).toEqual([0, 1, 2, 3, 4]);
-    expect(byPage.get(2)!.signal.aborted).toBe(true); // more than a page away from page 4
-    expect(byPage.get(3)!.signal.aborted).toBe(false); // next to it: kept
-    expect(byPage.get(4)!.signal.aborted).toBe(false);
-    expect(loader.getSnapshot().pages.has(2)).toBe(false);
-    byPage.get(2)!.resolve(pageOf(2)); // an answer that arrives anyway is not used
-    await flush();
-    expect(loader.getSnapshot().items[100]).toBeUndefined();
-    loader.ensureRange(100, 120); // back again: asked again
-    expect(calls.map((c) => c.page)).toEqual([0, 1, 2, 3, 4, 2]);
-  });
-
   it("a page waiting for a retry that the view left is forgotten, and asked afresh on return", async () => {
     const { calls, fetchPage } = controlledFetch();
     const loader = new PageLoader({ pageSize: 50, fetchPage });
@@ -255,6 +233,47 @@ describe("PageLoader", () => {
     loader.ensureRange(500, 510);
     expect(calls.filter((c) => c.page === 10)).toHaveLength(2);
     expect(loader.getSnapshot().pages.get(10)).toEqual({ state: "loading", attempt: 1 });
+  });
+
+  it("at most maxInFlight listing requests at once; the rest wait, and the nearest to view goes first", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, maxInFlight: 2 });
+    loader.ensureRange(0, 10);
+    calls[0]!.resolve({ items: Array.from({ length: 50 }, (_, i) => i), total: 2000 });
+    await flush();
+    // A slow listing while the user drags the scrollbar down page by page: nothing answers meanwhile.
+    for (let page = 1; page <= 20; page++) loader.ensureRange(page * 50, page * 50 + 60);
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 2]); // was 0..21, a request per page passed over
+    expect(calls.some((c) => c.signal.aborted)).toBe(false); // those out are left to answer
+    expect(loader.getSnapshot().pages.get(21)).toEqual({ state: "loading", attempt: 1 }); // waiting, shown as loading
+    expect(loader.getSnapshot().pages.has(10)).toBe(false); // passed over while waiting: forgotten
+    calls[1]!.resolve({ items: Array.from({ length: 50 }, (_, i) => 50 + i), total: 2000 });
+    await flush();
+    expect(calls.at(-1)!.page).toBe(20); // a slot freed: the page in the middle of the view goes first
+    calls[2]!.resolve({ items: Array.from({ length: 50 }, (_, i) => 100 + i), total: 2000 });
+    await flush();
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 2, 20, 21]);
+    expect(loader.getSnapshot().items[100]).toBe(100); // a page passed over but answered is kept
+    loader.ensureRange(500, 510); // back to a page forgotten on the way: asked once a slot frees
+    expect(loader.getSnapshot().pages.get(10)).toEqual({ state: "loading", attempt: 1 });
+    calls[3]!.resolve({ items: Array.from({ length: 50 }, (_, i) => 1000 + i), total: 2000 });
+    await flush();
+    expect(calls.at(-1)!.page).toBe(10);
+    expect(calls).toHaveLength(new Set(calls.map((c) => c.page)).size); // none twice
+  });
+
+  it("once the view rests, requests for pages it left give way to the pages in view", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, maxInFlight: 2 });
+    loader.ensureRange(0, 10);
+    calls[0]!.resolve({ items: Array.from({ length: 50 }, (_, i) => i), total: 2000 });
+    await flush();
+    for (let page = 1; page <= 20; page++) loader.ensureRange(page * 50, page * 50 + 60);
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 2]); // pages 1 and 2 hold the slots, 20-21 wait
+    await vi.advanceTimersByTimeAsync(SETTLE_MS);
+    expect(calls[1]!.signal.aborted && calls[2]!.signal.aborted).toBe(true);
+    expect(calls.slice(3).map((c) => c.page)).toEqual([20, 21]);
+    expect([...loader.getSnapshot().pages.keys()].sort((a, b) => a - b)).toEqual([0, 19, 20, 21]); // 19, next to the view, waits
   });
 
   it("page 0 is never dropped before it answers: it sets the bound of every later page", () => {

@@ -8,8 +8,9 @@
  * - a page is never requested while it is loaded, in flight or waiting for a retry;
  * - transient failures are retried with exponential backoff, or after the server's Retry-After;
  *   a page that keeps failing ends in `failed` (shown as such, not as an endless skeleton);
- * - a page in flight or awaiting a retry is dropped (aborted) once the view has moved more than a
- *   page away from it, so a fast scroll on a slow connection does not queue every page it passed;
+ * - at most `maxInFlight` requests are out at once; other wanted pages wait, nearest to view first,
+ *   and a waiting page (or one awaiting a retry) that the view has left by more than a page is
+ *   dropped: a fast scroll over a slow listing does not send a request for every page it passed;
  * - nothing stays failed for good: `wake()` (the browser came back online, the tab became visible)
  *   and `retry()` (the user's Retry button) ask again, and a page that failed while the browser was
  *   offline does not burn its attempts: it waits for `wake()`;
@@ -72,6 +73,8 @@ export interface PageLoaderOptions<T> {
   timeoutMs?: number;
   /** Most pages kept loaded; the farthest from view are forgotten past it (memory over long scrolls). */
   maxLoadedPages?: number;
+  /** Most listing requests in flight at once; more wanted pages wait, the nearest to view asked first. */
+  maxInFlight?: number;
 }
 
 export interface PagesSnapshot<T> {
@@ -108,6 +111,19 @@ export const PAGE_TIMEOUT_MS = 15_000;
 /** Pages kept loaded by default: 60 pages of 50 is 3,000 images (a few MB), any library size. */
 export const MAX_LOADED_PAGES = 60;
 
+/**
+ * Listing requests in flight at once. A scroll over a slow listing (3-8 s a page) otherwise sent a
+ * request for every page passed over (21 in a 6 s scroll), each costing the server a query and
+ * competing with the thumbnails for the browser's 6 connections per host.
+ */
+export const MAX_PAGES_IN_FLIGHT = 4;
+
+/**
+ * A view that has not moved for this long is at rest: requests out for pages it has left are aborted
+ * then, so the pages in view get the slots (a 3-8 s page passed over would otherwise hold one).
+ */
+export const SETTLE_MS = 250;
+
 /** Retry-After is honoured but bounded: a server asking for an hour would otherwise freeze the grid. */
 export const MAX_RETRY_AFTER_MS = 60_000;
 
@@ -123,6 +139,10 @@ export class PageLoader<T> {
   private readonly failedRetryMs: number;
   private readonly timeoutMs: number;
   private readonly maxLoadedPages: number;
+  private readonly maxInFlight: number;
+  /** Pages wanted while maxInFlight requests were out: shown as loading, asked nearest-first as slots free. */
+  private readonly queued = new Set<number>();
+  private settleTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   private readonly controllers = new Map<number, AbortController>();
   private readonly timers = new Map<number, ReturnType<typeof setTimeout>>();
   /** Per in-flight page: the timer that gives up on a request that does not answer. */
@@ -150,6 +170,7 @@ export class PageLoader<T> {
     this.failedRetryMs = opts.failedRetryMs ?? FAILED_RETRY_MS;
     this.timeoutMs = opts.timeoutMs ?? PAGE_TIMEOUT_MS;
     this.maxLoadedPages = Math.max(2, opts.maxLoadedPages ?? MAX_LOADED_PAGES);
+    this.maxInFlight = Math.max(1, opts.maxInFlight ?? MAX_PAGES_IN_FLIGHT);
     this.snapshot = this.empty();
   }
 
@@ -168,33 +189,67 @@ export class PageLoader<T> {
     const wanted = pagesForRange(start - shift, stop - shift, this.pageSize, baseTotal);
     this.dropPassedPages(wanted);
     for (const page of wanted) this.ensurePage(page);
+    this.pump();
+    clearTimeout(this.settleTimer);
+    this.settleTimer = this.queued.size > 0 ? setTimeout(() => this.abortPassed(wanted), SETTLE_MS) : undefined;
+  }
+
+  /** At rest with pages still waiting: requests for pages more than a page from the view give way. */
+  private abortPassed(wanted: readonly number[]): void {
+    this.settleTimer = undefined;
+    if (!this.running || wanted.length === 0) return;
+    const lo = wanted[0]! - 1;
+    const hi = wanted[wanted.length - 1]! + 1;
+    const passed = [...this.controllers.keys()].filter((p) => (p < lo || p > hi) && (p !== 0 || this.until !== undefined));
+    if (passed.length === 0) return;
+    const pages = new Map(this.snapshot.pages);
+    for (const p of passed) {
+      this.controllers.get(p)!.abort();
+      this.controllers.delete(p);
+      clearTimeout(this.deadlines.get(p));
+      this.deadlines.delete(p);
+      pages.delete(p);
+    }
+    this.commit({ pages });
+    this.pump();
   }
 
   /**
-   * Pages in flight or waiting for a retry that the view has left behind (more than a page from what
-   * is wanted now) are aborted and forgotten, asked again if the user comes back. A fast scroll over
-   * a slow connection otherwise queues a listing request for every page passed over ahead of the one
-   * in view (6 connections per host over HTTP/1.1). Page 0 is kept until it answers: it sets the bound.
+   * Pages waiting for a request slot or for a retry that the view has left behind (more than a page
+   * from what is wanted now) are forgotten, asked again if the user comes back. Requests already out
+   * are left to answer while the view moves (aborting them would free their slots for yet more pages
+   * passed over, a request per page again); once it rests, `abortPassed` makes them give way. Page 0
+   * is kept until it answers: it sets the bound.
    */
   private dropPassedPages(wanted: readonly number[]): void {
     if (wanted.length === 0) return;
     const lo = wanted[0]! - 1;
     const hi = wanted[wanted.length - 1]! + 1;
-    const passed = [...this.controllers.keys(), ...this.timers.keys()].filter(
+    const passed = [...this.timers.keys(), ...this.queued].filter(
       (p) => (p < lo || p > hi) && (p !== 0 || this.until !== undefined),
     );
     if (passed.length === 0) return;
     const pages = new Map(this.snapshot.pages);
     for (const p of passed) {
-      this.controllers.get(p)?.abort();
-      this.controllers.delete(p);
-      clearTimeout(this.deadlines.get(p));
-      this.deadlines.delete(p);
       clearTimeout(this.timers.get(p));
       this.timers.delete(p);
+      this.queued.delete(p);
       pages.delete(p);
     }
     this.commit({ pages });
+  }
+
+  /** Free request slots go to the queued pages nearest the view. */
+  private pump(): void {
+    while (this.running && this.queued.size > 0 && this.controllers.size < this.maxInFlight) {
+      const shift = this.snapshot.prepended;
+      const [start, stop] = this.lastRange ?? [shift, shift];
+      const centre = (start + stop) / 2 - shift;
+      const distance = (p: number) => Math.abs((p + 0.5) * this.pageSize - centre);
+      const next = [...this.queued].sort((a, b) => distance(a) - distance(b))[0]!;
+      this.queued.delete(next);
+      this.request(next, 1);
+    }
   }
 
   ensurePage(page: number): void {
@@ -202,6 +257,11 @@ export class PageLoader<T> {
     const { total, prepended } = this.snapshot;
     if (total !== null && page * this.pageSize >= total - prepended && page > 0) return;
     if (this.snapshot.pages.has(page)) return; // loaded, loading, retrying or failed: never twice
+    if (this.controllers.size >= this.maxInFlight) {
+      this.queued.add(page);
+      this.setPage(page, { state: "loading", attempt: 1 });
+      return;
+    }
     this.request(page, 1);
   }
 
@@ -262,12 +322,15 @@ export class PageLoader<T> {
   /** Abort in-flight requests and pending retries; their pages become requestable again on `start()`. */
   stop(): void {
     this.running = false;
+    clearTimeout(this.settleTimer);
+    this.settleTimer = undefined;
     for (const c of this.controllers.values()) c.abort();
     for (const t of this.timers.values()) clearTimeout(t);
     for (const t of this.deadlines.values()) clearTimeout(t);
     this.deadlines.clear();
     const pages = new Map(this.snapshot.pages);
-    for (const p of [...this.controllers.keys(), ...this.timers.keys()]) pages.delete(p);
+    for (const p of [...this.controllers.keys(), ...this.timers.keys(), ...this.queued]) pages.delete(p);
+    this.queued.clear();
     this.controllers.clear();
     this.timers.clear();
     this.commit({ pages });
@@ -315,14 +378,19 @@ export class PageLoader<T> {
         if (!settle()) return;
         ctrl.abort();
         this.onFailed(page, attempt, new PageError(`no answer in ${Math.round(timeout / 1000)} s`, true));
+        this.pump();
       }, timeout),
     );
     this.fetchPage(page, this.pageSize, ctrl.signal, until).then(
       (result) => {
-        if (settle()) this.onLoaded(page, result);
+        if (!settle()) return;
+        this.onLoaded(page, result);
+        this.pump();
       },
       (err: unknown) => {
-        if (settle()) this.onFailed(page, attempt, err);
+        if (!settle()) return;
+        this.onFailed(page, attempt, err);
+        this.pump();
       },
     );
   }
