@@ -253,6 +253,7 @@ class ThumbnailService:
         if not with_variants:
             return await self._ensure_one(request)
         self._warming[request.source] += 1
+        cancelled = False
         try:
             thumbnail = await self._ensure_one(request)
             for variant in with_variants:
@@ -260,11 +261,17 @@ class ThumbnailService:
                     await self._ensure_one(ThumbnailRequest(request.source, variant))
                 except ProxyError as error:
                     log.warning("warming the %s variant of %s failed: %s", variant.name, request.source, error)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
             self._warming[request.source] -= 1
             if not self._warming[request.source]:
                 del self._warming[request.source]
-                self.hold.take(request.source)  # done with these bytes
+                if not cancelled:
+                    self.hold.take(request.source)  # done with these bytes
+                # Cancelled (a shutdown): the variant's flight goes on without this caller, and the
+                # held bytes (kept HOLD_SECONDS) spare it a second download of the source.
         return thumbnail
 
     async def _ensure_one(self, request: ThumbnailRequest) -> Thumbnail:

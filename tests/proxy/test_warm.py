@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
 import redis.asyncio as aioredis
 
 from proxy.errors import OriginError, UnsupportedType
-from proxy.urls import cache_key, thumbnail_url
-from proxy.variants import THUMB
+from proxy.service import Found
+from proxy.urls import ThumbnailRequest, cache_key, thumbnail_url
+from proxy.variants import CELL, THUMB
 from proxy.warm_queue import WAITED_TAG, MemoryWarmQueue, RedisWarmQueue
 from proxy.warm_types import WarmOutcome
 from tests.proxy.conftest import Running, running
@@ -222,3 +224,32 @@ async def test_lease_keys_are_prefixed(redis_settings: Callable[..., Settings], 
         assert 0 < ttl <= settings.redis_ttl
     finally:
         await client.aclose()
+
+
+async def test_a_warm_up_cancelled_between_variants_never_downloads_the_source_again(
+    make_settings: Callable[..., Settings], origin: Origin, unique, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shutdown cancels the warm consumer while a variant's flight has not started: that flight
+    runs on without its caller. It used to find the held source dropped by the cancelled warm-up
+    and download it again (CI: test_warm_202 counted 2 origin fetches, about 1 run in 12)."""
+    source = origin.add(unique("variants.jpg"), images.jpeg(images.photo(400, 300)))
+    async with running(make_settings()) as proxy:
+        service = proxy.proxy.service
+        cell_may_start = asyncio.Event()
+        lower_tiers = service._lower_tiers
+
+        async def held_back(key: str) -> Found | None:
+            if key == cache_key(source, CELL):
+                await cell_may_start.wait()
+            return await lower_tiers(key)
+
+        monkeypatch.setattr(service, "_lower_tiers", held_back)
+        warming = asyncio.create_task(
+            service.ensure_stored(ThumbnailRequest(source, THUMB), with_variants=(CELL,))
+        )
+        await wait_until(lambda: service.flights.waiting(cache_key(source, CELL)) is not None)
+        warming.cancel()  # the shutdown
+        await asyncio.gather(warming, return_exceptions=True)
+        cell_may_start.set()
+        await wait_until(lambda: service.store.exists(cache_key(source, CELL)))
+        assert origin.hits[unique("variants.jpg")] == 1
