@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -45,9 +44,7 @@ app()
 
 
 class _OneImage(BaseHTTPRequestHandler):
-    def __init__(self, body: bytes, *args: object, **kwargs: object) -> None:
-        self.body = body
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    body = jpeg(photo(320, 240))  # what every GET answers
 
     def do_GET(self) -> None:
         self.send_response(200)
@@ -62,7 +59,7 @@ class _OneImage(BaseHTTPRequestHandler):
 
 @contextmanager
 def origin() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_OneImage, jpeg(photo(320, 240))))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _OneImage)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -21,6 +21,18 @@ const pageOf = (page: number, size = 50): PageResult<number> => {
 };
 const flush = () => new Promise<void>((r) => queueMicrotask(r)).then(() => undefined);
 
+/** No request for `ms - 1` ms, then exactly one more; it answers page 0, which is then loaded. */
+async function expectAskedAgainAfter(ms: number, calls: Call[], loader: PageLoader<number>): Promise<void> {
+  const before = calls.length;
+  vi.advanceTimersByTime(ms - 1);
+  expect(calls).toHaveLength(before);
+  vi.advanceTimersByTime(1);
+  expect(calls).toHaveLength(before + 1);
+  calls[before]!.resolve(pageOf(0));
+  await flush();
+  expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loaded" });
+}
+
 describe("PageLoader", () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
@@ -137,13 +149,7 @@ describe("PageLoader", () => {
     loader.ensurePage(0);
     calls[0]!.reject(new PageError("HTTP 404", false));
     await flush();
-    vi.advanceTimersByTime(FAILED_RETRY_MS - 1);
-    expect(calls).toHaveLength(1);
-    vi.advanceTimersByTime(1);
-    expect(calls).toHaveLength(2);
-    calls[1]!.resolve(pageOf(0));
-    await flush();
-    expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loaded" });
+    await expectAskedAgainAfter(FAILED_RETRY_MS, calls, loader);
   });
 
   it("retry(page) only retries that failed page", async () => {
@@ -322,13 +328,7 @@ describe("PageLoader recovery", () => {
     expect(calls).toHaveLength(2);
     calls[1]!.reject(new PageError("HTTP 503", true));
     await flush();
-    vi.advanceTimersByTime(FAILED_RETRY_MS - 1);
-    expect(calls).toHaveLength(2);
-    vi.advanceTimersByTime(1);
-    expect(calls).toHaveLength(3);
-    calls[2]!.resolve(pageOf(0));
-    await flush();
-    expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loaded" });
+    await expectAskedAgainAfter(FAILED_RETRY_MS, calls, loader);
   });
 
   it("waits out a Retry-After longer than its own backoff", async () => {
