@@ -241,14 +241,20 @@ describe("PageLoader", () => {
     expect(loader.getSnapshot().pages.get(10)).toEqual({ state: "loading", attempt: 1 });
   });
 
-  it("at most maxInFlight listing requests at once; the rest wait, and the nearest to view goes first", async () => {
+  /** Page 0 answered, then a slow listing while the user drags the scrollbar down page by page
+   * to page 20 (nothing answers meanwhile), with two request slots. */
+  const draggedDownWithTwoSlots = async () => {
     const { calls, fetchPage } = controlledFetch();
     const loader = new PageLoader({ pageSize: 50, fetchPage, maxInFlight: 2 });
     loader.ensureRange(0, 10);
     calls[0]!.resolve({ items: Array.from({ length: 50 }, (_, i) => i), total: 2000 });
     await flush();
-    // A slow listing while the user drags the scrollbar down page by page: nothing answers meanwhile.
     for (let page = 1; page <= 20; page++) loader.ensureRange(page * 50, page * 50 + 60);
+    return { calls, loader };
+  };
+
+  it("at most maxInFlight listing requests at once; the rest wait, and the nearest to view goes first", async () => {
+    const { calls, loader } = await draggedDownWithTwoSlots();
     expect(calls.map((c) => c.page)).toEqual([0, 1, 2]); // was 0..21, a request per page passed over
     expect(calls.some((c) => c.signal.aborted)).toBe(false); // those out are left to answer
     expect(loader.getSnapshot().pages.get(21)).toEqual({ state: "loading", attempt: 1 }); // waiting, shown as loading
@@ -269,12 +275,7 @@ describe("PageLoader", () => {
   });
 
   it("once the view rests, requests for pages it left give way to the pages in view", async () => {
-    const { calls, fetchPage } = controlledFetch();
-    const loader = new PageLoader({ pageSize: 50, fetchPage, maxInFlight: 2 });
-    loader.ensureRange(0, 10);
-    calls[0]!.resolve({ items: Array.from({ length: 50 }, (_, i) => i), total: 2000 });
-    await flush();
-    for (let page = 1; page <= 20; page++) loader.ensureRange(page * 50, page * 50 + 60);
+    const { calls, loader } = await draggedDownWithTwoSlots();
     expect(calls.map((c) => c.page)).toEqual([0, 1, 2]); // pages 1 and 2 hold the slots, 20-21 wait
     await vi.advanceTimersByTimeAsync(SETTLE_MS);
     expect(calls[1]!.signal.aborted && calls[2]!.signal.aborted).toBe(true);
@@ -481,13 +482,19 @@ describe("PageLoader stable list", () => {
     expect(loader.getSnapshot().total).toBe(202);
   });
 
-  it("images deleted while open (a smaller total under the bound): the other pages are asked again, keeping their tiles meanwhile", async () => {
+  /** A loader with pages 0 and 1 answered, page 0's head `head` as the bound of later pages. */
+  const firstTwoPagesUnder = async (head: string) => {
     const { calls, fetchPage } = controlledFetch();
     const loader = new PageLoader({ pageSize: 50, fetchPage });
     loader.ensureRange(0, 99);
-    calls[0]!.resolve(withHead(0, "H"));
-    calls[1]!.resolve(withHead(1, "H"));
+    calls[0]!.resolve(withHead(0, head));
+    calls[1]!.resolve(withHead(1, head));
     await flush();
+    return { calls, loader };
+  };
+
+  it("images deleted while open (a smaller total under the bound): the other pages are asked again, keeping their tiles meanwhile", async () => {
+    const { calls, loader } = await firstTwoPagesUnder("H");
     // Five images above the view are deleted; page 2 now starts five images later than it did.
     loader.ensureRange(90, 149);
     expect(calls.map((c) => c.page)).toEqual([0, 1, 2]);
@@ -508,12 +515,7 @@ describe("PageLoader stable list", () => {
   });
 
   it("deletions after inserts are noticed too: the API's total counts the new images, and it drops", async () => {
-    const { calls, fetchPage } = controlledFetch();
-    const loader = new PageLoader({ pageSize: 50, fetchPage });
-    loader.ensureRange(0, 99);
-    calls[0]!.resolve(withHead(0, "H"));
-    calls[1]!.resolve(withHead(1, "H"));
-    await flush();
+    const { calls, loader } = await firstTwoPagesUnder("H");
     loader.ensureRange(100, 149);
     calls[2]!.resolve(withHead(2, "H", TOTAL + 6)); // six added above the bound: nothing moved
     await flush();
