@@ -184,7 +184,9 @@ class LibraryAPI:
             self.database, url=url, pipeline_id=pipeline_id, step=step, width=width, height=height
         )
         if row["thumbnail_status"] != READY:
-            await self.ingest.submit(int(row["id"]), url)
+            # The stored spelling: a legacy row found by its canonical form keeps its own url,
+            # which is what its thumbnail_url signs and the warm outcome is recorded against.
+            await self.ingest.submit(int(row["id"]), row["url"] if isinstance(row["url"], str) else url)
         return JSONResponse(
             image_json(row, self.settings), status_code=201 if created else 200, headers={"cache-control": "no-store"}
         )

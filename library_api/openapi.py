@@ -154,7 +154,10 @@ SCHEMAS: dict[str, Any] = {
                 "type": "string",
                 "maxLength": MAX_URL_LENGTH,
                 "pattern": "^https?://[!-~]+$",
-                "description": "http(s) URL on a host in THUMBS_ALLOWED_SOURCES; ASCII (percent-encoded).",
+                "description": "http(s) URL on a host in THUMBS_ALLOWED_SOURCES; ASCII (percent-encoded). Stored "
+                "and de-duplicated in its RFC 3986 normal form (scheme and host lower-case, default port, fragment "
+                "and dot segments dropped, percent-encoding normalised; the query is never reordered): any "
+                "equivalent spelling of a stored url answers 200 with that row.",
             },
             "pipeline_id": {"type": "string", "minLength": 1, "maxLength": MAX_LABEL_LENGTH},
             "step": {"type": "string", "minLength": 1, "maxLength": MAX_LABEL_LENGTH},

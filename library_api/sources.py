@@ -5,13 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
+from library_api.canonical import canonical_url
 from library_api.errors import bad_request
 from proxy.urls import MAX_URL_LENGTH
 from proxy.urls import source_refusal as proxy_refusal
 
 
 def check_source_url(url: object, allowed_sources: Sequence[str]) -> str:
-    """``url`` if it is an http(s) URL on an allowed host; a 400 :class:`ApiError` otherwise."""
+    """``url`` in its canonical spelling if it is an http(s) URL on an allowed host; a 400
+    :class:`ApiError` otherwise.
+
+    The canonical form (:func:`library_api.canonical.canonical_url`) is what is checked, stored
+    and de-duplicated by: ``HTTP://Host:80/a.png#x`` is ``http://host/a.png``, and a host written
+    in Unicode is stored in its IDNA A-label form. Text with no canonical form is checked as it
+    is, for the parser's reason.
+    """
+    if isinstance(url, str) and len(url) <= MAX_URL_LENGTH:
+        url = canonical_url(url) or url
     refusal = source_refusal(url, allowed_sources)
     if refusal is not None:
         raise bad_request(*refusal)

@@ -78,7 +78,8 @@ async def test_bad_bodies_are_400_and_store_nothing(harness: Harness, origin_url
         (body("http://evil.example/a.jpg"), "source_not_allowed"),
         (body("http://user:pw@" + good.removeprefix("http://")), "source_not_allowed"),
         (body(good + "/" + "a" * MAX_URL_LENGTH), "invalid_url"),  # one cap for the API and the proxy
-        (body(good.replace("ok", "ök")), "invalid_url"),
+        # Non-ASCII letters are percent-encoded and stored (test_canonical_urls); a format character is not a URL's.
+        (body(good.replace("ok", "o\u200bk")), "invalid_url"),
         (body(good + " x"), "invalid_url"),
         (body("not a url"), "invalid_url"),
         ({"url": good, "step": "s"}, "invalid_body"),
