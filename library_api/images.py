@@ -12,12 +12,13 @@ from typing import Any
 import sqlalchemy as sa
 from databases import Database
 from databases.interfaces import Record
+from sqlalchemy.ext.compiler import compiles
 
 from library_api.config import LibraryConfig
 from library_api.db import insert_for, parse_timestamp, stored_as_read, utcnow
 from library_api.paging import MAX_LABEL_LENGTH, PageRequest, Position
 from library_api.schema import FAILED, IMAGES_COUNTER, PENDING, READY, counters, images
-from library_api.sources import source_refusal
+from library_api.sources import MAX_URL_LENGTH, source_refusal
 from proxy.urls import CELL, CELL_2X, thumbnail_url
 from proxy.warm_types import WarmOutcome
 
@@ -38,12 +39,61 @@ LISTED = [
 NEWEST_FIRST = (images.c.created_at.desc(), images.c.id.desc())
 # Rows without a url are kept (marked failed by migration 0005) but are not images to pick.
 HAS_URL = images.c.url.is_not(None)
+
+
+def web_address_sql(column: str, dialect: str) -> str:
+    """1 when the url is one a client can load, else 0 (never NULL): http(s) (any case), or a path
+    on the picker's own origin (``/...``, as the picker's ``isWebAddress`` takes it), of at most
+    MAX_URL_LENGTH bytes.
+
+    A legacy row may hold anything (``javascript:``, ``file:``, a 1 MB ``data:`` URL, junk):
+    such rows are kept but not listed, like rows without a url. Plain SQL evaluated on read, so
+    rows other programs write are judged the same way. The size is in bytes, which both
+    databases know without reading the text (``length`` of text walks it); the common case, a
+    lower-case ``https://``, is decided first. Rows: 0.07 us each on PostgreSQL (a ``lower`` on
+    every row: 0.38 us, which made ``offset=9000`` 1.4 -> 4.8 ms).
+    """
+    size = f"octet_length({column})" if dialect == "postgresql" else f"length(CAST({column} AS BLOB))"
+    return (
+        f"CASE WHEN {size} > {MAX_URL_LENGTH} THEN 0 "
+        f"WHEN substr({column}, 1, 8) = 'https://' OR substr({column}, 1, 7) = 'http://' THEN 1 "
+        f"WHEN lower(substr({column}, 1, 8)) = 'https://' OR lower(substr({column}, 1, 7)) = 'http://' "
+        f"OR (substr({column}, 1, 1) = '/' AND substr({column}, 2, 1) <> '\\') THEN 1 ELSE 0 END"
+    )
+
+
+def unlisted_sql(dialect: str) -> str:
+    """Rows not listed (url NULL included: the CASE gives 0): migration 0011's partial index
+    predicate, spelled the same, so both planners count them from that index."""
+    return f"{web_address_sql('url', dialect)} = 0"
+
+
+class WebAddress(sa.sql.expression.ColumnElement[bool]):
+    """The listing's condition on the url, in the dialect's own SQL (see :func:`web_address_sql`).
+
+    "<> 0", the exact complement of :func:`unlisted_sql`, not "= 1": PostgreSQL guesses 0.5 % of
+    rows for "= 1" on an expression and left the (created_at, id) index for a sort
+    (offset=9000 on 200,000 rows: 64 ms instead of 1.4)."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+
+
+@compiles(WebAddress)
+def _compile_web_address(element: WebAddress, compiler: Any, **kw: Any) -> str:
+    return f"{web_address_sql(f'{images.name}.url', compiler.dialect.name)} <> 0"
+
+
+LISTABLE = sa.and_(HAS_URL, WebAddress())
 NEWER_COUNT_CAP = 10_000
 # One round trip, and text: compiling the same Core expression on every page costs more than running it.
-TOTAL = sa.text(
-    f"SELECT (SELECT value FROM {counters.name} WHERE name = '{IMAGES_COUNTER}') "
-    f"- (SELECT count(*) FROM {images.name} WHERE url IS NULL)"
-)
+TOTAL = {
+    dialect: sa.text(
+        f"SELECT (SELECT value FROM {counters.name} WHERE name = '{IMAGES_COUNTER}') "
+        f"- (SELECT count(*) FROM {images.name} WHERE {unlisted_sql(dialect)})"
+    )
+    for dialect in ("postgresql", "sqlite")
+}
 COLOR = re.compile(r"#[0-9a-f]{6}")  # the contract's pattern; anything else a legacy writer left is dropped
 
 # The listing order is two segments: dated images newest first (one backward range of the
@@ -144,8 +194,8 @@ async def resolve_optional(database: Database, position: Position | None) -> Pos
 
 
 def segments(*bounds: tuple[Bound, Bound]) -> Segments:
-    dated: list[sa.ColumnElement[bool]] | None = [HAS_URL, images.c.created_at.is_not(None)]
-    undated: list[sa.ColumnElement[bool]] | None = [HAS_URL, images.c.created_at.is_(None)]
+    dated: list[sa.ColumnElement[bool]] | None = [LISTABLE, images.c.created_at.is_not(None)]
+    undated: list[sa.ColumnElement[bool]] | None = [LISTABLE, images.c.created_at.is_(None)]
     for dated_bound, undated_bound in bounds:
         dated = _narrow(dated, dated_bound)
         undated = _narrow(undated, undated_bound)
@@ -237,9 +287,10 @@ async def count_filtered(database: Database, request: PageRequest) -> int:
 async def fetch_total(database: Database) -> int:
     """Kept exact by triggers (migration 0003): one primary-key lookup, never a COUNT(*).
 
-    Minus the rows without a url, which are not listed: a count on a partial index of just those.
+    Minus the rows not listed (no url, or one that is no web address): a count on the partial
+    index of just those (migration 0011).
     """
-    value = await database.fetch_val(TOTAL)
+    value = await database.fetch_val(TOTAL["postgresql" if database.url.dialect == "postgresql" else "sqlite"])
     return max(int(value or 0), 0)
 
 

@@ -69,7 +69,12 @@ SCHEMAS: dict[str, Any] = {
         ],
         "properties": {
             "id": {"type": "integer"},
-            "url": {"type": "string", "description": "The full image (load it only when chosen)."},
+            "url": {
+                "type": "string",
+                "description": "The full image (load it only when chosen): an http(s) URL, or for a legacy row a "
+                "path on this origin (`/...`), of at most 4,096 bytes. A legacy row holding anything else "
+                "(`javascript:`, `file:`, a huge `data:` URL, junk) is kept but not listed and not counted.",
+            },
             "thumbnail_url": {
                 "type": ["string", "null"],
                 "description": "Signed thumbnail URL on the proxy (JPEG, at most 200 px); the proxy makes the "
@@ -110,7 +115,8 @@ SCHEMAS: dict[str, Any] = {
         "required": ["images", "total", "limit", "offset", "next_cursor"],
         "properties": {
             "images": {"type": "array", "items": ref("Image"), "description": "Newest first, ties by id."},
-            "total": {"type": "integer", "minimum": 0, "description": "Exact number of images in the library."},
+            "total": {"type": "integer", "minimum": 0, "description": "Exact number of images in the library (the rows "
+                          "listed: those without a url, or whose url is no web address, are not)."},
             "limit": {"type": "integer"},
             "offset": {
                 "type": "integer",

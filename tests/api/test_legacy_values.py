@@ -278,7 +278,7 @@ async def test_sqlite_values_no_reader_expects_never_break_the_listing_or_the_ba
     connection = sqlite3.connect(path)
     connection.execute(
         "INSERT INTO pipeline_step_outputs (url, created_at, width, height, color, thumbnail_status) "
-        "VALUES (CAST(x'ff' AS TEXT), '2024-05-02', 'wide', 1e300, 5, 'weird')"
+        "VALUES (CAST(x'687474703a2f2fff' AS TEXT), '2024-05-02', 'wide', 1e300, 5, 'weird')"
     )
     connection.execute(
         "INSERT INTO pipeline_step_outputs (url, created_at, width, color) VALUES (?, '2024-05-03', 640, '#abcdef')",
@@ -292,7 +292,7 @@ async def test_sqlite_values_no_reader_expects_never_break_the_listing_or_the_ba
             assert total == 3 and [image["id"] for image in images] == [3, 2, 1]
     assert images[0]["width"] == 640 and images[0]["color"] == "#abcdef" and images[0]["thumbnail_url"]
     assert images[1]["width"] is None and images[1]["color"] is None and images[1]["thumbnail_status"] == "pending"
-    assert images[1]["url"] == "\ufffd" and images[1]["thumbnail_url"] is None
+    assert images[1]["url"] == "http://\ufffd" and images[1]["thumbnail_url"] is None
     assert images[2]["pipeline_id"] == "\ufffd" and images[2]["step"] == "1.5"
     progress = await run_backfill(settings, RecordingWarmClient(), retry_delays=(0.0,))
     assert progress.status == "done" and (progress.done, progress.failed) == (1, 2)
