@@ -127,7 +127,10 @@ LEGACY = [
     ("http://IMAGES.example/f.png", None),
     ("http://images.example/f.png", "http://images.example/f.png#x"),  # the row holding the hash keeps it
     (None, None),
+    # Over 4,096 bytes, so never listed: an ingest must not answer with it, but store a listed row.
+    ("http://images.example/g.png#" + "x" * 5000, None),
 ]
+NEW_ROW = "http://images.example/g.png"
 
 
 async def snapshot(url: str) -> list[tuple[Any, ...]]:
@@ -172,10 +175,15 @@ async def test_an_ingest_finds_the_legacy_row_stored_in_another_spelling(
                     )
                     assert answer.status_code == 200, (stored, ingest, answer.status_code, answer.text)
                     assert (answer.json()["id"], answer.json()["url"]) == (legacy_id, stored)
+                answer = await client.post(
+                    "/api/library/images", json={"url": NEW_ROW, "pipeline_id": "p", "step": "s"}
+                )
+                assert answer.status_code == 201 and answer.json()["id"] > len(LEGACY), answer.text[:200]
                 await asyncio.wait_for(api.ingest.idle(), 5)
                 page = (await client.get("/api/library/images", params={"limit": 200})).json()
         # Warmed as stored: the spelling the listing signs and the outcome is recorded for.
-        assert set(warm.warmed()) <= {stored for stored, _ in LEGACY}
+        assert set(warm.warmed()) <= {stored for stored, _ in LEGACY} | {NEW_ROW}
         after = await snapshot(url)
-    assert after == before and len(after) == len(LEGACY)  # nothing stored changed, no row added
-    assert page["total"] == sum(stored is not None and stored.lower().startswith("http") for stored, _ in LEGACY)
+    assert after[:-1] == before and len(after) == len(LEGACY) + 1  # nothing stored changed, one row added
+    listed = [stored for stored, _ in LEGACY if stored is not None and stored.lower().startswith("http")]
+    assert page["total"] == len(listed) and NEW_ROW in {image["url"] for image in page["images"]}

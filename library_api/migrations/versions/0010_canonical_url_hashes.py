@@ -7,7 +7,8 @@ of an equivalent spelling would not find them and would add a second row for the
 
 This gives every stored url the hash of its canonical form; no url, date or status is
 changed, so nothing stored is lost and the listing shows each row as it was. Among rows with
-one canonical form, the row already holding that hash keeps it, else the lowest id takes it;
+one canonical form, the row already holding that hash keeps it, else the lowest id takes it
+(rows over 4,096 bytes, which the listing leaves out, never take it);
 the others get NULL (as 0002 did for legacy duplicates: kept and listed, only no longer the
 one an ingest finds). A url with no canonical form (not http(s), junk) keeps the hash it had.
 
@@ -40,9 +41,15 @@ WORK = "pso_canonical_hashes"
 BATCH = 5000
 
 
+# Rows whose url is longer are not listed (0011, library_api.images.web_address_sql): one must not
+# be what an ingest finds (``http://h/a.png#`` + 5 KB would otherwise answer for ``http://h/a.png``
+# with a row no listing shows); it keeps its hash, and the ingest stores a listed row.
+MAX_LISTED_BYTES = 4096
+
+
 def canonical_hash(url: object) -> str | None:
-    """The hash ingest gives this url now; None when it has no canonical form."""
-    if not isinstance(url, str):
+    """The hash ingest gives this url now; None when it has no canonical form or is not listed."""
+    if not isinstance(url, str) or len(url.encode("utf-8", "surrogatepass")) > MAX_LISTED_BYTES:
         return None
     canonical = canonical_url(url)
     return None if canonical is None else hashlib.sha256(canonical.encode("utf-8")).hexdigest()
