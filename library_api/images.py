@@ -58,7 +58,7 @@ def web_address_sql(column: str, dialect: str) -> str:
         f"CASE WHEN {size} > {MAX_URL_LENGTH} THEN 0 "
         f"WHEN substr({column}, 1, 8) = 'https://' OR substr({column}, 1, 7) = 'http://' THEN 1 "
         f"WHEN lower(substr({column}, 1, 8)) = 'https://' OR lower(substr({column}, 1, 7)) = 'http://' "
-        f"OR (substr({column}, 1, 1) = '/' AND substr({column}, 2, 1) <> '\\') THEN 1 ELSE 0 END"
+        f"OR (lower(substr({column}, 1, 1)) = '/' AND lower(substr({column}, 1, 2)) <> '/\\') THEN 1 ELSE 0 END"
     )
 
 

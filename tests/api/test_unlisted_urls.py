@@ -167,3 +167,24 @@ async def test_the_total_counts_unlisted_rows_from_their_partial_index(
             else:
                 plan = " ".join(str(row[3]) for row in await database.fetch_all(f"EXPLAIN QUERY PLAN {sql}"))
         assert "ix_pso_unlisted" in plan, plan
+
+
+async def test_sqlite_blob_urls_are_judged_like_text(tmp_path: Path, make_settings: Callable[..., Settings]) -> None:
+    """SQLite compares a blob with text as unequal whatever the bytes: a legacy blob url (bytes a C
+    writer left, or 0002's non-UTF-8 text) is judged on its bytes, and the listing agrees with total."""
+    with fresh_database("sqlite", tmp_path) as url:
+        await create_legacy_table(url, [])
+        settings = make_settings(database_url=url)
+        in_thread(lambda: run_migrations(settings))
+        blobs = [(b"/", True), (b"/x.png", True), (b"/\\x", False), (b"", False), (b"HTTP://h/\xff", True),
+                 (b"javascript:1", False)]
+        for blob, _ in blobs:
+            await raw_execute(url, "INSERT INTO pipeline_step_outputs (url, created_at) VALUES (?, '2024-01-01')", blob)
+        api = create_api(settings, RecordingWarmClient())
+        async with api.component.lifespan():
+            transport = httpx.ASGITransport(app=mount_api(api))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                for by in ("offset", "cursor"):
+                    ids, totals, _ = await walk(client, by)
+                    assert sorted(ids) == [n for n, (_, listed) in enumerate(blobs, start=1) if listed], by
+                    assert totals == {sum(listed for _, listed in blobs)}

@@ -29,7 +29,7 @@ TABLE = "pipeline_step_outputs"
 CHECKS = (
     "WHEN substr(url, 1, 8) = 'https://' OR substr(url, 1, 7) = 'http://' THEN 1 "
     "WHEN lower(substr(url, 1, 8)) = 'https://' OR lower(substr(url, 1, 7)) = 'http://' "
-    "OR (substr(url, 1, 1) = '/' AND substr(url, 2, 1) <> '\\') THEN 1 ELSE 0 END = 0"
+    "OR (lower(substr(url, 1, 1)) = '/' AND lower(substr(url, 1, 2)) <> '/\\') THEN 1 ELSE 0 END = 0"
 )
 UNLISTED = {
     "postgresql": f"CASE WHEN octet_length(url) > 4096 THEN 0 {CHECKS}",
