@@ -589,6 +589,26 @@ describe("PageLoader stable list", () => {
     expect(calls).toHaveLength(2);
   });
 
+  it("recheckEmpty() on a list emptied while open: asked unbounded, the old bound's pages forgotten", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensurePage(0);
+    calls[0]!.resolve({ ...pageOf(0), headCursor: "H" });
+    await flush();
+    loader.ensurePage(3);
+    calls[1]!.resolve({ items: [], total: 0, headCursor: null, boundedTotal: 0 }); // every image deleted
+    await flush();
+    expect(loader.getSnapshot().total).toBe(0);
+    loader.recheckEmpty();
+    expect(calls.map((c) => [c.page, c.until])).toEqual([[0, null], [3, "H"], [0, null]]);
+    expect([...loader.getSnapshot().pages.keys()]).toEqual([0]);
+    calls[2]!.resolve({ items: Array.from({ length: 50 }, (_, i) => 500 - i), total: 200, headCursor: "H2" });
+    await flush();
+    expect([loader.getSnapshot().total, loader.getSnapshot().headCursor]).toEqual([200, "H2"]);
+    loader.ensurePage(3); // its old status would have kept it from being asked
+    expect(calls.map((c) => [c.page, c.until])).toEqual([[0, null], [3, "H"], [0, null], [3, "H2"]]);
+  });
+
   it("an API without head_cursor pages by plain offset (no until)", async () => {
     const { calls, fetchPage } = controlledFetch();
     const loader = new PageLoader({ pageSize: 50, fetchPage });

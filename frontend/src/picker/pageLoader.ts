@@ -309,13 +309,21 @@ export class PageLoader<T> {
   }
 
   /**
-   * An empty list has no head to poll `newer_than` from: ask page 0 again instead (the poll, focus,
-   * `online`), keeping the empty state on screen while it does. Its answer is a first answer: the
-   * bound and the total come from it. Nothing happens unless the list is empty and page 0 idle.
+   * An empty list asks page 0 again instead of `newer_than` (the poll, focus, `online`), keeping the
+   * empty state on screen while it does: an empty library has no head to poll from, and one emptied
+   * while open (every image deleted) shows no "new images" notice over its empty state. Its answer
+   * is a first answer: the bound and the total come from it, and the pages known before are
+   * forgotten (the old bound's, they would never be asked again). Nothing happens unless the list
+   * is empty and page 0 idle.
    */
   recheckEmpty(): void {
     if (!this.running || this.snapshot.total !== 0 || this.controllers.has(0) || this.timers.has(0)) return;
+    this.stop();
+    this.running = true;
     this.until = undefined;
+    this.lastApiTotal = null;
+    this.lastBoundedTotal = null;
+    this.commit({ pages: new Map() });
     this.request(0, 1);
   }
 

@@ -93,14 +93,17 @@ export function usePagedLibrary(source: LibrarySource, initialIndex = 0): PagedL
   const [newer, setNewer] = useState<NewerImages | null>(null);
   const headCursor = snapshot.headCursor;
   const polling = useRef<AbortController | null>(null);
-  // An empty library has no head to ask `newer_than` from: the same poll asks page 0 again.
+  // An empty library asks page 0 again on the same poll (it has no head, or one whose notice could not show).
   const empty = snapshot.total === 0;
   const checkNewer = useCallback(() => {
     if (!isVisible()) return;
-    if (!headCursor) {
-      if (empty) loader.recheckEmpty();
+    // An empty list asks its first page again: it may have no head, and a "new images" notice
+    // could not show over the empty state (a library emptied while open still has its old head).
+    if (empty) {
+      loader.recheckEmpty();
       return;
     }
+    if (!headCursor) return;
     if (polling.current) return;
     const ctrl = new AbortController();
     polling.current = ctrl;
