@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -165,3 +168,59 @@ def test_requests_nginx_refuses_itself_get_json_never_html_or_500(
     assert got == status, body
     assert headers["content-type"] == "application/json"
     assert json.loads(body)["error"]
+
+
+@contextmanager
+def small_filesystem(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``path`` (root only), unmounted after."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(directory: Path) -> None:
+    """Write into ``directory`` until its filesystem refuses (ENOSPC)."""
+    descriptor = os.open(directory / "ballast", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(descriptor, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_misses_are_still_answered_when_the_edge_cache_cannot_be_written(
+    make_settings: Callable[..., Settings], tmp_path: Path, origin: Origin, fault: str
+) -> None:
+    """A full or read-only cache filesystem costs the edge its cache, not its answers: each MISS is the app's.
+
+    nginx used to write each cacheable response into the cache directory as it streamed it, and a failed write
+    dropped the client's connection (no status, no body) on every MISS.
+    """
+    nginx = require_binary("nginx")
+    edge_port, app_port = free_port(), free_port()
+    settings = make_settings(port=edge_port, stack_app_port=app_port, public_base_url=f"http://127.0.0.1:{edge_port}")
+    app = create_app(settings)
+    stack = tmp_path / "stack"
+    with small_filesystem(stack / "cache", "256k") as cache:
+        with serve_in_thread(app, port=app_port), run_nginx(nginx, settings, stack) as base_url:
+            if fault == "full":
+                fill(cache)
+            else:
+                subprocess.run(["mount", "-o", "remount,ro", str(cache)], check=True)
+            for number in range(8):
+                image = demo_image(number, "small").data
+                source = origin.add(f"/edge/fault-{number}.png", image, content_type="image/png")
+                response = httpx.get(base_url + thumbnail_path(source, settings.secret), timeout=30)
+                assert response.status_code == 200, response.text
+                assert response.headers["content-type"] == "image/jpeg"
+                assert response.content.startswith(b"\xff\xd8")
+            error = httpx.get(base_url + "/t/" + "A" * 43 + "/thumb/aHR0cDovL3guY29tL2EucG5n.jpg", timeout=30)
+            assert error.status_code == 403 and error.json()["error"]
