@@ -425,6 +425,8 @@ describe("PageLoader recovery", () => {
 });
 
 describe("PageLoader stable list", () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
   const withHead = (page: number, head: string, total = TOTAL): PageResult<number> => ({
     ...pageOf(page),
     total,
@@ -466,9 +468,9 @@ describe("PageLoader stable list", () => {
     expect(calls.map((c) => c.page)).toEqual([1, 0]);
   });
 
-  it("under a bound the total never grows with inserts; a short page marks the end", async () => {
+  it("under a bound the total never grows with inserts; without until_total a short last page marks the end once it stays short", async () => {
     const { calls, fetchPage } = controlledFetch();
-    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    const loader = new PageLoader({ pageSize: 50, fetchPage, maxAttempts: 3, backoffMs: () => 10 });
     loader.ensurePage(0);
     calls[0]!.resolve(withHead(0, "H", 230));
     await flush();
@@ -477,9 +479,80 @@ describe("PageLoader stable list", () => {
     await flush();
     expect(loader.getSnapshot().total).toBe(230);
     loader.ensurePage(4);
-    calls[2]!.resolve({ items: [200, 201], total: 230, headCursor: "x" }); // 28 deleted meanwhile
+    for (let i = 0; i < 3; i++) {
+      calls[2 + i]!.resolve({ items: [200, 201], total: 230, headCursor: "x" }); // 28 deleted meanwhile
+      await flush();
+      expect(loader.getSnapshot().total).toBe(i < 2 ? 230 : 202); // asked again first: it may be a dropped answer
+      vi.advanceTimersByTime(10);
+    }
+    expect(loader.getSnapshot().pages.get(4)).toEqual({ state: "loaded" });
+    expect(calls).toHaveLength(5);
+  });
+
+  it("a short page mid-list keeps the total, shows its rows and asks again for the rest (bounded, with backoff)", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, maxAttempts: 3, backoffMs: (a) => 100 * a });
+    loader.ensureRange(0, 99);
+    calls[0]!.resolve({ ...withHead(0, "H"), boundedTotal: TOTAL });
+    calls[1]!.resolve({ items: pageOf(1).items.slice(0, 20), total: TOTAL, headCursor: "X", boundedTotal: TOTAL }); // 30 rows dropped
     await flush();
-    expect(loader.getSnapshot().total).toBe(202);
+    let snap = loader.getSnapshot();
+    expect(snap.total).toBe(TOTAL); // the list does not end at 70
+    expect([snap.items[69], snap.items[70]]).toEqual([69, undefined]); // no other image moves into the gap
+    expect(snap.pages.get(1)).toMatchObject({ state: "retrying", attempt: 1 });
+    loader.ensureRange(0, 160);
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 2, 3]); // pages past it are asked as usual
+    calls[2]!.resolve({ ...pageOf(2), boundedTotal: TOTAL });
+    calls[3]!.resolve({ ...pageOf(3), boundedTotal: TOTAL });
+    await flush();
+    // Still short on every attempt: asked again after each backoff, never in a tight loop, then failed.
+    vi.advanceTimersByTime(99);
+    expect(calls).toHaveLength(4);
+    vi.advanceTimersByTime(1);
+    expect(calls.map((c) => [c.page, c.until])).toEqual([[0, null], [1, null], [2, "H"], [3, "H"], [1, "H"]]);
+    calls[4]!.resolve({ items: pageOf(1).items.slice(0, 20), total: TOTAL, boundedTotal: TOTAL });
+    await flush();
+    vi.advanceTimersByTime(200);
+    calls[5]!.resolve({ items: pageOf(1).items.slice(0, 20), total: TOTAL, boundedTotal: TOTAL });
+    await flush();
+    snap = loader.getSnapshot();
+    expect(snap.pages.get(1)).toMatchObject({ state: "failed", attempt: 3, offline: false });
+    expect(snap.total).toBe(TOTAL);
+    expect(snap.items[120]).toBe(120);
+    vi.advanceTimersByTime(FAILED_RETRY_MS - 1);
+    expect(calls).toHaveLength(6);
+    vi.advanceTimersByTime(1); // the slow re-ask of any failed page
+    expect(calls).toHaveLength(7);
+    calls[6]!.resolve({ ...pageOf(1), boundedTotal: TOTAL }); // the whole page this time
+    await flush();
+    snap = loader.getSnapshot();
+    expect(snap.pages.get(1)).toEqual({ state: "loaded" });
+    expect(snap.items.slice(50, 100)).toEqual(pageOf(1).items);
+  });
+
+  it("a short first page (and a short page from a list without a bound) is not the end either", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, backoffMs: () => 10 });
+    loader.ensurePage(0);
+    calls[0]!.resolve({ items: [0, 1, 2], total: TOTAL }); // no head cursor: an unbounded list
+    await flush();
+    expect(loader.getSnapshot().total).toBe(TOTAL);
+    expect(loader.getSnapshot().pages.get(0)).toMatchObject({ state: "retrying" });
+    vi.advanceTimersByTime(10);
+    calls[1]!.resolve(pageOf(0));
+    await flush();
+    expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loaded" });
+    loader.ensurePage(2);
+    calls[2]!.resolve({ items: [], total: TOTAL }); // an empty page mid-list
+    await flush();
+    expect(loader.getSnapshot().total).toBe(TOTAL);
+    expect(loader.getSnapshot().pages.get(2)).toMatchObject({ state: "retrying" });
+    // The real end is still the end: the last page holds total - offset rows.
+    loader.ensurePage(4);
+    calls[3]!.resolve(pageOf(4));
+    await flush();
+    expect(loader.getSnapshot().pages.get(4)).toEqual({ state: "loaded" });
+    expect(loader.getSnapshot().total).toBe(TOTAL);
   });
 
   /** A loader with pages 0 and 1 answered, page 0's head `head` as the bound of later pages. */

@@ -392,7 +392,7 @@ export class PageLoader<T> {
     this.fetchPage(page, this.pageSize, ctrl.signal, until).then(
       (result) => {
         if (!settle()) return;
-        this.onLoaded(page, result);
+        this.onLoaded(page, result, attempt);
         this.pump();
       },
       (err: unknown) => {
@@ -403,7 +403,7 @@ export class PageLoader<T> {
     );
   }
 
-  private onLoaded(page: number, { items, total, headCursor, boundedTotal }: PageResult<T>): void {
+  private onLoaded(page: number, { items, total, headCursor, boundedTotal }: PageResult<T>, attempt = 1): void {
     const { prepended } = this.snapshot;
     let firstAnswer = false;
     if (page === 0 && this.until === undefined) {
@@ -417,7 +417,20 @@ export class PageLoader<T> {
     let baseTotal = Math.max(0, bounded ?? total);
     const known = this.snapshot.total === null ? null : this.snapshot.total - prepended;
     if (this.until && known !== null && !firstAnswer) baseTotal = Math.min(baseTotal, known);
-    if (items.length < this.pageSize && (items.length > 0 || page > 0)) {
+    // A short page: fewer rows than the total says this page holds (a host's fetchPage that drops
+    // rows, a proxy or server that cut the answer). It is not the end of the list: the rows it did
+    // bring are shown at their offsets, the total stays, and the page is asked again like a failure
+    // (backoff, then `failed` and the slow re-ask), so the missing rows show a retry state, not an
+    // end of the list for the session. Only under a bound from an API without `until_total` is a
+    // short page also how deletions show (its total counts the images added since as well): there it
+    // marks the end once the same answer came back every attempt, unless a later page has rows.
+    const expected = Math.max(0, Math.min(this.pageSize, baseTotal - page * this.pageSize));
+    let short = items.length < expected;
+    if (short && Boolean(this.until) && !firstAnswer && boundedTotal === undefined && attempt >= this.maxAttempts) {
+      const laterRows = [...this.snapshot.pages].some(([p, s]) => p > page && s.state === "loaded");
+      if (!laterRows) short = false;
+    }
+    if (!short && items.length < this.pageSize && (items.length > 0 || page > 0)) {
       baseTotal = Math.min(baseTotal, page * this.pageSize + items.length);
     }
     const next = this.snapshot.items.slice();
@@ -444,11 +457,12 @@ export class PageLoader<T> {
         : (lastApiTotal !== null && total < lastApiTotal) || (known !== null && total < known);
     const shifted = Boolean(this.until) && !firstAnswer && shrank;
     if (shifted) for (const [p, s] of pages) if (p !== page && s.state === "loaded") pages.delete(p);
-    pages.set(page, { state: "loaded" });
+    if (!short) pages.set(page, { state: "loaded" });
     this.evictFarPages(pages, next, page);
     const patch: Partial<PagesSnapshot<T>> = { items: next, total: prepended + baseTotal, pages };
     if (firstAnswer) patch.headCursor = this.until ?? null;
     this.commit(patch);
+    if (short) this.onFailed(page, attempt, new PageError(`only ${items.length} of ${expected} images came back`, true));
     if (shifted && this.lastRange) this.ensureRange(this.lastRange[0], this.lastRange[1]);
   }
 
