@@ -82,6 +82,7 @@ def create_proxy(config: ProxyConfig, *, warm_consumer: bool) -> Proxy:
         max_pixels=config.max_source_pixels,
         wait_limit=config.fetch_timeout * 2 + 30,
         max_decode_bytes=config.max_decode_bytes,
+        max_side=config.max_source_side,
         # Admission before download. A download waits for a ticket a little longer than one
         # fetch can take (so at least one ticket comes free), then it is a 503.
         budget=FetchBudget(config.max_concurrent_fetches, config.max_fetch_bytes_in_flight,

@@ -24,6 +24,9 @@ class ProxyConfig:
     allow_private_sources: bool = False
     max_source_bytes: int = 25_000_000
     max_source_pixels: int = 50_000_000
+    # Longest side a source may declare (JPEG's own limit): render cost follows rows and a
+    # streamed decode's buffers follow the width, whatever the pixel count.
+    max_source_side: int = 65_535
     max_decode_bytes: int = 256 * 1024 * 1024
     fetch_connect_timeout: float = 3.0
     fetch_timeout: float = 10.0

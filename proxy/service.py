@@ -24,7 +24,7 @@ from proxy.fetch import OriginFetcher
 from proxy.gate import Dropped, StartGate
 from proxy.metrics import ProxyMetrics
 from proxy.negative import NegativeCache
-from proxy.pipeline import DEFAULT_MAX_DECODE_BYTES, Rendered, render
+from proxy.pipeline import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_SOURCE_SIDE, Rendered, render
 from proxy.processing import PoolSlot, ProcessingPool
 from proxy.singleflight import Coordinator, Flights, Leases
 from proxy.sniff import Body
@@ -55,11 +55,12 @@ class Made:
 
 
 def make_thumbnail(
-    source: Body, variant: Variant, max_pixels: int, max_decode_bytes: int, key: str, store: BlockingStore | None
+    source: Body, variant: Variant, max_pixels: int, max_decode_bytes: int, max_side: int, key: str,
+    store: BlockingStore | None,
 ) -> Made:
     """The pool thread's whole job for a miss: render, seal the entry and, for a store whose
     writes are blocking file I/O, write it there too (no second thread hop to store it)."""
-    rendered = render(source, variant, max_pixels, max_decode_bytes)
+    rendered = render(source, variant, max_pixels, max_decode_bytes, max_side)
     thumbnail = Thumbnail.create(rendered.data, rendered.width, rendered.height, rendered.color)
     stored = False
     if store is not None:
@@ -86,6 +87,7 @@ class ThumbnailService:
         max_pixels: int,
         wait_limit: float,
         max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
+        max_side: int = DEFAULT_MAX_SOURCE_SIDE,
         budget: FetchBudget | None = None,
         hold: SourceHold | None = None,
     ) -> None:
@@ -99,6 +101,7 @@ class ThumbnailService:
         self.metrics = metrics
         self.max_pixels = max_pixels
         self.max_decode_bytes = max_decode_bytes
+        self.max_side = max_side
         self.wait_limit = wait_limit
         # Defaults bound nothing new (tests and tools that build a service by hand).
         self.budget = budget if budget is not None else FetchBudget(1_000_000, 1 << 62, fetcher.max_bytes, wait_limit)
@@ -227,7 +230,7 @@ class ThumbnailService:
             self.metrics.fetch_seconds.observe(fetched - started)
             try:
                 made = await self.pool.run(
-                    make_thumbnail, source, request.variant, self.max_pixels, self.max_decode_bytes,
+                    make_thumbnail, source, request.variant, self.max_pixels, self.max_decode_bytes, self.max_side,
                     request.cache_key, self._blocking_store, gate=gate, slot=slot,
                 )
             except (Overloaded, Dropped, asyncio.CancelledError):

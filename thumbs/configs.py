@@ -16,6 +16,7 @@ def proxy_config(settings: Settings) -> ProxyConfig:
         allow_private_sources=settings.allow_private_sources,
         max_source_bytes=settings.max_source_bytes,
         max_source_pixels=settings.max_source_pixels,
+        max_source_side=settings.max_source_side,
         max_decode_bytes=settings.max_decode_bytes,
         fetch_connect_timeout=settings.fetch_connect_timeout,
         fetch_timeout=settings.fetch_timeout,

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     )
     max_source_bytes: int = Field(25_000_000, ge=1, description="Byte cap on an origin body, enforced while streaming.")
     max_source_pixels: int = Field(50_000_000, ge=1, description="Pixel cap, checked from the header before decoding.")
+    max_source_side: int = Field(
+        65_535, ge=1, description="Cap on a source's width and on its height (JPEG's own limit), checked from "
+        "the header before decoding; over it is a 413.",
+    )
     max_decode_bytes: int = Field(
         256 * 1024 * 1024, ge=1,
         description="Decode memory per image: width x height x bands x bytes per sample, full size when "
@@ -137,6 +141,12 @@ class Settings(BaseSettings):
         description="The stack's internal edge port on 127.0.0.1 (ingest, warm, admin, health, metrics; 0: PORT+2).",
     )
     edge_cache_size: str = Field("2g", pattern=r"^[0-9]+[kmg]?$", description="nginx thumbnail cache size.")
+    edge_temp_dir: Path | None = Field(
+        None,
+        description="Where the stack's nginx stages responses before they enter its cache (and buffers request"
+        " bodies); off the data disk, so a full data disk costs the edge its cache, not its answers."
+        " Default: a directory under /dev/shm (memory) when writable, else DATA_DIR/run.",
+    )
 
     @field_validator("previous_secrets", "allowed_sources", "cors_origins", mode="before")
     @classmethod

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 import proxy.service
 from proxy.app import Proxy, create_proxy
-from proxy.pipeline import DEFAULT_MAX_DECODE_BYTES, Rendered
+from proxy.pipeline import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_SOURCE_SIDE, Rendered
 from proxy.processing import ProcessingPool
 from proxy.singleflight import Flights
 from proxy.sniff import Body
@@ -38,11 +38,12 @@ class Renders:
 
     # render's own signature, so the stand-in is checked against what proxy.service calls.
     def __call__(
-        self, data: Body, variant: Variant, max_pixels: int, max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES
+        self, data: Body, variant: Variant, max_pixels: int, max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
+        max_side: int = DEFAULT_MAX_SOURCE_SIDE,
     ) -> Rendered:
         with self._lock:
             self.count += 1
-        return self._render(data, variant, max_pixels, max_decode_bytes)
+        return self._render(data, variant, max_pixels, max_decode_bytes, max_side)
 
 
 @pytest.fixture

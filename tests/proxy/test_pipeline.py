@@ -240,6 +240,19 @@ def test_pixel_limit_is_configurable() -> None:
     assert render(images.png(images.solid(100, 100)), THUMB, 10_000).output_width == 100
 
 
+@pytest.mark.parametrize("fmt", ["png", "jpeg"])  # libvips' header, then the plain-JPEG marker reader
+def test_side_limit_is_configurable(fmt: str) -> None:
+    def source(width: int, height: int) -> bytes:
+        image = images.solid(width, height)
+        return images.png(image) if fmt == "png" else images.jpeg(image)
+
+    for width, height in ((1001, 1), (1, 1001)):
+        with pytest.raises(TooManyPixels, match=f"{width}x{height} has a side over the 1000 pixel limit"):
+            render(source(width, height), THUMB, MAX_PIXELS, max_side=1000)
+    assert render(source(1000, 1), THUMB, MAX_PIXELS, max_side=1000).output_width == 200
+    assert render(source(1, 1000), THUMB, MAX_PIXELS, max_side=1000).output_height == 200
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_placeholder_colour_is_libvips_band_mean(seed: int) -> None:
     """The numpy sum gives what libvips' own ``stats`` means round to, on noisy thumbnails of odd sizes."""

@@ -79,6 +79,66 @@ def _tiff_bomb() -> bytes:
     return bytes(data)
 
 
+def grey_png(width: int, height: int) -> bytes:
+    """A real, valid 8-bit grey PNG of black pixels, compressed a block of rows at a time: a
+    1 x 50,000,000 one is 97 KB and a 50,000,000 x 1 one 49 KB (0.3 s each to build)."""
+    row = b"\0" * (width + 1)
+    per_block = max(1, (1 << 20) // len(row))
+    compressor = zlib.compressobj(9)
+    parts, left = [], height
+    while left:
+        count = min(per_block, left)
+        parts.append(compressor.compress(row * count))
+        left -= count
+    parts.append(compressor.flush())
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"".join(parts)) + \
+        _png_chunk(b"IEND", b"")
+
+
+@pytest.mark.timeout(60)
+async def test_a_side_over_the_limit_is_413_from_the_header(make_settings: Callable[..., Settings],
+                                                            origin: Origin, unique) -> None:
+    """Within the pixel, byte and decode caps, a 97 KB 1 x 50,000,000 PNG took 6.35 s of render CPU
+    (rows cost ~130 ns each) and a 48.7 KB 50,000,000 x 1 one took a worker from 122 to 599 MB
+    (libvips' row buffers follow the width). THUMBS_MAX_SOURCE_SIDE, 65,535 by default, refuses
+    a longer side from the header, before any decoding."""
+    shapes = [(1, 50_000_000), (50_000_000, 1), (1, 65_536), (65_536, 1)]
+    sources = {shape: origin.add(unique(f"{shape[0]}x{shape[1]}.png"), grey_png(*shape)) for shape in shapes}
+    async with running(make_settings(negative_ttl=0)) as proxy:
+        for (width, height), source in sources.items():
+            with RssWindow() as window:
+                started = time.process_time()
+                response = await proxy.thumb(source)
+                cpu = time.process_time() - started
+            assert response.status_code == 413, (width, height, response.text)
+            assert response.json() == {"error": "too_many_pixels",
+                                       "detail": f"{width}x{height} has a side over the 65535 pixel limit"}
+            assert cpu < 1.0 and window.growth_mb < 50, (width, height, cpu, window.growth_mb)
+
+
+@pytest.mark.timeout(60)
+async def test_a_side_at_the_limit_is_still_rendered_and_cheap(make_settings: Callable[..., Settings],
+                                                               origin: Origin, unique) -> None:
+    """The boundary: 65,535 is accepted; the tall and wide shapes it allows cost 0.02 s or less each."""
+    shapes = [(1, 65_535), (200, 65_535), (65_535, 1)]
+    sources = {shape: origin.add(unique(f"{shape[0]}x{shape[1]}.png"), grey_png(*shape)) for shape in shapes}
+    async with running(make_settings(negative_ttl=0)) as proxy:
+        for (width, height), source in sources.items():
+            with RssWindow() as window:
+                started = time.process_time()
+                response = await proxy.thumb(source)
+                cpu = time.process_time() - started
+            assert response.status_code == 200, (width, height, response.text)
+            assert response.content.endswith(JPEG_END)
+            assert cpu < 1.0 and window.growth_mb < 50, (width, height, cpu, window.growth_mb)
+    # The setting reaches the proxy: a lower cap refuses what the default renders.
+    async with running(make_settings(max_source_side=1_000, negative_ttl=0)) as proxy:
+        refused = await proxy.thumb(origin.add(unique("1001.png"), grey_png(1, 1_001)))
+        assert refused.status_code == 413 and "over the 1000 pixel limit" in refused.json()["detail"]
+        assert (await proxy.thumb(origin.add(unique("1000.png"), grey_png(1, 1_000)))).status_code == 200
+
+
 @pytest.mark.timeout(60)
 async def test_over_the_byte_cap_is_stopped_while_streaming(make_settings: Callable[..., Settings],
                                                             origin: Origin, unique) -> None:
