@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool, text
@@ -16,12 +17,33 @@ PG_LOCK_KEY = 0x7468756D6273  # "thumbs"
 url = context.config.get_main_option("sqlalchemy.url") or ""
 
 
+# How often a run waiting for another one's lock asks again.
+LOCK_POLL_SECONDS = 0.2
+
+
 def run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=None, version_table=VERSION_TABLE)
-    with context.begin_transaction():
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
-        context.run_migrations()
+    if connection.dialect.name != "postgresql":
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    # A session lock, held across the commit of an autocommit block (0012's CREATE INDEX
+    # CONCURRENTLY), which a transaction's lock would not survive. Asked for by polling, each
+    # ask its own short transaction: a run blocked inside a statement would hold a snapshot,
+    # and a concurrent index build waits for every older snapshot to end (a deadlock with the
+    # run holding the lock).
+    while not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": PG_LOCK_KEY}).scalar():
+        connection.commit()
+        time.sleep(LOCK_POLL_SECONDS)
+    connection.commit()
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if not connection.invalidated:
+            connection.rollback()
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": PG_LOCK_KEY})
+            connection.commit()
 
 
 async def run_async() -> None:

@@ -118,8 +118,8 @@ async def test_postgresql_legacy_table_is_migrated_in_place(legacy_pg: str, make
     columns = dict(tuple(row) for row in schema)
     assert columns["created_at"] == "timestamp with time zone"
     assert {"thumbnail_url", "width", "height", "color", "thumbnail_status"} <= set(columns)
-    assert {"ix_pso_created_id", "ix_pso_unready", "ux_pso_url_hash", "ix_pso_pipeline_created_id",
-            "ix_pso_step_created_id"} <= {row["indexname"] for row in indexes}
+    assert {"ix_pso_created_id", "ix_pso_unready", "ux_pso_url_hash", "ix_pso_pipeline_listed",
+            "ix_pso_step_listed"} <= {row["indexname"] for row in indexes}
     assert stats["rows"] == stats["counter"] == LEGACY_ROWS + 2
     assert stats["hashed"] == stats["urls"]  # one hash per distinct URL; duplicates stay listed
     assert stats["pending"] is True
@@ -200,3 +200,55 @@ async def test_concurrent_migrations_from_several_processes_apply_once(legacy_pg
         assert await connection.fetchval("SELECT value FROM library_counters WHERE name = 'images'") == 0
     finally:
         await connection.close()
+
+
+async def test_migration_0012_swaps_the_label_indexes_and_back(legacy_pg: str, tmp_path: Path) -> None:
+    """0012 is reversible on both databases; on PostgreSQL its CREATE INDEX CONCURRENTLY runs outside
+    the migration transaction, and a build that failed half-way (an INVALID index) is built again."""
+    from alembic import command
+
+    from library_api.migrate import alembic_config
+
+    old = {"ix_pso_pipeline_created_id", "ix_pso_step_created_id"}
+    new = {"ix_pso_pipeline_listed", "ix_pso_step_listed"}
+    for url in (legacy_pg, f"sqlite:///{tmp_path / 'swap.db'}"):
+        settings = Settings(_env_file=None, database_url=url)
+        config = alembic_config(settings)
+        in_thread(lambda: run_migrations(settings))  # noqa: B023 - called at once
+        assert await label_indexes(url) == {name: True for name in new}
+        in_thread(lambda: command.downgrade(config, "0011"))  # noqa: B023
+        assert await label_indexes(url) == {name: True for name in old}
+        in_thread(lambda: command.upgrade(config, "head"))  # noqa: B023
+        assert await label_indexes(url) == {name: True for name in new}
+    connection = await asyncpg.connect(legacy_pg)
+    try:
+        await connection.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'ix_pso_step_listed'::regclass")
+        await connection.execute("UPDATE library_api_alembic_version SET version_num = '0011'")
+        # As a cancelled build leaves it: both the old index and an invalid new one.
+        await connection.execute("CREATE INDEX ix_pso_step_created_id ON pipeline_step_outputs (step, created_at, id)")
+    finally:
+        await connection.close()
+    assert await label_indexes(legacy_pg) == {"ix_pso_pipeline_listed": True, "ix_pso_step_listed": False,
+                                              "ix_pso_step_created_id": True}
+    in_thread(lambda: run_migrations(Settings(_env_file=None, database_url=legacy_pg)))
+    assert await label_indexes(legacy_pg) == {name: True for name in new}
+
+
+async def label_indexes(url: str) -> dict[str, bool]:
+    """The label indexes (0009's and 0012's names) and whether each is valid."""
+    names = ("ix_pso_pipeline_created_id", "ix_pso_step_created_id", "ix_pso_pipeline_listed", "ix_pso_step_listed")
+    if url.startswith("sqlite"):
+        connection = sqlite3.connect(url.split(":///", 1)[1])
+        try:
+            rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+        finally:
+            connection.close()
+        return {name: True for (name,) in rows if name in names}
+    pg = await asyncpg.connect(url)
+    try:
+        rows = await pg.fetch("SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                              "WHERE c.relname = ANY($1::text[])", list(names))
+    finally:
+        await pg.close()
+    return {row["relname"]: row["indisvalid"] for row in rows}
