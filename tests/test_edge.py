@@ -195,26 +195,32 @@ def fill(directory: Path) -> None:
         os.close(descriptor)
 
 
-@pytest.mark.parametrize("fault", ["full", "read-only"])
+@pytest.mark.parametrize("fault", ["cache full", "cache read-only", "data dir full"])
 def test_misses_are_still_answered_when_the_edge_cache_cannot_be_written(
     make_settings: Callable[..., Settings], tmp_path: Path, origin: Origin, fault: str
 ) -> None:
     """A full or read-only cache filesystem costs the edge its cache, not its answers: each MISS is the app's.
 
     nginx used to write each cacheable response into the cache directory as it streamed it, and a failed write
-    dropped the client's connection (no status, no body) on every MISS.
+    dropped the client's connection (no status, no body) on every MISS; staged in a temp file on the same full
+    disk (the stack's data dir holding cache, temp files, store and database), it dropped them too.
     """
     nginx = require_binary("nginx")
     edge_port, app_port = free_port(), free_port()
-    settings = make_settings(port=edge_port, stack_app_port=app_port, public_base_url=f"http://127.0.0.1:{edge_port}")
-    app = create_app(settings)
     stack = tmp_path / "stack"
-    with small_filesystem(stack / "cache", "256k") as cache:
+    whole_data_dir = fault == "data dir full"
+    settings = make_settings(
+        port=edge_port, stack_app_port=app_port, public_base_url=f"http://127.0.0.1:{edge_port}",
+        edge_temp_dir=tmp_path / "edge-temp",  # another filesystem than the tmpfs, as /dev/shm is in the stack
+        **({"data_dir": stack} if whole_data_dir else {}),
+    )
+    with small_filesystem(stack if whole_data_dir else stack / "cache", "4m" if whole_data_dir else "256k") as full:
+        app = create_app(settings)
         with serve_in_thread(app, port=app_port), run_nginx(nginx, settings, stack) as base_url:
-            if fault == "full":
-                fill(cache)
+            if fault == "cache read-only":
+                subprocess.run(["mount", "-o", "remount,ro", str(full)], check=True)
             else:
-                subprocess.run(["mount", "-o", "remount,ro", str(cache)], check=True)
+                fill(full)
             for number in range(8):
                 image = demo_image(number, "small").data
                 source = origin.add(f"/edge/fault-{number}.png", image, content_type="image/png")

@@ -172,6 +172,7 @@ def test_stack_stopped_by_a_signal_leaves_no_process_or_port(tmp_path: Path, sto
         THUMBS_ADMIN_TOKEN="admin-token",
         THUMBS_WARM_TOKEN="warm-token",
         THUMBS_INGEST_TOKEN="ingest-token",
+        THUMBS_EDGE_TEMP_DIR=str(tmp_path / "edge-temp"),  # a SIGKILLed stack cannot clean up its /dev/shm one
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "thumbs.cli", "stack"],
@@ -209,3 +210,32 @@ def test_stack_stopped_by_a_signal_leaves_no_process_or_port(tmp_path: Path, sto
                 os.kill(pid, signal.SIGKILL)
         if process.poll() is None:
             process.kill()
+
+
+def test_nginx_stages_responses_off_the_data_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Temp files go where THUMBS_EDGE_TEMP_DIR says, else to memory (/dev/shm), else to the data dir.
+
+    On the data disk, a full disk drops every MISS (tests/test_edge.py shows it through nginx).
+    """
+    from thumbs import stack as stack_module
+    from thumbs.settings import Settings
+
+    data = tmp_path / "data"
+    memory = tmp_path / "memory"
+    memory.mkdir()
+    monkeypatch.setattr(stack_module, "MEMORY_FILESYSTEM", memory)
+
+    def temp_paths(**overrides: object) -> set[str]:
+        settings = Settings(_env_file=None, data_dir=data, **overrides)  # type: ignore[arg-type]
+        config = stack_module.write_nginx_config(settings, data).read_text()
+        lines = [line.split() for line in config.splitlines() if "_temp_path" in line]
+        assert len(lines) == 5  # client body, proxy, fastcgi, uwsgi, scgi: none left at nginx's default
+        return {str(Path(words[1]).parent) for words in lines}
+
+    chosen = temp_paths(edge_temp_dir=tmp_path / "operator")
+    assert chosen == {str((tmp_path / "operator").resolve())} and (tmp_path / "operator").is_dir()
+    (by_default,) = temp_paths()
+    assert Path(by_default).parent == memory and Path(by_default).name.startswith("thumbs-edge-")
+    assert temp_paths() == {by_default}  # the same directory on every start of this data dir
+    monkeypatch.setattr(stack_module.os, "access", lambda path, mode: False)  # /dev/shm not writable
+    assert temp_paths() == {str((data / "run").resolve())}

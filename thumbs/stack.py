@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import hashlib
 import os
 import re
 import shutil
@@ -41,11 +42,11 @@ http {{
     sendfile on;
     tcp_nopush on;
     keepalive_requests 10000;
-    client_body_temp_path {run}/client_body;
-    proxy_temp_path {run}/proxy_temp;
-    fastcgi_temp_path {run}/fastcgi_temp;
-    uwsgi_temp_path {run}/uwsgi_temp;
-    scgi_temp_path {run}/scgi_temp;
+    client_body_temp_path {temp}/client_body;
+    proxy_temp_path {temp}/proxy_temp;
+    fastcgi_temp_path {temp}/fastcgi_temp;
+    uwsgi_temp_path {temp}/uwsgi_temp;
+    scgi_temp_path {temp}/scgi_temp;
     include {run}/thumbs.conf;
 }}
 """
@@ -135,10 +136,36 @@ def claim(settings: Settings, directory: Path) -> int:
     return lock
 
 
+MEMORY_FILESYSTEM = Path("/dev/shm")
+
+
+def edge_temp_dir(settings: Settings, directory: Path) -> Path:
+    """Where nginx stages responses (and request bodies): THUMBS_EDGE_TEMP_DIR, else memory, else the data dir.
+
+    A cacheable response is written to a temp file and moved into the cache when complete, so a full
+    or read-only cache costs a log line, not the answer, as long as the temp file is on another
+    filesystem: on the data disk, a full disk drops every MISS mid-stream.
+    """
+    if settings.edge_temp_dir is not None:
+        return settings.edge_temp_dir.resolve()
+    if MEMORY_FILESYSTEM.is_dir() and os.access(MEMORY_FILESYSTEM, os.W_OK | os.X_OK):
+        # One per data dir (the stack's lock makes it this stack's), so restarts reuse it.
+        digest = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:12]
+        return MEMORY_FILESYSTEM / f"thumbs-edge-{digest}"
+    return (directory / "run").resolve()
+
+
+def remove_edge_temp_dir(settings: Settings, directory: Path) -> None:
+    """Once nginx stopped: the memory directory held only responses in flight (an operator's own is kept)."""
+    temp = edge_temp_dir(settings, directory)
+    if temp.parent == MEMORY_FILESYSTEM:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 def write_nginx_config(settings: Settings, directory: Path) -> Path:
     """Render nginx/thumbs.conf.template plus a main config under ``directory``."""
-    run, logs = directory / "run", directory / "logs"
-    for path in (run, logs, directory / "cache"):
+    run, logs, temp = directory / "run", directory / "logs", edge_temp_dir(settings, directory)
+    for path in (run, logs, directory / "cache", temp):
         path.mkdir(parents=True, exist_ok=True)
     upstream = f"127.0.0.1:{app_port(settings)}"
     values = {
@@ -158,6 +185,7 @@ def write_nginx_config(settings: Settings, directory: Path) -> Path:
             user="user root;\n" if os.geteuid() == 0 else "",
             run=run.resolve(),
             logs=logs.resolve(),
+            temp=temp,
             mime_types="/etc/nginx/mime.types",
         )
     )
@@ -250,3 +278,4 @@ def run_stack(settings: Settings) -> None:
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(signum, signal.SIG_IGN)  # a second signal must not cut the stopping short
         stop(list(processes.values()))
+        remove_edge_temp_dir(settings, directory)

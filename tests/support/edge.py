@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from thumbs.settings import Settings
-from thumbs.stack import write_nginx_config
+from thumbs.stack import remove_edge_temp_dir, write_nginx_config
 
 
 @contextmanager
@@ -39,3 +39,4 @@ def run_nginx(nginx: str, settings: Settings, directory: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        remove_edge_temp_dir(settings, directory)
