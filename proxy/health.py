@@ -25,7 +25,15 @@ from proxy.tiers import RedisTier
 from proxy.variants import THUMB
 
 CHECK_TIMEOUT = 5.0
+DETAIL_CHARS = 300
 Check = Callable[[], Awaitable[None]]  # raises when the dependency is not usable
+
+
+def brief(exc: BaseException | str) -> str:
+    """One line of at most DETAIL_CHARS: a client's error can carry pages of debug output (obstore's does)."""
+    text = exc if isinstance(exc, str) else str(exc) or type(exc).__name__
+    line = text.strip().splitlines()[0] if text.strip() else text
+    return line if len(line) <= DETAIL_CHARS else line[: DETAIL_CHARS - 1] + "…"
 
 
 def vips_self_test() -> int:
@@ -56,20 +64,20 @@ class HealthCheck:
             encoded = await asyncio.wait_for(asyncio.to_thread(vips_self_test), CHECK_TIMEOUT)
             checks["libvips"] = {"ok": encoded > 0}
         except Exception as exc:
-            checks["libvips"] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
+            checks["libvips"] = {"ok": False, "detail": brief(f"{type(exc).__name__}: {exc}")}
         down |= not checks["libvips"]["ok"]
         try:
             await asyncio.wait_for(self.store.check_writable(), CHECK_TIMEOUT)
             checks["disk"] = {"ok": True}
         except (OSError, TimeoutError) as exc:
-            checks["disk"] = {"ok": False, "detail": str(exc) or type(exc).__name__}
+            checks["disk"] = {"ok": False, "detail": brief(exc)}
             down = True
         for name, check in self.required.items():
             try:
                 await asyncio.wait_for(check(), CHECK_TIMEOUT)
                 checks[name] = {"ok": True}
             except Exception as exc:
-                checks[name] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
+                checks[name] = {"ok": False, "detail": brief(f"{type(exc).__name__}: {exc}")}
                 down = True
         degraded = False
         if self.redis is None:
@@ -78,7 +86,7 @@ class HealthCheck:
             reachable = await self.redis.ping()
             checks["redis"] = {"ok": reachable, "configured": True}
             if not reachable:
-                checks["redis"]["detail"] = self.redis.last_error
+                checks["redis"]["detail"] = brief(self.redis.last_error or "unreachable")
             degraded = not reachable
         saturation = self.pool.saturation
         checks["pool"] = {"in_flight": self.pool.in_flight, "capacity": self.pool.capacity,

@@ -173,3 +173,18 @@ async def test_generation_logs_one_structured_line(proxy: Running, origin: Origi
     [record] = [r for r in caplog.records if r.getMessage() == "generated thumbnail"]
     assert record.source_host == origin.base_url.removeprefix("http://")
     assert record.output_size == "200x133" and record.output_bytes > 0 and record.source_bytes > 0
+
+
+async def test_readyz_details_are_one_short_line(make_settings: Callable[..., Settings]) -> None:
+    """An unreachable object store's client error is pages of debug output: /readyz keeps one line of it."""
+    closed = free_port()
+    settings = make_settings(store_url=f"s3://thumbs/t?endpoint=http://127.0.0.1:{closed}&region=us-east-1",
+                             redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    async with running(settings) as proxy:
+        response = await proxy.client.get("/readyz")
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["disk"]["ok"] is False and checks["redis"]["ok"] is False
+    for check in ("disk", "redis"):
+        detail = checks[check]["detail"]
+        assert detail and "\n" not in detail and len(detail) <= 300, detail
