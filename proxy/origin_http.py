@@ -252,6 +252,7 @@ class OriginPool:
     def __init__(self, dial: Dial) -> None:
         self._dial = dial
         self._idle: dict[tuple[str, str, int], list[OriginConnection]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
 
     @contextlib.asynccontextmanager
     async def get(
@@ -284,9 +285,12 @@ class OriginPool:
         except BaseException:
             connection.abandon()
             raise
+        self._sweep()
         if connection.reusable and sum(map(len, self._idle.values())) < MAX_IDLE:
             connection.ready()
             self._idle.setdefault(key, []).append(connection)
+            if self._sweeper is None:
+                self._sweeper = asyncio.get_running_loop().call_later(KEEPALIVE_SECONDS, self._swept)
         else:
             connection.close()
 
@@ -300,7 +304,35 @@ class OriginPool:
             connection.close()
         return None
 
+    def _sweep(self) -> None:
+        """Close the idle connections past :data:`KEEPALIVE_SECONDS` or no longer usable, of
+        every host: left to the next request to their own host, they held their sockets open
+        indefinitely and, once :data:`MAX_IDLE` of them piled up, no connection to any other
+        host was kept alive again."""
+        now = time.monotonic()
+        for key in list(self._idle):
+            kept = []
+            for connection in self._idle[key]:
+                if now - connection.idle_since < KEEPALIVE_SECONDS and connection.reusable_idle:
+                    kept.append(connection)
+                else:
+                    connection.close()
+            if kept:
+                self._idle[key] = kept
+            else:
+                del self._idle[key]
+
+    def _swept(self) -> None:
+        """The timer's sweep (no request may come to do it); again while anything is idle."""
+        self._sweeper = None
+        self._sweep()
+        if self._idle:
+            self._sweeper = asyncio.get_running_loop().call_later(KEEPALIVE_SECONDS, self._swept)
+
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for connections in self._idle.values():
             for connection in connections:
                 connection.close()

@@ -25,6 +25,7 @@ from proxy import origin_http
 from proxy.errors import OriginError, OriginUnreachable, TooLarge
 from proxy.fetch import OriginFetcher, SourcePolicy
 from tests.support.servers import free_port
+from tests.support.wait import ManualClock, wait_until
 
 BODY = bytes(range(256)) * (8 * 1024)  # 2 MiB
 Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], object]
@@ -224,6 +225,42 @@ async def test_the_byte_cap_closes_the_connection(serve) -> None:
             await client.fetch(f"http://127.0.0.1:{port}/a")
         assert await client.fetch(f"http://127.0.0.1:{port}/b") == b"next"
     assert origin.connections == 2
+
+
+async def test_idle_connections_past_their_keepalive_are_closed_and_give_up_their_places(
+    serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Expired idle connections were closed only when their own host was asked again: they kept
+    their sockets open for good and, once MAX_IDLE of them piled up, no other host's connection
+    was kept alive any more (every fetch dialled anew)."""
+    monkeypatch.setattr(origin_http, "MAX_IDLE", 2)
+    clock = ManualClock()
+    monkeypatch.setattr(origin_http, "time", clock)
+    origins = [await serve([ok(b"a"), ok(b"b")]) for _ in range(3)]
+    async with fetching() as client:
+        for _, port in origins[:2]:
+            assert await client.fetch(f"http://127.0.0.1:{port}/a") == b"a"
+        stale = [connection for idle in client.pool._idle.values() for connection in idle]
+        assert len(stale) == 2
+        clock.advance(origin_http.KEEPALIVE_SECONDS + 1)
+        third, port = origins[2]
+        assert await client.fetch(f"http://127.0.0.1:{port}/a") == b"a"
+        assert all(connection._transport is not None and connection._transport.is_closing() for connection in stale)
+        assert await client.fetch(f"http://127.0.0.1:{port}/b") == b"b"
+        assert sum(map(len, client.pool._idle.values())) == 1
+    assert third.connections == 1  # kept alive: the two expired ones no longer hold the places
+
+
+async def test_an_idle_connection_is_closed_once_its_keepalive_ends_without_any_request(
+    serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(origin_http, "KEEPALIVE_SECONDS", 0.2)
+    _, port = await serve([ok(b"a"), ok(b"b")])
+    async with fetching() as client:
+        assert await client.fetch(f"http://127.0.0.1:{port}/a") == b"a"
+        (idle,) = client.pool._idle[("http", "127.0.0.1", port)]
+        await wait_until(lambda: not client.pool._idle, 5, what="the expired connection to be swept")
+        assert idle._transport is not None and idle._transport.is_closing()
 
 
 async def test_a_closed_port_is_unreachable() -> None:
