@@ -35,6 +35,9 @@ Handler = Callable[[str], Awaitable[WarmOutcome]]
 # the entry's opaque tag (the library uses the image id to write the outcome to its row).
 Finished = Callable[[str, str | None, WarmOutcome], Awaitable[None]]
 TRANSIENT_STATUSES = frozenset({502, 503, 504})
+# Redis down: the consumer retries after 0.5, 1, 2, 4, 5, 5 ... s (quick to notice a restart, quiet in an outage).
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 5.0
 
 
 # A tag that starts with this names a caller waiting for the outcome (the backfill over the stream):
@@ -233,11 +236,15 @@ class RedisWarmQueue:
 
     async def consume(self, handle: Handler, concurrency: int, finished: Finished = _nothing_to_report) -> None:
         ready = False
+        failures = 0  # in a row: the pause doubles up to RETRY_MAX_S, and the log says so once a minute
         while True:
             try:
                 if not ready:
                     await self._ensure_group()
                     ready = True
+                    if failures:
+                        log.warning("warm consumer: redis is back after %d failed attempt(s)", failures)
+                        failures = 0
                 now = time.time()
                 await self.client.zadd(self.alive_set, {self.consumer: now})
                 await self.client.eval(_PROMOTE, 2, self.retry_set, self.stream, now, self.max_len)
@@ -246,9 +253,13 @@ class RedisWarmQueue:
                     *(self._process(handle, finished, entry_id, fields) for entry_id, fields in entries)
                 )
             except (RedisError, OSError) as exc:
-                log.warning("warm consumer: redis unavailable (%s); retrying", exc)
+                pause = min(RETRY_MAX_S, RETRY_FIRST_S * 2**failures)
+                if failures == 0 or failures % max(1, int(60 / RETRY_MAX_S)) == 0:
+                    log.warning("warm consumer: redis unavailable (%s); retrying every %.0f s at most", exc,
+                                RETRY_MAX_S)
+                failures += 1
                 ready = False
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(pause)
 
     async def _claim_stale(self, count: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """Entries a dead consumer read but never acknowledged."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -17,6 +19,7 @@ from proxy.warm_types import WarmOutcome
 from tests.proxy.conftest import Running, running
 from tests.support import images
 from tests.support.origin import Origin
+from tests.support.servers import free_port
 from tests.support.wait import wait_until
 from thumbs.settings import Settings
 
@@ -253,3 +256,21 @@ async def test_a_warm_up_cancelled_between_variants_never_downloads_the_source_a
         cell_may_start.set()
         await wait_until(lambda: service.store.exists(cache_key(source, CELL)))
         assert origin.hits[unique("variants.jpg")] == 1
+
+
+async def test_consumer_backs_off_and_logs_once_while_redis_is_down(caplog: pytest.LogCaptureFixture) -> None:
+    """An outage of minutes must not be a warning per second: the pause doubles to 5 s, one line a minute."""
+    queue = RedisWarmQueue(f"redis://127.0.0.1:{free_port()}/0", "thumbs-test-down:")
+
+    async def handle(source: str) -> WarmOutcome:
+        raise AssertionError("nothing to consume")
+
+    with caplog.at_level(logging.WARNING, logger="thumbs.proxy"):
+        consumer = asyncio.create_task(queue.consume(handle, 1))
+        await asyncio.sleep(4.0)
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+    await queue.close()
+    warnings = [r for r in caplog.records if "redis unavailable" in r.getMessage()]
+    assert len(warnings) == 1  # was 4, one per 1 s retry
