@@ -177,11 +177,13 @@ class LibraryAPI:
             raise ApiError(403, "forbidden", "ingest is closed: set THUMBS_INGEST_TOKEN (or THUMBS_INGEST_OPEN=true)")
         body = await read_json_object(request)
         url = check_source_url(body.get("url"), self.settings.allowed_sources)
+        # A row written straight into the table (no url_hash) may hold the url as the client spells it.
+        spellings = [body["url"]] if body["url"] != url else []
         pipeline_id = label(body, "pipeline_id")
         step = label(body, "step")
         width, height = side(body, "width"), side(body, "height")
         row, created = await insert_image(
-            self.database, url=url, pipeline_id=pipeline_id, step=step, width=width, height=height
+            self.database, url=url, pipeline_id=pipeline_id, step=step, width=width, height=height, spellings=spellings
         )
         if row["thumbnail_status"] != READY:
             # The stored spelling: a legacy row found by its canonical form keeps its own url,

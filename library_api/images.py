@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from databases import Database
 from databases.interfaces import Record
@@ -359,11 +361,60 @@ def url_hash(url: str) -> str:
     return hashlib.sha256(url.encode("utf-8")).hexdigest()
 
 
+# Rows without a url_hash (written straight into the table), by the start of their url: migration
+# 0013's partial index, stated as its expression and WHERE (literals: a bound parameter in substr
+# would not match the index expression).
+UNHASHED_PREFIX = 200
+UNHASHED_PREFIX_SQL: sa.ColumnClause[str] = sa.literal_column(
+    f"substr({images.name}.url, 1, {UNHASHED_PREFIX})", sa.Text()
+)
+# "coalesce(...) = ''" rather than "url_hash IS NULL": SQLite took the unique url_hash index for
+# IS NULL (every row without a hash) over this one. No hash is empty text.
+UNHASHED = (sa.text(f"coalesce({images.name}.url_hash, '') = ''"), images.c.url.is_not(None))
+
+
+async def unhashed_row(database: Database, spellings: Sequence[str]) -> Record | None:
+    """The lowest-id row without a url_hash whose url is one of ``spellings``, as stored."""
+    prefixes = sorted({spelling[:UNHASHED_PREFIX] for spelling in spellings})
+    query = sa.select(*LISTED).where(
+        *UNHASHED, UNHASHED_PREFIX_SQL.in_(prefixes), images.c.url.in_(sorted(set(spellings)))
+    )
+    # No ORDER BY ... LIMIT: the planner might walk the primary key for it instead of the index.
+    rows = await database.fetch_all(query)
+    return min(rows, key=lambda row: int(row["id"]), default=None)
+
+
 async def insert_image(
-    database: Database, *, url: str, pipeline_id: str, step: str, width: int | None, height: int | None
+    database: Database,
+    *,
+    url: str,
+    pipeline_id: str,
+    step: str,
+    width: int | None,
+    height: int | None,
+    spellings: Sequence[str] = (),
 ) -> tuple[Record, bool]:
-    """Store one image unless its URL is already stored; returns (row, created)."""
+    """Store one image unless its URL is already stored; returns (row, created).
+
+    Found by ``url_hash``, or else among the rows without one (written straight into the table:
+    an operator's INSERT, another program) by ``url`` or one of ``spellings`` exactly as stored;
+    such a row is given the hash, so the next ingest finds it by that (and no second row is
+    made). The hash is given only where it is still NULL; when a concurrent ingest stored the
+    url first (the unique index refuses a second holder), its row is the answer.
+    """
     digest = url_hash(url)
+    legacy = await unhashed_row(database, [url, *spellings])
+    if legacy is not None:
+        claim = sa.update(images).where(images.c.id == legacy["id"], images.c.url_hash.is_(None))
+        try:
+            await database.execute(claim.values(url_hash=digest))
+        except (sqlite3.IntegrityError, asyncpg.UniqueViolationError):
+            pass  # a concurrent ingest stored or claimed this url first: that row is the one
+        existing = await database.fetch_one(sa.select(*LISTED).where(images.c.url_hash == digest))
+        if existing is not None:
+            return existing, False
+        # The row was changed or deleted meanwhile: store the image.
+    # (A row holding the hash too wins: the claim above was refused, and so is this insert.)
     insert = insert_for(database)(images).values(
         url=url,
         url_hash=digest,
@@ -379,7 +430,9 @@ async def insert_image(
         return row, True
     existing = await database.fetch_one(sa.select(*LISTED).where(images.c.url_hash == digest))
     if existing is None:  # deleted between the two statements: store it after all
-        return await insert_image(database, url=url, pipeline_id=pipeline_id, step=step, width=width, height=height)
+        return await insert_image(
+            database, url=url, pipeline_id=pipeline_id, step=step, width=width, height=height, spellings=spellings
+        )
     return existing, False
 
 

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import importlib
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from library_api import images
 from tests.api.conftest import Harness
 
 
@@ -59,3 +65,50 @@ async def test_many_concurrent_ingests_are_all_stored_and_warmed(harness: Harnes
     assert len(images) == 60 and all(image["thumbnail_status"] == "ready" for image in images.values())
     assert sorted(harness.warm.completed) == sorted(urls)
     assert (await harness.client.get("/api/library/images")).json()["total"] == 60
+
+
+async def test_an_ingest_finds_a_row_written_without_a_url_hash(harness: Harness, origin_url: Any) -> None:
+    """A row written straight into the table (an operator's INSERT, another program) has no url_hash;
+    an ingest of its url, in its canonical or its stored spelling, answers with it instead of adding
+    a second row, and gives it the hash (the next ingest finds it by that). Concurrent ingests too."""
+    database = harness.api.database
+    plain, shouting = origin_url("/raw/plain.png"), origin_url("/raw/shouting.png").replace("http://", "HTTP://")
+    raw = sa.insert(images.images).values(created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
+    for url in (plain, shouting, origin_url("/raw/dup.png"), origin_url("/raw/dup.png")):
+        await database.execute(raw.values(url=url))
+    rows = {row["url"]: int(row["id"]) for row in await database.fetch_all(sa.select(images.images))}
+    assert await database.fetch_val(sa.select(sa.func.count()).where(images.images.c.url_hash.is_not(None))) == 0
+
+    for ingested, stored in ((plain, plain), (shouting, shouting), (shouting.replace("HTTP://", "http://"), shouting)):
+        answers = await asyncio.gather(*(harness.client.post(
+            "/api/library/images", json={"url": ingested, "pipeline_id": "p", "step": "s"}) for _ in range(4)))
+        assert {(answer.status_code, answer.json()["id"]) for answer in answers} == {(200, rows[stored])}, ingested
+    # Two rows of one url: the lowest id is the one, the other stays as it is.
+    dup = origin_url("/raw/dup.png")
+    answer = await harness.client.post("/api/library/images", json={"url": dup, "pipeline_id": "p", "step": "s"})
+    assert answer.status_code == 200 and answer.json()["id"] == min(rows[dup], rows[dup] - 1)
+    assert await database.fetch_val(sa.select(sa.func.count()).select_from(images.images)) == 4
+    assert (await harness.client.get("/api/library/images")).json()["total"] == 4
+    new = await harness.client.post("/api/library/images", json={"url": origin_url("/raw/new.png"),
+                                                                "pipeline_id": "p", "step": "s"})
+    assert new.status_code == 201
+
+
+async def test_the_lookup_of_rows_without_a_url_hash_is_read_from_its_index(harness: Harness) -> None:
+    """Migration 0013's partial index serves it: without it every ingest of a new url scanned the table."""
+    migration = importlib.import_module("library_api.migrations.versions.0013_unhashed_urls")
+    assert migration.PREFIX == images.UNHASHED_PREFIX
+    database = harness.api.database
+    postgres = database.url.dialect == "postgresql"
+    urls = ["https://h.example/a.png", "HTTPS://h.example/a.png"]
+    query = sa.select(*images.LISTED).where(
+        *images.UNHASHED, images.UNHASHED_PREFIX_SQL.in_(urls), images.images.c.url.in_(urls))
+    dialect = postgresql.dialect() if postgres else sqlite.dialect()
+    sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    async with database.transaction(force_rollback=True):
+        if postgres:
+            await database.execute("SET LOCAL enable_seqscan = off")
+            plan = " ".join(str(row[0]) for row in await database.fetch_all(f"EXPLAIN {sql}"))
+        else:
+            plan = " ".join(str(row[3]) for row in await database.fetch_all(f"EXPLAIN QUERY PLAN {sql}"))
+    assert "ix_pso_unhashed_url" in plan, plan
