@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import httpx
 
 from proxy.admission import FetchTicket
-from proxy.content_coding import CappedDecoder, check_transfer_coding
+from proxy.content_coding import CappedDecoder, UnsupportedEncoding, check_transfer_coding
 from proxy.errors import (
     OriginError,
     OriginTimeout,
@@ -277,6 +277,7 @@ class OriginFetcher:
     async def _read_capped(self, head: ResponseHead, connection: OriginConnection, ticket: FetchTicket | None) -> Body:
         # Refused before a body byte is read: stacked or unknown codings.
         check_transfer_coding(head.headers.get("transfer-encoding", ""))
+        _check_chunked_is_last(head.headers.get("transfer-encoding", ""))
         decoder = CappedDecoder(head.headers.get("content-encoding", ""), self.max_bytes)
         declared = head.headers.get("content-length", "").strip()
         if declared.isascii() and declared.isdigit():
@@ -308,6 +309,15 @@ class OriginFetcher:
         del body[filled:]  # shorter than declared: the connection reports that as an error first
         # Leaving the pool's context on an error (TooLarge too) closes the connection.
         return body
+
+
+def _check_chunked_is_last(transfer_encoding: str) -> None:
+    """Chunked must be the final transfer coding: otherwise the parser frames the body by the
+    connection's end (RFC 9112 6.3) while chunks were announced, and a kept-open connection
+    was a 504 after the whole deadline."""
+    codings = [part.strip().lower() for part in transfer_encoding.split(",") if part.strip()]
+    if "chunked" in codings and codings[-1] != "chunked":
+        raise UnsupportedEncoding(f"chunked is not the final transfer coding ({transfer_encoding[:60]!r})")
 
 
 def _join(url: httpx.URL, location: str) -> str:

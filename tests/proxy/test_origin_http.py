@@ -12,7 +12,7 @@ import datetime
 import gzip
 import ipaddress
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,14 @@ from tests.support.servers import free_port
 from tests.support.wait import ManualClock, wait_until
 
 BODY = bytes(range(256)) * (8 * 1024)  # 2 MiB
-Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], object]
+# A reply that is a behaviour, not bytes: it writes what it likes, as slowly or endlessly as it
+# likes, and ends by returning or once the client hangs up (its writes fail; see :func:`until_closed`).
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def until_closed(reader: asyncio.StreamReader) -> None:
+    """Keep a connection open, silent, until the client closes its side."""
+    await reader.read()
 
 
 def ok(body: bytes = BODY) -> bytes:
@@ -36,10 +43,10 @@ def ok(body: bytes = BODY) -> bytes:
 
 
 class ScriptedOrigin:
-    """Answers each request head on a connection with the next item of ``replies`` (bytes),
-    then hangs up when ``close_after`` or when the replies run out."""
+    """Answers each request head on a connection with the next item of ``replies`` (bytes, or a
+    :data:`Script` run to its end), then hangs up when ``close_after`` or when the replies run out."""
 
-    def __init__(self, replies: list[bytes], *, close_after: bool = False) -> None:
+    def __init__(self, replies: list[bytes | Script], *, close_after: bool = False) -> None:
         self.replies = replies
         self.close_after = close_after
         self.connections = 0
@@ -51,7 +58,11 @@ class ScriptedOrigin:
         try:
             while self.replies:
                 self.requests.append(await reader.readuntil(b"\r\n\r\n"))
-                writer.write(self.replies.pop(0))
+                reply = self.replies.pop(0)
+                if isinstance(reply, bytes):
+                    writer.write(reply)
+                else:
+                    await reply(reader, writer)
                 await writer.drain()
                 if self.close_after:
                     break
@@ -69,7 +80,7 @@ class ScriptedOrigin:
 async def serve() -> AsyncIterator[Callable[..., object]]:
     servers: list[ScriptedOrigin] = []
 
-    async def start(replies: list[bytes], ssl_context: ssl.SSLContext | None = None, **kwargs: bool) -> tuple[
+    async def start(replies: list[bytes | Script], ssl_context: ssl.SSLContext | None = None, **kwargs: bool) -> tuple[
             ScriptedOrigin, int]:
         origin = ScriptedOrigin(replies, **kwargs)
         servers.append(origin)
@@ -163,6 +174,28 @@ async def test_transfer_codings_besides_chunked_are_refused(transfer: bytes, ser
         with pytest.raises(OriginError, match="transfer encoding") as caught:
             await client.fetch(f"http://127.0.0.1:{port}/a")
         assert caught.value.status == 502 and caught.value.code == "unsupported_encoding"
+
+
+@pytest.mark.parametrize(
+    "transfer",
+    [b"Transfer-Encoding: chunked, identity\r\n", b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n"],
+    ids=["one-header", "two-headers"],
+)
+async def test_chunked_before_another_transfer_coding_is_refused_at_once(transfer: bytes, serve) -> None:
+    """Chunked not last: the parser reads such a body until the origin closes (RFC 9112 6.3) while the
+    client expected chunks, so a kept-open connection was a 504 after the whole fetch timeout."""
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\n" + transfer + b"\r\n5\r\nhello\r\n0\r\n\r\n")
+        await until_closed(reader)
+
+    _, port = await serve([answer])
+    client = fetcher(total_timeout=3.0)
+    try:
+        with pytest.raises(OriginError, match="chunked") as caught:
+            await client.fetch(f"http://127.0.0.1:{port}/a")
+    finally:
+        await client.close()
+    assert caught.value.status == 502 and caught.value.code == "unsupported_encoding"
 
 
 async def test_identity_and_upper_case_chunked_still_pass(serve) -> None:
