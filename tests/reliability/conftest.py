@@ -206,9 +206,10 @@ def unique() -> Callable[[str], str]:
 class ThrowawayRedis:
     """A private redis-server on a free port, with an append-only file so a restart keeps data."""
 
-    def __init__(self, directory: Any, binary: str = "/usr/bin/redis-server") -> None:
+    def __init__(self, directory: Any, binary: str = "/usr/bin/redis-server", extra: Sequence[str] = ()) -> None:
         self.directory = directory
         self.binary = binary
+        self.extra = list(extra)  # more options; a later one wins over the same option before it
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
@@ -216,7 +217,7 @@ class ThrowawayRedis:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-             "--appendfsync", "always", "--dir", str(self.directory)],
+             "--appendfsync", "always", "--dir", str(self.directory), *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         client = redis.Redis.from_url(self.url)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 import signal
 import threading
@@ -16,12 +17,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio
+import yaml
 from starlette.requests import Request
 from starlette.responses import Response
 
 from proxy.storage import DiskStore
+from proxy.tiers import RedisTier
 from proxy.urls import cache_key, thumbnail_path
 from proxy.variants import THUMB
+from proxy.warm_queue import RedisWarmQueue
 from tests.proxy.conftest import running
 from tests.reliability.conftest import ThrowawayRedis
 from tests.support import images
@@ -31,6 +36,7 @@ from tests.support.wait import wait_until
 from thumbs.settings import Settings
 
 WARM_AUTH = {"authorization": "Bearer warm-token"}
+COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 
 
 async def test_redis_restart_mid_run_loses_and_duplicates_nothing(
@@ -130,3 +136,29 @@ async def _cluster_waits(client: httpx.AsyncClient, base: str) -> float:
     text = (await client.get(base + "/metrics")).text
     match = re.search(r'^thumbs_proxy_coalesced_waits_total\{scope="cluster"\} (\S+)$', text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
+
+
+async def test_compose_redis_under_memory_pressure_evicts_thumbnails_never_the_warm_queue(tmp_path: Path) -> None:
+    """Redis as docker-compose.yml runs it, at its memory limit: cached thumbnails (with a TTL) go, queued work stays.
+
+    With `allkeys-lru` the warm stream itself (no TTL, least recently touched) was evicted: every queued
+    warm-up lost, and the consumer group with it.
+    """
+    command = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["redis"]["command"]
+    assert command[0] == "redis-server"
+    server = ThrowawayRedis(tmp_path, extra=[*command[1:], "--maxmemory", "3mb"])  # the limit, reached quickly
+    server.start()
+    queue = RedisWarmQueue(server.url, "pressure:")
+    tier = RedisTier(server.url, "pressure:", ttl=3600)
+    client = redis.asyncio.Redis.from_url(server.url)
+    try:
+        await queue.put([f"http://origin.test/{number}.jpg" for number in range(200)])
+        for number in range(400):  # 8 MB of thumbnails into 3 MB
+            await tier.set_raw(f"{number}", random.randbytes(20_000), ttl=3600)
+        assert (await client.info("stats"))["evicted_keys"] > 0  # the limit was reached
+        assert await client.xlen("pressure:warm") == 200
+    finally:
+        await client.aclose()
+        await queue.close()
+        await tier.close()
+        server.kill()
