@@ -233,6 +233,17 @@ class RedisWarmQueue:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+        await self._warn_if_queue_is_evictable()
+
+    async def _warn_if_queue_is_evictable(self) -> None:
+        """At maxmemory an ``allkeys-*`` policy may evict the stream itself: every queued warm-up at once."""
+        try:
+            policy = (await self.client.config_get("maxmemory-policy")).get("maxmemory-policy", "")
+        except ResponseError:  # CONFIG is often renamed or disabled on managed Redis
+            return
+        if str(policy).startswith("allkeys"):
+            log.warning("redis maxmemory-policy is %s: at its memory limit Redis may evict the warm queue; "
+                        "use volatile-lru (only keys with a TTL, the cached thumbnails, are evicted)", policy)
 
     async def consume(self, handle: Handler, concurrency: int, finished: Finished = _nothing_to_report) -> None:
         ready = False

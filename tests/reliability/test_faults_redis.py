@@ -6,6 +6,7 @@ Both use private redis-servers or processes started here, never the shared ones'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
@@ -27,6 +28,7 @@ from proxy.tiers import RedisTier
 from proxy.urls import cache_key, thumbnail_path
 from proxy.variants import THUMB
 from proxy.warm_queue import RedisWarmQueue
+from proxy.warm_types import WarmOutcome
 from tests.proxy.conftest import running
 from tests.reliability.conftest import ThrowawayRedis
 from tests.support import images
@@ -162,3 +164,28 @@ async def test_compose_redis_under_memory_pressure_evicts_thumbnails_never_the_w
         await queue.close()
         await tier.close()
         server.kill()
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-lru"])
+async def test_the_warm_consumer_warns_when_redis_may_evict_its_queue(
+    tmp_path: Path, policy: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = ThrowawayRedis(tmp_path, extra=["--maxmemory-policy", policy])
+    server.start()
+    queue = RedisWarmQueue(server.url, "policy:", block_ms=100)
+
+    async def handle(source: str) -> WarmOutcome:
+        raise AssertionError("nothing to consume")
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="thumbs.proxy"):
+            consumer = asyncio.create_task(queue.consume(handle, 1))
+            await asyncio.sleep(0.5)
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+    finally:
+        await queue.close()
+        server.kill()
+    warned = [r for r in caplog.records if "may evict the warm queue" in r.getMessage()]
+    assert len(warned) == (1 if policy.startswith("allkeys") else 0)
