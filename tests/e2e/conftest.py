@@ -1,8 +1,10 @@
 """Browser fixtures for the picker's end-to-end tests: the system Chromium, headless.
 
 The server is the real product from the shared `live_server` fixture (tests/conftest.py).
-THUMBS_E2E_BASE_URL points the tests at an already running server instead (e.g. `npm run preview`
-with the frontend's mock API, or a `thumbs demo` you started yourself).
+THUMBS_TEST_E2E_BASE_URL points the tests at an already running server instead (e.g. `npm run preview`
+with the frontend's mock API, or a `thumbs demo` you started yourself). The older name
+THUMBS_E2E_BASE_URL never arrived: tests/conftest.py drops every THUMBS_* variable but THUMBS_TEST_*
+at import, so the tests started their own server anyway.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session")
 def base_url(request: pytest.FixtureRequest) -> str:
-    override = os.environ.get("THUMBS_E2E_BASE_URL")
+    override = os.environ.get("THUMBS_TEST_E2E_BASE_URL")
     if override:
         return override.rstrip("/")
     return str(request.getfixturevalue("live_server").base_url)

@@ -868,7 +868,7 @@ def cell_ids(session: Session, indices: range) -> dict[int, int]:
 def test_images_added_while_open_never_show_twice_and_come_in_on_request(
     session: Session, request: pytest.FixtureRequest
 ) -> None:
-    if "THUMBS_E2E_BASE_URL" in __import__("os").environ:
+    if "THUMBS_TEST_E2E_BASE_URL" in __import__("os").environ:
         pytest.skip("needs the live server's ingest token")
     server = request.getfixturevalue("live_server")
     if "head_cursor" not in first_api_page(session):
