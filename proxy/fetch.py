@@ -10,7 +10,7 @@
 - A connect timeout and a total deadline; the body is streamed raw and cut off at
   ``max_source_bytes`` while reading, counting the bytes *after* any content coding is
   undone (:mod:`proxy.content_coding`: stacked and unknown codings are refused, gzip and
-  deflate inflated a bounded piece at a time).
+  deflate inflated a bounded piece at a time) and, under a coding, the bytes as sent too.
 - The HTTP/1.1 exchange is :mod:`proxy.origin_http` (httptools' parser over an asyncio
   protocol, bounded head and buffering); every connection it makes comes from
   :class:`GuardedDialer`, and :func:`check_guard` proves at startup that a request to a
@@ -291,8 +291,15 @@ class OriginFetcher:
         size = int(declared) if declared.isascii() and declared.isdigit() and decoder.coding == "identity" else 0
         body = bytearray(size)
         filled = 0
+        sent, sent_cap = 0, self.max_bytes if decoder.coding != "identity" else float("inf")
         try:
             async for chunk in connection.body():  # as sent: codings are undone here, under the cap
+                # The bytes as sent are capped too: past the end of a gzip stream (padding) or in
+                # empty deflate blocks an origin sends bytes that decode to nothing, which went on
+                # for the whole deadline (1.9 GB read in 5 s, then a 504). Identity: the decoder counts.
+                sent += len(chunk)
+                if sent > sent_cap:
+                    raise TooLarge(f"the source is over the {self.max_bytes} byte limit (as sent, {decoder.coding})")
                 for piece in decoder.feed(chunk):
                     end = filled + len(piece)
                     if end <= size:
