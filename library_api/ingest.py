@@ -20,11 +20,15 @@ import logging
 from databases import Database
 
 from library_api.config import LibraryConfig
-from library_api.db import ShieldedWrites
+from library_api.db import UNAVAILABLE_ERRORS, ShieldedWrites
 from library_api.images import record_outcomes
-from proxy.warm_types import WarmClient
+from proxy.warm_types import WarmClient, WarmOutcome
 
 logger = logging.getLogger("library_api.ingest")
+
+# Seconds between attempts to write a batch's warm outcomes the database could not take: about
+# 2 minutes in all (plus SQLite's 15 s busy timeout on each attempt), then the backfill's.
+RECORD_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)
 
 
 class IngestWarmer:
@@ -101,9 +105,31 @@ class IngestWarmer:
         sources = list(dict.fromkeys(url for _, url in batch))
         try:
             outcomes = await self.warm_client.warm(sources, wait=True)
-            await self.writes(record_outcomes(self.database, self.settings, batch, outcomes))
+            await self.record(batch, outcomes)
         except asyncio.CancelledError:
             raise
         except Exception:
             # Warm path or database down: the rows stay pending and the backfill retries them.
             logger.exception("warming %d ingested images failed", len(batch))
+
+    async def record(self, batch: list[tuple[int, str]], outcomes: list[WarmOutcome]) -> None:
+        """Write the outcomes, again after each of :data:`RECORD_RETRY_DELAYS` while the database
+        cannot take them (SQLite locked by another writer past its busy timeout, PostgreSQL down).
+
+        The thumbnails are made: giving up on the write left the rows pending until a backfill
+        (the picker showed them as not ready, and a backfill made them again). Waits are
+        asyncio sleeps in this worker, so the event loop and the listing go on; a shutdown
+        cancels the wait (the rows stay pending, as before).
+        """
+        for attempt, delay in enumerate((*RECORD_RETRY_DELAYS, None), start=1):
+            try:
+                await self.writes(record_outcomes(self.database, self.settings, batch, outcomes))
+                return
+            except UNAVAILABLE_ERRORS as exc:
+                if delay is None:
+                    raise
+                logger.warning(
+                    "recording %d warm outcomes failed (%s: %s), attempt %d; again in %.1f s",
+                    len(batch), type(exc).__name__, exc, attempt, delay,
+                )
+                await asyncio.sleep(delay)

@@ -5,13 +5,26 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import importlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+import library_api.db
 from library_api import images
+from library_api.app import create_api, mount_api
 from tests.api.conftest import Harness
+from tests.api.warm import RecordingWarmClient
+from thumbs.settings import Settings
+
+LOCK_SECONDS = 4.0
 
 
 async def listed(harness: Harness) -> dict[int, dict[str, Any]]:
@@ -112,3 +125,55 @@ async def test_the_lookup_of_rows_without_a_url_hash_is_read_from_its_index(harn
         else:
             plan = " ".join(str(row[3]) for row in await database.fetch_all(f"EXPLAIN QUERY PLAN {sql}"))
     assert "ix_pso_unhashed_url" in plan, plan
+
+
+async def test_a_warm_outcome_lands_after_another_writer_held_sqlite_locked(
+    tmp_path: Path, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch, origin_url: Any
+) -> None:
+    """A second connection holds BEGIN EXCLUSIVE past the busy timeout (1 s here, 15 s in production)
+    while the outcome is written: the write is tried again with a backoff and lands once the lock
+    goes (it was lost: the row stayed pending until a backfill); the listing answers meanwhile."""
+    monkeypatch.setattr(library_api.db, "QUERY_TIMEOUT", 1.0)  # SQLite's busy timeout, read by create_database
+    path = tmp_path / "locked.db"
+    made = asyncio.Event()
+    warm = RecordingWarmClient(hold=made)
+    api = create_api(make_settings(database_url=f"sqlite:///{path}"), warm)
+    async with api.component.lifespan():
+        transport = httpx.ASGITransport(app=mount_api(api))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            answer = await client.post("/api/library/images",
+                                       json={"url": origin_url("/locked.png"), "pipeline_id": "p", "step": "s"})
+            assert answer.status_code == 201
+            await asyncio.wait_for(warm.entered.wait(), 5)
+            held, released = threading.Event(), threading.Event()
+
+            def hold_the_lock() -> None:
+                connection = sqlite3.connect(path, isolation_level=None)
+                try:
+                    connection.execute("BEGIN EXCLUSIVE")
+                    held.set()
+                    time.sleep(LOCK_SECONDS)
+                    connection.execute("COMMIT")
+                finally:
+                    connection.close()
+                    released.set()
+
+            locker = threading.Thread(target=hold_the_lock)
+            locker.start()
+            try:
+                assert await asyncio.to_thread(held.wait, 5)
+                made.set()  # the thumbnail is made now: its outcome meets the lock
+                slowest = 0.0
+                while not released.is_set():
+                    started = time.monotonic()
+                    page = (await client.get("/api/library/images")).json()
+                    slowest = max(slowest, time.monotonic() - started)
+                    if not released.is_set():
+                        assert page["images"][0]["thumbnail_status"] == "pending"
+                    await asyncio.sleep(0.2)
+            finally:
+                await asyncio.to_thread(locker.join)
+            assert slowest < 0.5, slowest  # the listing is not held by the waiting write
+            await asyncio.wait_for(api.ingest.idle(), 20)
+            page = (await client.get("/api/library/images")).json()
+    assert [image["thumbnail_status"] for image in page["images"]] == ["ready"]
