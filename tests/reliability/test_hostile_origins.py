@@ -25,6 +25,7 @@ from proxy.variants import THUMB
 from tests.proxy.conftest import running
 from tests.support import images
 from tests.support.images import _png_chunk
+from tests.support.memory import RssWindow
 from tests.support.origin import Handler, Origin
 from tests.support.wait import ManualClock, holds_for, wait_until
 from thumbs.settings import Settings
@@ -322,6 +323,34 @@ async def test_the_same_image_streamed_fits_and_interlaced_does_not(make_setting
     async with running(make_settings(max_decode_bytes=12 * MB, negative_ttl=0)) as proxy:
         assert (await proxy.thumb(interlaced)).status_code == 200
         assert (await proxy.thumb(progressive)).status_code == 200  # 1200 x 1200 x 3 x 2 = 8.6 MB
+
+
+def _avif(side: int) -> bytes:
+    flat = (pyvips.Image.black(side, side, bands=3) + 50).cast("uchar")
+    try:
+        return flat.heifsave_buffer(compression="av1", Q=50, effort=0)
+    except pyvips.Error:
+        pytest.skip("this libvips cannot write AVIF")
+
+
+async def test_the_decode_budget_counts_what_libheif_holds_for_an_avif(make_settings: Callable[..., Settings],
+                                                                       origin: Origin, unique) -> None:
+    """libheif keeps the decoded planes and its own copy of the frame besides libvips': a 1.5 KB
+    7000 x 7000 AVIF (a 147 MB frame, under the 268 MB budget) grew the worker by 716 MB, a 4000 x
+    4000 one by 245 MB (4:2:0) to 293 MB (4:4:4). Counted as three frames plus 10 bytes a pixel."""
+    big = origin.add(unique("big.avif"), _avif(4000))
+    fits = origin.add(unique("fits.avif"), _avif(3000))
+    async with running(make_settings(negative_ttl=0)) as proxy:
+        refused = await proxy.thumb(big)
+        assert refused.status_code == 413, refused.text
+        assert refused.json()["error"] == "too_large" and "4000x4000 avif" in refused.json()["detail"]
+        assert "needs 304 MB" in refused.json()["detail"]
+        with RssWindow() as window:
+            answered = await proxy.thumb(fits)  # counted 171 MB; measured 141 MB
+        assert answered.status_code == 200, answered.text
+        assert window.growth_mb < 268, window.growth_mb
+    async with running(make_settings(max_decode_bytes=320 * MB, negative_ttl=0)) as proxy:
+        assert (await proxy.thumb(big)).status_code == 200
 
 
 async def test_a_progressive_scan_bomb_is_refused_before_decoding(make_settings: Callable[..., Settings],
