@@ -4,21 +4,22 @@ Every tier below memory speaks the same unit (a :class:`Thumbnail`, by key) thro
 ``get``/``put`` and a ``name`` (the ``X-Thumb-Tier`` it answers as), so the service walks them
 as one list, nearest first.
 
-The Redis tier goes through aiocache. Redis being down or slow never fails a request: every
+The Redis tier is redis-py's client, built from the URL as given (user, password, ``rediss://``
+TLS, ``unix://`` sockets, ``?db=``). Redis being down or slow never fails a request: every
 call has a short timeout, errors count as misses, and after a failure the tier rests for a
 moment instead of paying a timeout on every request. ``available`` feeds /healthz.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from aiocache import RedisCache
-from aiocache.serializers import NullSerializer
-from redis.asyncio.connection import parse_url
+from redis.asyncio import Redis
 
 from proxy.storage import Store
 from proxy.thumbnail import CorruptEntry, Thumbnail
@@ -72,17 +73,10 @@ class RedisTier:
     name = "redis"
 
     def __init__(self, url: str, prefix: str, ttl: int, *, timeout: float = 0.5, rest: float = 2.0) -> None:
-        options: dict[str, Any] = dict(parse_url(url))
-        self.cache = RedisCache(
-            serializer=NullSerializer(encoding=None),  # raw bytes in, raw bytes out
-            namespace=f"{prefix}thumb",  # aiocache adds the ":"
-            endpoint=options.get("host", "127.0.0.1"),
-            port=options.get("port", 6379),
-            db=options.get("db", 0),
-            password=options.get("password"),
-            timeout=timeout,
-            create_connection_timeout=timeout,
-        )
+        # From the URL itself: host/port/db/password alone dropped ACL users, TLS and unix sockets.
+        self.client: Redis = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self.namespace = f"{prefix}thumb:"  # the key layout aiocache used: cached entries stay valid
+        self.timeout = timeout
         self.ttl = ttl
         self.rest = rest
         self._resting_until = 0.0
@@ -93,10 +87,10 @@ class RedisTier:
         return time.monotonic() >= self._resting_until
 
     async def close(self) -> None:
-        await self.cache.close()
+        await self.client.aclose()
 
     async def get(self, key: str) -> Thumbnail | None:
-        blob = await self._call("get", key)
+        blob = await self.get_raw(key)
         if not blob:
             return None
         try:
@@ -106,18 +100,19 @@ class RedisTier:
             return None
 
     async def put(self, key: str, entry: Thumbnail) -> None:
-        await self._call("set", key, entry.pack(), ttl=self.ttl)
+        await self.set_raw(key, entry.pack(), ttl=self.ttl)
 
     async def get_raw(self, key: str) -> bytes | None:
-        value = await self._call("get", key)
+        value = await self._call(lambda: self.client.get(self.namespace + key))
         return value if isinstance(value, bytes) else None
 
     async def set_raw(self, key: str, value: bytes, ttl: int) -> None:
-        await self._call("set", key, value, ttl=ttl)
+        await self._call(lambda: self.client.set(self.namespace + key, value, ex=ttl))
 
     async def ping(self) -> bool:
         try:
-            await self.cache.exists("health")
+            async with asyncio.timeout(self.timeout):
+                await self.client.exists(self.namespace + "health")
         except Exception as exc:
             self.mark_failed(exc)
             return False
@@ -125,11 +120,13 @@ class RedisTier:
         self.last_error = None
         return True
 
-    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    async def _call(self, command: Callable[[], Awaitable[Any]]) -> Any:
         if not self.available:
             return None
         try:
-            return await getattr(self.cache, method)(*args, **kwargs)
+            # The socket timeouts bound the dial and each read; this bounds the whole command.
+            async with asyncio.timeout(self.timeout):
+                return await command()
         except Exception as exc:  # any Redis failure is a miss, never a failed request
             self.mark_failed(exc)
             return None
