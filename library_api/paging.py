@@ -29,6 +29,9 @@ MAX_OFFSET = 2**31 - 1
 MAX_CURSOR_LENGTH = 200
 MAX_LABEL_LENGTH = 200  # as ingest allows
 MAX_ID = 2**63 - 1
+# A cursor's image id may be any BIGINT: an operator's INSERT can store 0 or a negative id, and
+# refusing the cursor at such a row stopped a cursor walk there (an offset walk went on).
+MIN_CURSOR_ID = -(2**63)
 _DIGITS = re.compile(r"[0-9]{1,12}")
 
 
@@ -139,6 +142,6 @@ def decode_cursor(cursor: str, name: str = "cursor") -> tuple[Position, int]:
         raise invalid from exc
     if type(image_id) is not int or type(offset) is not int:
         raise invalid
-    if not (0 <= image_id <= MAX_ID and 0 <= offset <= MAX_OFFSET):
+    if not (MIN_CURSOR_ID <= image_id <= MAX_ID and 0 <= offset <= MAX_OFFSET):
         raise invalid
     return Position(created_at, image_id), offset

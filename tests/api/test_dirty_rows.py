@@ -6,8 +6,10 @@ backfill must walk every row too.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
+import datetime as dt
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -16,11 +18,13 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
+import sqlalchemy as sa
 from alembic import command
 
+from library_api import images
 from library_api.backfill import run_backfill
 from library_api.migrate import alembic_config, run_migrations, use_wal
-from tests.api.conftest import in_thread
+from tests.api.conftest import Harness, in_thread
 from tests.api.test_legacy_values import IMAGES, client_for, walk
 from tests.api.test_migrations import legacy_pg  # noqa: F401  (fixture)
 from tests.api.warm import RecordingWarmClient
@@ -335,3 +339,33 @@ async def test_sqlite_table_whose_id_is_not_the_rowid_gets_unique_ids(
     assert {image["id"] for image in listing["images"]} == {*stored_ids, added.json()["id"]} and listing[
         "total"
     ] == len(rows) + 1
+
+
+async def test_rows_with_zero_and_negative_ids_are_walked_by_cursor(harness: Harness, origin_url: Any) -> None:
+    """An operator's INSERT may give any id: 0 and negative ones are valid keys on both databases.
+    A cursor at such a row was a 400 invalid_cursor (it took ids from 0 up only), so a cursor walk
+    stopped there while an offset walk went on."""
+    ids = [-(2**63), -(2**31), -5, 0]
+    for n, image_id in enumerate(ids):
+        await harness.api.database.execute(
+            sa.insert(images.images).values(id=image_id, url=origin_url(f"/negative/{n}.png"), pipeline_id="p",
+                                            step="s", created_at=dt.datetime(2024, 1, 1 + n, tzinfo=dt.UTC)))
+    await harness.add(origin_url("/negative/ingested.png"), pipeline_id="p", step="s")
+    expected = [1, 0, -5, -(2**31), -(2**63)]  # newest first: the ingested row, then the dates descending
+    for limit in (1, 2):
+        for by in ("offset", "cursor"):
+            walked, total = await walk(harness.client, limit, by=by)
+            assert [image["id"] for image in walked] == expected and total == len(expected), (limit, by)
+        filtered, total = await walk(harness.client, limit, by="cursor", pipeline_id="p")
+        assert [image["id"] for image in filtered] == expected and total == len(expected), limit
+    for at, image_id in enumerate(expected):
+        head = (await harness.client.get(IMAGES, params={"offset": at, "limit": 1})).json()["head_cursor"]
+        under = await harness.client.get(IMAGES, params={"until": head, "limit": 200})
+        assert [image["id"] for image in under.json()["images"]] == expected[at:], image_id
+        newer = await harness.client.get(IMAGES, params={"newer_than": head})
+        assert newer.status_code == 200 and newer.json()["count"] == at, image_id
+    await asyncio.wait_for(harness.api.ingest.idle(), 5)
+    progress = await run_backfill(harness.settings, RecordingWarmClient(), batch_size=1, retry_delays=(0.0,))
+    assert progress.status == "done" and progress.done == progress.total == len(ids)
+    walked, _ = await walk(harness.client, 200, by="offset")
+    assert {image["thumbnail_status"] for image in walked} == {"ready"}

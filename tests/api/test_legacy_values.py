@@ -35,10 +35,10 @@ async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-async def walk(client: httpx.AsyncClient, limit: int, *, by: str) -> tuple[list[dict[str, Any]], int]:
-    """Every page by offset or by cursor; each answer must be a 200."""
+async def walk(client: httpx.AsyncClient, limit: int, *, by: str, **extra: str) -> tuple[list[dict[str, Any]], int]:
+    """Every page by offset or by cursor (with ``extra`` parameters: filters); each answer must be a 200."""
     seen: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"limit": limit}
+    params: dict[str, Any] = {"limit": limit, **extra}
     while True:
         response = await client.get(IMAGES, params=params)
         assert response.status_code == 200, response.text
@@ -47,9 +47,9 @@ async def walk(client: httpx.AsyncClient, limit: int, *, by: str) -> tuple[list[
         if page["next_cursor"] is None:
             return seen, page["total"]
         if by == "cursor":
-            params = {"limit": limit, "cursor": page["next_cursor"]}
+            params = {"limit": limit, "cursor": page["next_cursor"], **extra}
         else:
-            params = {"limit": limit, "offset": len(seen)}
+            params = {"limit": limit, "offset": len(seen), **extra}
 
 
 def assert_listing_order(images: list[dict[str, Any]]) -> None:
