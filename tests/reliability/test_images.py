@@ -189,6 +189,39 @@ async def test_png_text_chunk_bombs_are_refused_before_libvips_reads_them(make_s
             assert response.status_code == 200 and response.content.endswith(JPEG_END), (name, response.text)
 
 
+def _padded_profile_png(size: int) -> bytes:
+    """A PNG whose iCCP is a real (Adobe RGB) profile padded with zeros to ``size`` bytes."""
+    profile = bytearray(images.adobe_rgb_profile())
+    padding = size - len(profile)
+    profile[0:4] = size.to_bytes(4, "big")
+    compressor = zlib.compressobj(9)
+    packed = compressor.compress(bytes(profile)) + compressor.compress(b"\0" * padding) + compressor.flush()
+    return _with_chunks(images.png(images.photo(64, 64)), _png_chunk(b"iCCP", b"icc\0\0" + packed))
+
+
+@pytest.mark.timeout(60)
+async def test_a_png_profile_that_inflates_past_8_mb_is_refused(make_settings: Callable[..., Settings],
+                                                                origin: Origin, unique) -> None:
+    """libvips inflates and copies an embedded profile: a 54 KB PNG whose profile inflates to 40 MB
+    took 0.35 s of CPU and +200 MB for a 64 x 64 thumbnail. A profile may inflate to 8 MB."""
+    bomb = origin.add(unique("icc-40mb.png"), _padded_profile_png(40 << 20))
+    at_limit = origin.add(unique("icc-8mb.png"), _padded_profile_png(8 << 20))
+    real = origin.add(unique("adobe.png"), images.png(images.with_icc(images.photo(64, 64),
+                                                                       images.adobe_rgb_profile())))
+    async with running(make_settings(negative_ttl=0)) as proxy:
+        with RssWindow() as window:
+            started = time.process_time()
+            refused = await proxy.thumb(bomb)
+            cpu = time.process_time() - started
+        assert refused.status_code == 413, refused.text
+        assert refused.json() == {"error": "too_large",
+                                  "detail": "the PNG has an ICC profile that inflates to more than 8 MB"}
+        assert cpu < 0.2 and window.growth_mb < 50, (cpu, window.growth_mb)
+        for source in (at_limit, real):
+            response = await proxy.thumb(source)
+            assert response.status_code == 200 and response.content.endswith(JPEG_END), response.text
+
+
 @pytest.mark.timeout(60)
 async def test_over_the_byte_cap_is_stopped_while_streaming(make_settings: Callable[..., Settings],
                                                             origin: Origin, unique) -> None:
