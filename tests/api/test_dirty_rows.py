@@ -24,6 +24,7 @@ from alembic import command
 from library_api import images
 from library_api.backfill import run_backfill
 from library_api.migrate import alembic_config, run_migrations, use_wal
+from library_api.paging import MAX_LABEL_LENGTH
 from tests.api.conftest import Harness, in_thread
 from tests.api.test_legacy_values import IMAGES, client_for, walk
 from tests.api.test_migrations import legacy_pg  # noqa: F401  (fixture)
@@ -369,3 +370,27 @@ async def test_rows_with_zero_and_negative_ids_are_walked_by_cursor(harness: Har
     assert progress.status == "done" and progress.done == progress.total == len(ids)
     walked, _ = await walk(harness.client, 200, by="offset")
     assert {image["thumbnail_status"] for image in walked} == {"ready"}
+
+
+async def test_labels_longer_than_any_filter_are_listed_as_null(harness: Harness, origin_url: Any) -> None:
+    """A legacy label may be a JSON blob of megabytes: it was sent whole, so 50 rows with a 1 MB step
+    made a 50 MB page. Labels over MAX_LABEL_LENGTH characters (what ingest stores and the filters
+    take) are null in the listing, decided in the database; the rows are listed, nothing stored changes."""
+    labels = ["é" * MAX_LABEL_LENGTH, "x" * (MAX_LABEL_LENGTH + 1), "é" * (MAX_LABEL_LENGTH + 1), "{}" * 500_000,
+              "tab\there\x01"]
+    for n, label in enumerate(labels):
+        await harness.api.database.execute(
+            sa.insert(images.images).values(url=origin_url(f"/labels/{n}.png"), pipeline_id=label, step=label,
+                                            created_at=dt.datetime(2024, 1, 1 + n, tzinfo=dt.UTC)))
+    response = await harness.client.get(IMAGES, params={"limit": 10})
+    assert response.status_code == 200 and len(response.content) < 20_000, len(response.content)
+    listed = {image["url"].rsplit("/", 1)[1]: (image["pipeline_id"], image["step"])
+              for image in response.json()["images"]}
+    assert listed == {"0.png": (labels[0], labels[0]), "1.png": (None, None), "2.png": (None, None),
+                      "3.png": (None, None), "4.png": (labels[4], labels[4])}
+    assert response.json()["total"] == len(labels)
+    filtered = (await harness.client.get(IMAGES, params={"step": labels[0]})).json()
+    assert [image["url"] for image in filtered["images"]] == [origin_url("/labels/0.png")] and filtered["total"] == 1
+    stored = await harness.api.database.fetch_all(
+        sa.select(images.images.c.step).order_by(images.images.c.id))  # the column itself, not the listing's
+    assert [row["step"] for row in stored] == labels
