@@ -158,3 +158,181 @@ def test_a_short_page_mid_list_is_asked_again_and_never_ends_the_list(net: NetSe
     assert abs(state["scrollHeight"] - rows * state["cellHeight"]) < state["cellHeight"]  # the list kept its length
     assert net.wrong_tiles(images) == []
     assert net.errors == []
+
+
+FIRST_TILE = """
+new MutationObserver((_, observer) => {
+  if (document.querySelector('[role=gridcell] .tp-tile')) { window.__firstTile = performance.now(); observer.disconnect(); }
+}).observe(document, {childList: true, subtree: true});
+"""
+JS_BLANK_IN_VIEW = """() => { const g = document.querySelector('[role=grid]').getBoundingClientRect();
+  return [...document.querySelectorAll('[role=gridcell][data-index]')].filter((c) => {
+    const r = c.getBoundingClientRect(); return r.bottom > g.top && r.top < g.bottom; })
+  .filter((c) => !c.querySelector('img.tp-loaded, .tp-broken')).length; }"""
+SLOW_3G = {"offline": False, "latency": 400, "downloadThroughput": 400 * 1024 / 8, "uploadThroughput": 400 * 1024 / 8}
+NO_THROTTLE = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+
+
+def test_slow_3g_placeholders_at_once_bounded_requests_and_no_storm_after(net: NetSession) -> None:
+    cdp = net.page.context.new_cdp_session(net.page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", SLOW_3G)
+    net.page.add_init_script(FIRST_TILE)
+    start = time.monotonic()
+    net.open()
+    net.page.wait_for_selector("[role=gridcell] .tp-tile", timeout=30_000)
+    # From the moment the script has arrived (84 KB gzip is 1.7 s at 400 kbit/s, before anything can render).
+    placeholders_ms = net.page.evaluate(
+        "() => window.__firstTile - Math.max(...performance.getEntriesByType('resource')"
+        ".filter((e) => e.name.includes('/assets/')).map((e) => e.responseEnd))"
+    )
+    net.wait_for_thumbnails(1, timeout=60_000)
+    first_thumb_s = time.monotonic() - start
+    total = 1100
+    state = net.grid()
+    # A fast scroll: a screen every 100 ms over about a third of the library.
+    for i in range(1, 31):
+        net.scroll_to(state["gridHeight"] * i)
+        net.page.wait_for_timeout(100)
+    scrolled = net.grid()
+    net.page.wait_for_timeout(3000)
+    peak, aborted = dict(net.peak), dict(net.aborted)
+    listing_during = net.count("listing")
+    thumbs_during = net.count("thumb")
+    # The network comes back: what is asked then is what the view needs, not a backlog.
+    blank_3s = net.page.evaluate(JS_BLANK_IN_VIEW)
+    mark = len(net.requests)
+    cdp.send("Network.emulateNetworkConditions", NO_THROTTLE)
+    net.page.wait_for_timeout(5000)
+    blank_after = net.page.evaluate(JS_BLANK_IN_VIEW)
+    after = {"listing": net.count("listing", mark), "thumb": net.count("thumb", mark)}
+    print(
+        f"slow 3G: placeholders {placeholders_ms:.0f} ms after the script, first thumbnail {first_thumb_s:.1f} s; scroll to "
+        f"{scrolled['top']}: listing {listing_during} asked (peak {peak['listing']} in flight, {aborted['listing']} "
+        f"aborted), thumbnails {thumbs_during} (peak {peak['thumb']}, {aborted['thumb']} cancelled), {blank_3s} cells in "
+        f"view without their thumbnail 3 s after the scroll stopped; in 5 s after the "
+        f"network came back: {after['listing']} listing, {after['thumb']} thumbnail requests, {blank_after} cells blank"
+    )
+    assert placeholders_ms < 500
+    assert peak["listing"] <= 4
+    assert peak["thumb"] <= 80
+    assert after["listing"] <= 4
+    assert after["thumb"] <= 80
+    assert blank_after == 0
+    assert net.errors == []
+    assert total
+
+
+def hang(route: Route) -> None:
+    pass  # never answered
+
+
+FAILURES = {
+    "hang": hang,
+    "502-html": lambda r: r.fulfill(status=502, content_type="text/html", body="<html><body><h1>502 Bad Gateway</h1></body></html>"),
+    "503-json": lambda r: r.fulfill(status=503, content_type="application/json", body='{"error": "unavailable", "detail": "db down"}'),
+    "500-html": lambda r: r.fulfill(status=500, content_type="text/html", body="<h1>Internal Server Error</h1>"),
+    "200-invalid-json": lambda r: r.fulfill(status=200, content_type="application/json", body='{"images": [1, 2'),
+    "200-html": lambda r: r.fulfill(status=200, content_type="text/html", body="<html>captive portal</html>"),
+    "200-wrong-shape": lambda r: r.fulfill(status=200, content_type="application/json", body='{"error": "x"}'),
+}
+
+
+@pytest.mark.parametrize("failure", list(FAILURES))
+def test_a_failing_listing_shows_a_retry_state_keeps_loaded_rows_and_recovers(net: NetSession, failure: str) -> None:
+    broken = {"on": False}
+    hung: list[Route] = []
+
+    def api(route: Route) -> None:
+        query = parse_qs(urlparse(route.request.url).query)
+        if broken["on"] and "newer_than" not in query and int(query.get("offset", ["0"])[0]) >= 100:
+            if failure == "hang":
+                hung.append(route)
+            FAILURES[failure](route)
+        else:
+            route.continue_()
+
+    net.page.route(f"**{API_PATH}*", api)
+    net.open()
+    net.wait_for_thumbnails(12)
+    broken["on"] = True
+    net.scroll_to_index(90)
+    start = time.monotonic()
+    retry_text = re.compile("Retrying|Failed to load|Loading")
+    expect(net.cell(110)).to_contain_text(re.compile("Retrying|Failed to load"), timeout=25_000)
+    shown_s = time.monotonic() - start
+    if failure != "hang":  # a hung page retries with a longer deadline: its cells say so meanwhile
+        expect(net.page.get_by_role("alert")).to_be_attached(timeout=10_000)
+    loaded_rows = net.page.locator('[role=gridcell][data-index="90"] img').count()
+    asked = net.count("listing")
+    net.page.wait_for_timeout(2000)
+    asked_2s_later = net.count("listing")
+    broken["on"] = False
+    net.page.evaluate("() => window.dispatchEvent(new Event('online'))")
+    expect(net.page.locator('[role=gridcell][data-index="110"] img')).to_be_attached(timeout=15_000)
+    expect(net.page.get_by_role("alert")).to_have_count(0, timeout=5_000)
+    alert_text = retry_text.pattern
+    print(f"{failure}: retry state after {shown_s:.1f} s, {asked} listing requests, {asked_2s_later} 2 s later")
+    assert loaded_rows == 1  # the rows already loaded keep their tiles
+    assert net.errors == [], net.errors
+    assert alert_text
+    for route in hung:
+        try:
+            route.abort()
+        except Exception:
+            pass
+
+
+VISIBILITY = """
+window.__hidden = false;
+Object.defineProperty(Document.prototype, 'visibilityState', {get() { return window.__hidden ? 'hidden' : 'visible'; }, configurable: true});
+Object.defineProperty(Document.prototype, 'hidden', {get() { return window.__hidden; }, configurable: true});
+window.__setHidden = (hidden) => { window.__hidden = hidden; document.dispatchEvent(new Event('visibilitychange')); };
+"""
+
+
+def test_a_hidden_tab_does_not_keep_retrying_and_catches_up_once_when_shown(net: NetSession) -> None:
+    broken = {"on": False}
+
+    def api(route: Route) -> None:
+        query = parse_qs(urlparse(route.request.url).query)
+        if broken["on"] and int(query.get("offset", ["0"])[0]) >= 100:
+            route.fulfill(status=503, content_type="application/json", body='{"error": "unavailable"}')
+        else:
+            route.continue_()
+
+    def thumb(route: Route) -> None:
+        if broken["on"]:
+            route.fulfill(status=503, body="busy")
+        else:
+            route.continue_()
+
+    net.page.add_init_script(VISIBILITY)
+    net.page.route(f"**{API_PATH}*", api)
+    net.page.route(re.compile(r"/t/"), thumb)
+    net.open()
+    net.wait_for_thumbnails(12)
+    broken["on"] = True
+    net.scroll_to_index(80)
+    expect(net.cell(110)).to_contain_text(re.compile("Retrying|Failed to load"), timeout=10_000)
+    net.page.wait_for_timeout(500)
+    net.page.evaluate("() => window.__setHidden(true)")
+    mark = len(net.requests)
+    net.page.wait_for_timeout(25_000)
+    hidden = {"listing": net.count("listing", mark), "thumb": net.count("thumb", mark)}
+    polls = sum(1 for r in net.requests[mark:] if "newer_than" in r.url)
+    broken["on"] = False
+    mark = len(net.requests)
+    net.page.evaluate("() => window.__setHidden(false)")
+    expect(net.page.locator('[role=gridcell][data-index="110"] img.tp-loaded')).to_be_attached(timeout=10_000)
+    net.page.wait_for_timeout(3000)
+    shown = {"listing": net.count("listing", mark), "thumb": net.count("thumb", mark)}
+    blank = net.page.evaluate(JS_BLANK_IN_VIEW)
+    print(
+        f"hidden 25 s: {hidden['listing']} listing, {hidden['thumb']} thumbnail requests, {polls} polls; "
+        f"shown: {shown['listing']} listing, {shown['thumb']} thumbnail requests in 3 s, {blank} cells blank"
+    )
+    assert hidden["listing"] <= 1 and hidden["thumb"] == 0 and polls == 0
+    assert 1 <= shown["listing"] <= 4
+    assert blank == 0
+    assert net.errors == []

@@ -80,6 +80,23 @@ describe("a failing thumbnail", () => {
   });
 });
 
+describe("a failing thumbnail in a hidden tab", () => {
+  afterEach(() => {
+    Object.defineProperty(document, "visibilityState", { value: "visible", configurable: true });
+  });
+
+  it("does not retry while the tab is hidden; the recovery signal on showing it tries once", async () => {
+    const { img, rerender } = renderThumb();
+    fireEvent.error(img()!);
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+    await advance(THUMB_RETRY_DELAYS_MS.reduce((a, b) => a + b, 0) * 3);
+    expect(img()).toBeNull(); // no request in all that time
+    Object.defineProperty(document, "visibilityState", { value: "visible", configurable: true });
+    rerender(1); // PickerState.recover() from the visibilitychange
+    expect(img()!.getAttribute("src")).toBe("/t/7.jpg");
+  });
+});
+
 describe("a stalled thumbnail", () => {
   it("neither loaded nor failed after THUMB_TIMEOUT_MS counts as a failure: cancelled, then tried again", async () => {
     const { img, container } = renderThumb();

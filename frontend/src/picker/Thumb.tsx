@@ -80,6 +80,9 @@ export const Thumb = memo(function Thumb(props: ThumbProps) {
     if (!waiting) return;
     const delay = THUMB_RETRY_DELAYS_MS[Math.min(failures, THUMB_RETRY_DELAYS_MS.length) - 1];
     const timer = setTimeout(() => {
+      // A hidden tab does not retry: the tile keeps waiting, and the recovery signal sent when the
+      // tab is visible again (usePagedLibrary's visibilitychange) tries every waiting tile once.
+      if (document.visibilityState === "hidden") return;
       setWaiting(false);
       setAttempt((n) => n + 1);
     }, delay);

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { defaultBackoff, FAILED_RETRY_MS, PAGE_TIMEOUT_MS, PageError, PageLoader, SETTLE_MS, type PageResult } from "./pageLoader";
+import { defaultBackoff, FAILED_RETRY_MS, PAGE_TIMEOUT_MS, PageError, PageLoader, SETTLE_MS, WAKE_STALE_MS, type PageResult } from "./pageLoader";
 
 type Call = { page: number; until: string | null; signal: AbortSignal; resolve: (r: PageResult<number>) => void; reject: (e: unknown) => void };
 
@@ -330,6 +330,67 @@ describe("PageLoader recovery", () => {
     calls[1]!.reject(new PageError("HTTP 503", true));
     await flush();
     await expectAskedAgainAfter(FAILED_RETRY_MS, calls, loader);
+  });
+
+  it("a retry falling due while the tab is hidden waits for wake(), which asks once", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    let visible = true;
+    const loader = new PageLoader({ pageSize: 50, fetchPage, maxAttempts: 2, backoffMs: () => 100, isVisible: () => visible });
+    loader.ensureRange(0, 99);
+    calls[0]!.resolve(pageOf(0));
+    calls[1]!.reject(new PageError("HTTP 503", true));
+    await flush();
+    visible = false;
+    vi.advanceTimersByTime(100); // the backoff falls due in a hidden tab: no request
+    vi.advanceTimersByTime(10 * FAILED_RETRY_MS);
+    expect(calls).toHaveLength(2);
+    expect(loader.getSnapshot().pages.get(1)).toMatchObject({ state: "retrying" }); // what the user will see
+    visible = true;
+    loader.wake(); // visibilitychange
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 1]);
+    calls[2]!.reject(new PageError("HTTP 503", true));
+    await flush();
+    vi.advanceTimersByTime(100);
+    calls[3]!.reject(new PageError("HTTP 503", true));
+    await flush();
+    expect(loader.getSnapshot().pages.get(1)).toMatchObject({ state: "failed" });
+    visible = false;
+    vi.advanceTimersByTime(10 * FAILED_RETRY_MS); // nor is a failed page re-asked every 30 s while hidden
+    expect(calls).toHaveLength(4);
+  });
+
+  it("wake() gives up a request out for more than WAKE_STALE_MS and asks again at once; a recent one is left", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage });
+    loader.ensurePage(0); // hangs: a request that went out on the connection that died
+    vi.advanceTimersByTime(WAKE_STALE_MS + 1);
+    loader.ensurePage(1);
+    loader.wake(); // back online: page 0 would otherwise wait for its 15 s deadline
+    expect(calls.map((c) => c.page)).toEqual([0, 1, 0]);
+    expect([calls[0]!.signal.aborted, calls[1]!.signal.aborted]).toEqual([true, false]);
+    calls[0]!.resolve(pageOf(0)); // the hung answer arriving late is ignored
+    calls[2]!.resolve(pageOf(0));
+    calls[1]!.resolve(pageOf(1));
+    await flush();
+    expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loaded" });
+    loader.wake();
+    expect(calls).toHaveLength(3); // nothing in flight, nothing failed: no request
+  });
+
+  it("wake() asks again at once a retry in flight, however recent (its page already failed once)", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    const loader = new PageLoader({ pageSize: 50, fetchPage, backoffMs: () => 100 });
+    loader.ensurePage(0);
+    vi.advanceTimersByTime(PAGE_TIMEOUT_MS); // hung: given up
+    vi.advanceTimersByTime(100);
+    expect(calls).toHaveLength(2); // the retry, out on a 30 s deadline
+    vi.advanceTimersByTime(1000);
+    loader.wake();
+    expect(calls).toHaveLength(3);
+    expect(calls[1]!.signal.aborted).toBe(true);
+    calls[2]!.resolve(pageOf(0));
+    await flush();
+    expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loaded" });
   });
 
   it("waits out a Retry-After longer than its own backoff", async () => {

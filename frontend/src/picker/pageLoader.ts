@@ -75,6 +75,8 @@ export interface PageLoaderOptions<T> {
   maxLoadedPages?: number;
   /** Most listing requests in flight at once; more wanted pages wait, the nearest to view asked first. */
   maxInFlight?: number;
+  /** document.visibilityState by default: a retry falling due in a hidden tab waits for wake(). */
+  isVisible?: () => boolean;
 }
 
 export interface PagesSnapshot<T> {
@@ -127,7 +129,15 @@ export const SETTLE_MS = 250;
 /** Retry-After is honoured but bounded: a server asking for an hour would otherwise freeze the grid. */
 export const MAX_RETRY_AFTER_MS = 60_000;
 
+/**
+ * On wake() (back online, tab visible again), a request out for longer than this is given up and
+ * asked again at once: it most likely went out on the connection that just died (or froze with the
+ * tab), and its own deadline (15-60 s) would keep the page loading long after the network is back.
+ */
+export const WAKE_STALE_MS = 5_000;
+
 const defaultIsOnline = () => typeof navigator === "undefined" || navigator.onLine !== false;
+const defaultIsVisible = () => typeof document === "undefined" || document.visibilityState !== "hidden";
 
 export class PageLoader<T> {
   readonly pageSize: number;
@@ -136,6 +146,9 @@ export class PageLoader<T> {
   private readonly backoffMs: (attempt: number) => number;
   private readonly now: () => number;
   private readonly isOnline: () => boolean;
+  private readonly isVisible: () => boolean;
+  /** Per in-flight page: when its request went out (wake() re-asks the ones out too long). */
+  private readonly startedAt = new Map<number, number>();
   private readonly failedRetryMs: number;
   private readonly timeoutMs: number;
   private readonly maxLoadedPages: number;
@@ -167,6 +180,7 @@ export class PageLoader<T> {
     this.backoffMs = opts.backoffMs ?? ((a) => defaultBackoff(a));
     this.now = opts.now ?? Date.now;
     this.isOnline = opts.isOnline ?? defaultIsOnline;
+    this.isVisible = opts.isVisible ?? defaultIsVisible;
     this.failedRetryMs = opts.failedRetryMs ?? FAILED_RETRY_MS;
     this.timeoutMs = opts.timeoutMs ?? PAGE_TIMEOUT_MS;
     this.maxLoadedPages = Math.max(2, opts.maxLoadedPages ?? MAX_LOADED_PAGES);
@@ -288,8 +302,27 @@ export class PageLoader<T> {
     }
   }
 
-  /** The connection came back or the tab became visible: same as Retry, the user need not press it. */
+  /**
+   * The connection came back or the tab became visible: same as Retry, the user need not press it.
+   * Requests out for more than WAKE_STALE_MS, and retries in flight (their page failed before), are
+   * asked again too, fresh: a hung one would otherwise hold its page until its deadline (15-60 s)
+   * after the network is back. So are retries that fell due while the tab was hidden (they waited).
+   */
   wake(): void {
+    if (!this.running) return;
+    const now = this.now();
+    const stale = [...this.controllers.keys()].filter((p) => {
+      const status = this.snapshot.pages.get(p);
+      const retrying = status?.state === "loading" && status.attempt > 1; // a page already in trouble
+      return retrying || now - (this.startedAt.get(p) ?? now) > WAKE_STALE_MS;
+    });
+    for (const p of stale) {
+      this.controllers.get(p)!.abort();
+      this.controllers.delete(p);
+      clearTimeout(this.deadlines.get(p));
+      this.deadlines.delete(p);
+      this.request(p, 1);
+    }
     this.retry();
   }
 
@@ -365,6 +398,7 @@ export class PageLoader<T> {
   private request(page: number, attempt: number): void {
     const ctrl = new AbortController();
     this.controllers.set(page, ctrl);
+    this.startedAt.set(page, this.now());
     this.setPage(page, { state: "loading", attempt });
     // Until page 0 answers there is no bound yet: pages asked for together with it (a restored scroll
     // position) go unbounded, which is the same list unless an image lands in those milliseconds.
@@ -512,7 +546,9 @@ export class PageLoader<T> {
       page,
       setTimeout(() => {
         this.timers.delete(page);
-        if (this.running) this.request(page, attempt);
+        // A hidden tab does not retry at full rate: the page keeps its retrying/failed state (what
+        // the user will see) and wake() asks it again once the tab is visible.
+        if (this.running && this.isVisible()) this.request(page, attempt);
       }, delay),
     );
   }
