@@ -202,8 +202,13 @@ class OriginConnection(asyncio.Protocol):
         self.idle_since = time.monotonic()
 
     def close(self) -> None:
+        """Close at once. Not ``transport.close()``: over TLS that waits for the origin's
+        close_notify (asyncio's ssl_shutdown_timeout, 30 s), so an origin that never answers
+        kept each finished fetch's socket that long. Nothing is left to send (the request was
+        written whole before any answer) and a response is judged on its framing, never on how
+        the connection ends after it."""
         if self._transport is not None:
-            self._transport.close()
+            self._transport.abort()
 
     def abandon(self) -> None:
         """Close, dropping the body bytes the consumer will never read: this protocol and its

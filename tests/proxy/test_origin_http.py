@@ -11,7 +11,10 @@ import contextlib
 import datetime
 import gzip
 import ipaddress
+import os
+import socket
 import ssl
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -337,6 +340,72 @@ async def test_https_is_verified_and_kept_alive(serve, tmp_path: Path) -> None:
     finally:
         await trusting.close()
     assert origin.connections == 1  # both over one kept-alive connection (a refused handshake never reaches it)
+
+
+class SilentTLSOrigin:
+    """A TLS origin on a thread that answers one request per connection and then never reads
+    again, so it never answers the client's close_notify (and holds its end open)."""
+
+    def __init__(self, context: ssl.SSLContext, reply: bytes) -> None:
+        self.context, self.reply = context, reply
+        self.held: list[ssl.SSLSocket] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+                tls = self.context.wrap_socket(connection, server_side=True)
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += tls.recv(4096)
+                tls.sendall(self.reply)
+                self.held.append(tls)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+        for tls in self.held:
+            tls.close()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+     b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nwhole"],
+    ids=["error-status", "malformed-body", "connection-close"],
+)
+async def test_connections_are_released_at_once_when_a_tls_origin_ignores_close_notify(
+    reply: bytes, tmp_path: Path
+) -> None:
+    """A TLS close waits for the origin's close_notify (asyncio: up to 30 s). Against an origin
+    that never answers, every finished fetch kept its socket open that long: 20 failed fetches
+    held 20 descriptors for 30 s, so a fast-failing origin could exhaust the worker's fds."""
+    cert, key = _certificate(tmp_path)
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ssl.load_cert_chain(cert, key)
+    origin = SilentTLSOrigin(server_ssl, reply)
+    client = fetcher(total_timeout=3.0)
+    client.dial.ssl_context = ssl.create_default_context(cafile=str(cert))
+    before = _open_fds()
+    try:
+        for _ in range(5):
+            with contextlib.suppress(OriginError):
+                await client.fetch(f"https://127.0.0.1:{origin.port}/a.jpg")
+        assert len(origin.held) == 5
+        # The origin's five ends stay open (it holds them); the proxy's five must be closed.
+        await wait_until(lambda: _open_fds() - before <= len(origin.held), 3,
+                         what="the proxy's ends of the TLS connections to be closed")
+    finally:
+        await client.close()
+        origin.close()
 
 
 @pytest.mark.parametrize(
