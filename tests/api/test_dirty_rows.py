@@ -26,6 +26,7 @@ from library_api.backfill import run_backfill
 from library_api.migrate import alembic_config, run_migrations, use_wal
 from library_api.paging import MAX_LABEL_LENGTH
 from tests.api.conftest import Harness, in_thread
+from tests.api.legacy import create_legacy_table, fresh_database
 from tests.api.test_legacy_values import IMAGES, client_for, walk
 from tests.api.test_migrations import legacy_pg  # noqa: F401  (fixture)
 from tests.api.warm import RecordingWarmClient
@@ -394,3 +395,118 @@ async def test_labels_longer_than_any_filter_are_listed_as_null(harness: Harness
     stored = await harness.api.database.fetch_all(
         sa.select(images.images.c.step).order_by(images.images.c.id))  # the column itself, not the listing's
     assert [row["step"] for row in stored] == labels
+
+
+# Rows an operator or another program writes straight into a migrated legacy table (SQL values).
+# (id, url, created_at, pipeline_id, step, width, height); None in the id column: the table's own.
+OPERATOR_ROWS: dict[str, list[tuple[str, ...]]] = {
+    "sqlite": [
+        ("-5", "'{o}/neg.png'", "'2024-01-01 00:00:00.000000'", "'p'", "'s'", "NULL", "NULL"),
+        ("0", "'{o}/zero.png'", "'2024-01-01 00:00:01.000000'", "'p'", "'s'", "-1", "0"),
+        ("NULL", "'{o}/big.png'", "'2024-01-03 00:00:00.000000'", "'p'", "'s'", str(2**63 - 1), "'abc'"),
+        ("NULL", "'{o}/odd.png'", "'2999-01-01 00:00:00.000000'", "'p'", "'s'", "1.5", str(-(2**63))),
+        ("NULL", "'{o}/us-date.png'", "'01/02/2024'", "'p' || char(1)", "CAST(x'ff41' AS TEXT)", "NULL", "NULL"),
+        ("NULL", "'   '", "NULL", "'p'", "'s'", "NULL", "NULL"),
+        ("NULL", "''", "NULL", "'p'", "'s'", "NULL", "NULL"),
+        ("NULL", "NULL", "NULL", "'p'", "'s'", "NULL", "NULL"),
+        ("NULL", "'{o}/' || hex(zeroblob(2500000))", "'2024-01-04'", "'p'", "'s'", "NULL", "NULL"),
+        ("NULL", "'{o}/ctl' || char(1) || '.png'", "'2024-01-05'", "'p'", "'s'", "NULL", "NULL"),
+        ("NULL", "CAST(x'{bad}' AS TEXT)", "'2024-01-06'", "'p'", "'s'", "NULL", "NULL"),
+        (str(-(2**63)), "'{o}/min-id.png'", "'2024-01-07'", "'p'", "'s'", "NULL", "NULL"),
+    ],
+    "postgresql": [
+        ("-5", "'{o}/neg.png'", "'2024-01-01'", "'p'", "'s'", "NULL", "NULL"),
+        ("0", "'{o}/zero.png'", "'2024-01-01 00:00:01'", "'p'", "'s'", "-1", "0"),
+        ("DEFAULT", "'{o}/big.png'", "'2024-01-03'", "'p'", "'s'", str(2**31 - 1), str(-(2**31))),
+        ("DEFAULT", "'{o}/odd.png'", "'2999-01-01'", "'p'", "'s'", "NULL", "NULL"),
+        ("DEFAULT", "'{o}/inf.png'", "'infinity'", "E'p\\x01'", "E'\\x7f'", "NULL", "NULL"),
+        ("DEFAULT", "'   '", "NULL", "'p'", "'s'", "NULL", "NULL"),
+        ("DEFAULT", "''", "NULL", "'p'", "'s'", "NULL", "NULL"),
+        ("DEFAULT", "NULL", "NULL", "'p'", "'s'", "NULL", "NULL"),
+        ("DEFAULT", "'{o}/' || repeat('a', 5000000)", "'2024-01-04'", "'p'", "'s'", "NULL", "NULL"),
+        ("DEFAULT", "'{o}/ctl' || chr(1) || '.png'", "'2024-01-05'", "'p'", "'s'", "NULL", "NULL"),
+        (str(-(2**31)), "'{o}/min-id.png'", "'2024-01-07'", "'p'", "'s'", "NULL", "NULL"),
+    ],
+}
+# Listed (a web address of at most 4,096 bytes), by url suffix; the first has pipeline_id "p\x01".
+OPERATOR_LISTED = {
+    "sqlite": ["us-date.png", "neg.png", "zero.png", "big.png", "odd.png", "ctl\x01.png", "bad\ufffd.png",
+               "min-id.png"],
+    "postgresql": ["inf.png", "neg.png", "zero.png", "big.png", "odd.png", "ctl\x01.png", "min-id.png"],
+}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+async def test_rows_an_operator_writes_after_the_migrations_give_clean_answers(
+    kind: str, tmp_path: Path, make_settings: Any
+) -> None:
+    """Every listing walk (offset, cursor, filtered), newer_than, until and the backfill answer over
+    rows written straight into the migrated table with every kind of dirty value (a cursor at id 0 or
+    below was a 400 here); urls, dates, labels and ids are never changed."""
+    origin = "http://127.0.0.1:9"
+    with fresh_database(kind, tmp_path) as url:
+        await create_legacy_table(url, [])
+        settings = make_settings(database_url=url, allowed_sources=["127.0.0.1:9"])
+        in_thread(lambda: run_migrations(settings))
+        values = [
+            ", ".join(value.format(o=origin, bad=(origin + "/bad").encode().hex() + "ff2e706e67") for value in row)
+            for row in OPERATOR_ROWS[kind]
+        ]
+        inserts = [f"INSERT INTO pipeline_step_outputs (id, url, created_at, pipeline_id, step, width, height) "
+                   f"VALUES ({row})" for row in values]
+        await raw_statements(url, inserts)
+        before = await stored_rows(url)
+        async with client_for(settings) as client:
+            walks = {(by, limit): await walk(client, limit, by=by)
+                     for by in ("offset", "cursor") for limit in (1, 2, 5)}
+            filtered, filtered_total = await walk(client, 2, by="cursor", pipeline_id="p")
+            first = (await client.get(IMAGES, params={"limit": 200})).json()
+            head = first["head_cursor"]
+            newer = (await client.get(IMAGES, params={"newer_than": head})).json()
+            under = (await client.get(IMAGES, params={"until": head, "limit": 3})).json()
+        listed = [image["url"].rsplit("/", 1)[-1] for image in first["images"]]
+        assert sorted(listed) == sorted(OPERATOR_LISTED[kind])
+        ids = [image["id"] for image in first["images"]]
+        for (by, limit), (seen, total) in walks.items():
+            assert [image["id"] for image in seen] == ids and total == len(ids), (by, limit)
+        assert [image["id"] for image in filtered] == [n for n, name in zip(ids, listed, strict=True)
+                                                        if name != OPERATOR_LISTED[kind][0]]
+        assert filtered_total == len(filtered)
+        assert newer["count"] == 0 and under["until_total"] == len(ids)
+        for image in first["images"]:
+            assert image["width"] is None or 0 < image["width"] < 2**31
+            assert image["height"] is None or 0 < image["height"] < 2**31
+        for retry_failed in (False, True):
+            progress = await asyncio.wait_for(run_backfill(settings, RecordingWarmClient(), batch_size=2,
+                                                           retry_delays=(0.0,), retry_failed=retry_failed), 60)
+            assert progress.status == "done" and progress.done + progress.failed == progress.total
+        assert await stored_rows(url) == before
+
+
+async def raw_statements(url: str, statements: Sequence[str]) -> None:
+    if url.startswith("sqlite"):
+        connection = sqlite3.connect(url.split(":///", 1)[1])
+        try:
+            for statement in statements:
+                connection.execute(statement)
+            connection.commit()
+        finally:
+            connection.close()
+        return
+    async with postgresql(url) as pg:
+        for statement in statements:
+            await pg.execute(statement)
+
+
+async def stored_rows(url: str) -> list[tuple[Any, ...]]:
+    # Not width and height: the backfill writes those a warm outcome reports, as for any row.
+    query = "SELECT id, url, created_at, pipeline_id, step FROM pipeline_step_outputs ORDER BY id"
+    if url.startswith("sqlite"):
+        connection = sqlite3.connect(url.split(":///", 1)[1])
+        connection.text_factory = bytes
+        try:
+            return [tuple(row) for row in connection.execute(query)]
+        finally:
+            connection.close()
+    async with postgresql(url) as pg:
+        return [tuple(row) for row in await pg.fetch(query)]
