@@ -252,3 +252,39 @@ async def label_indexes(url: str) -> dict[str, bool]:
     finally:
         await pg.close()
     return {row["relname"]: row["indisvalid"] for row in rows}
+
+
+async def test_migration_0012_lets_writes_go_on_while_it_builds(legacy_pg: str) -> None:
+    """CREATE INDEX CONCURRENTLY: while 0012 builds (here held up by a write transaction left open, as
+    a long request's would), another connection's INSERT goes through at once. Behind a plain CREATE
+    INDEX's SHARE lock that INSERT waits for the whole build (here: its lock_timeout)."""
+    from alembic import command
+
+    from library_api.migrate import alembic_config
+
+    settings = Settings(_env_file=None, database_url=legacy_pg)
+    in_thread(lambda: command.upgrade(alembic_config(settings), "0011"))
+    holder, writer = await asyncpg.connect(legacy_pg), await asyncpg.connect(legacy_pg)
+    try:
+        # A writer's lock on the table (no row: nothing a second writer would wait for), which
+        # either build waits for; a plain build's SHARE lock, queued behind it, holds up other writers.
+        holder_transaction = holder.transaction()
+        await holder_transaction.start()
+        await holder.execute("UPDATE pipeline_step_outputs SET step = step WHERE id = -1")
+        migration = asyncio.create_task(asyncio.to_thread(run_migrations, settings))
+        for _ in range(200):  # until the build waits for the open transaction
+            if await writer.fetchval("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX%'"
+                                     " AND datname = current_database()"):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("0012 never started its index build")
+        await writer.execute("SET lock_timeout = '2s'")
+        await writer.execute("INSERT INTO pipeline_step_outputs (url, created_at) VALUES ('https://h/w.png', now())")
+        assert not migration.done()
+        await holder_transaction.commit()
+        await asyncio.wait_for(migration, 60)
+    finally:
+        await holder.close()
+        await writer.close()
+    assert await label_indexes(legacy_pg) == {"ix_pso_pipeline_listed": True, "ix_pso_step_listed": True}
