@@ -102,6 +102,11 @@ class OriginConnection(asyncio.Protocol):
         return False  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and self._state in ("head", "body"):
+            # A reset (or any error) is never the end of a body framed by the connection's end.
+            before = self._state == "head" and not self.received_any
+            self._fail(f"the connection to the origin was reset ({type(exc).__name__})", before)
+            return
         self._ended()
 
     # -- httptools callbacks ----------------------------------------------------------

@@ -14,6 +14,7 @@ import ipaddress
 import os
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -134,6 +135,29 @@ async def test_chunked_and_close_delimited_bodies(serve) -> None:
     async with fetching() as client:
         assert await client.fetch(f"http://127.0.0.1:{port}/a") == b"hello world"
         assert await client.fetch(f"http://127.0.0.1:{port}/b") == b"until the end"
+
+
+async def reset(writer: asyncio.StreamWriter) -> None:
+    """Hang up with a TCP reset (SO_LINGER 0), not a clean close."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def test_a_reset_is_not_the_end_of_a_close_delimited_body(serve) -> None:
+    """A body framed by the connection's end was taken whole when the connection was reset
+    (asyncio's connection_lost with an error, no eof_received): the cut-off body went on to
+    the decoder and was a 422 blaming the image, for what was the origin's failure."""
+    async def answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.0 200 OK\r\n\r\n" + BODY[:1000])
+        await writer.drain()
+        await asyncio.sleep(0.05)  # the bytes arrive first; then the reset
+        await reset(writer)
+
+    _, port = await serve([answer])
+    async with fetching() as client:
+        with pytest.raises(OriginError, match="reset"):
+            await client.fetch(f"http://127.0.0.1:{port}/a")
 
 
 async def test_an_interim_response_is_skipped(serve) -> None:

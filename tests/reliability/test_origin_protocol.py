@@ -26,7 +26,7 @@ from proxy.errors import NEGATIVE_CACHEABLE
 from proxy.urls import cache_key
 from proxy.variants import THUMB
 from tests.proxy.conftest import running
-from tests.proxy.test_origin_http import Script, ScriptedOrigin, serve, until_closed
+from tests.proxy.test_origin_http import Script, ScriptedOrigin, reset, serve, until_closed
 from tests.support import images
 from tests.support.wait import wait_until
 from thumbs.settings import Settings
@@ -73,6 +73,16 @@ def dribble(data: bytes, every: float) -> Script:
             writer.write(data[index : index + 1])
             await writer.drain()
             await asyncio.sleep(every)
+    return answer
+
+
+def then_reset(data: bytes) -> Script:
+    """Send ``data``, then hang up with a TCP reset."""
+    async def answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(data)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        await reset(writer)
     return answer
 
 
@@ -195,6 +205,13 @@ async def test_answers_that_are_no_image_response(reply: bytes, make_settings: C
                      id="no-last-chunk-then-close"),
         pytest.param([then_open(head(b"200 OK", b"Transfer-Encoding: chunked") + chunked(IMG))], 504,
                      "origin_timeout", id="no-last-chunk-kept-open"),
+        # Framed by the connection's end: a clean close is the end (a cut image is the decoder's 422),
+        # a reset is not.
+        pytest.param([b"HTTP/1.0 200 OK\r\n\r\n" + IMG], 200, None, id="close-delimited"),
+        pytest.param([b"HTTP/1.0 200 OK\r\n\r\n" + IMG[: len(IMG) // 2]], 422, "undecodable",
+                     id="close-delimited-cut-by-a-close"),
+        pytest.param([then_reset(b"HTTP/1.0 200 OK\r\n\r\n" + IMG[: len(IMG) // 2])], 502, "origin_error",
+                     id="close-delimited-cut-by-a-reset"),
     ],
 )
 async def test_body_framing(replies: Replies, status: int, error: str | None,
