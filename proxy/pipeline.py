@@ -125,12 +125,14 @@ def check_limits(
             raise UnsupportedType("HEIC cannot be decoded by the installed libvips") from exc
         raise Undecodable(f"the {fmt} header cannot be read: {_first_line(exc)}") from exc
     width, height = header.width, header.height
-    if fmt == formats.HEIC and not _decodes(header):
-        raise UnsupportedType("HEIC cannot be decoded by the installed libvips")
     _check_size(width, height, max_pixels, max_side)
     if fmt == formats.TIFF:
         _check_tiff_tiles(header, width, height)
     _check_cost(decode_cost(data, fmt, header, width, height), max_decode_bytes)
+    # After the limits: libheif decodes the whole image even for this one pixel (a 2 KB AV1 file
+    # branded heic, 10000x10000, was 2.0 s and +1,451 MB here before its 413 for the pixel cap).
+    if fmt == formats.HEIC and not _decodes(header):
+        raise UnsupportedType("HEIC cannot be decoded by the installed libvips")
     orientation = header.get("orientation") if header.get_typeof("orientation") else 1
     if not isinstance(orientation, int) or not 1 <= orientation <= 8:
         orientation = 1  # an invalid tag means "as stored"

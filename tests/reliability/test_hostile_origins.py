@@ -354,6 +354,25 @@ async def test_the_decode_budget_counts_what_libheif_holds_for_an_avif(make_sett
         assert (await proxy.thumb(big)).status_code == 200
 
 
+async def test_a_heic_is_checked_against_the_limits_before_it_is_decoded(make_settings: Callable[..., Settings],
+                                                                        origin: Origin, unique) -> None:
+    """Whether libvips can decode a HEIC was probed (one pixel, for which libheif decodes the whole
+    image) before the pixel and memory checks: a 2 KB AV1 file branded heic, 10000 x 10000, took
+    2.0 s and +1,451 MB before its 413. The limits come first now."""
+    big = origin.add(unique("big.heic"), _avif(4000).replace(b"avif", b"heic"))
+    small = origin.add(unique("small.heic"), _avif(640).replace(b"avif", b"heic"))
+    async with running(make_settings(max_source_pixels=1_000_000, negative_ttl=0)) as proxy:
+        with RssWindow() as window:
+            started = time.process_time()
+            refused = await proxy.thumb(big)
+            cpu = time.process_time() - started
+        assert refused.status_code == 413, refused.text
+        assert refused.json()["error"] == "too_many_pixels" and "4000x4000" in refused.json()["detail"]
+        assert cpu < 0.1 and window.growth_mb < 50, (cpu, window.growth_mb)  # was 0.4 s, +245 MB
+        answered = await proxy.thumb(small)  # the probe still runs for what passes the limits
+        assert answered.status_code == 200, answered.text
+
+
 async def test_a_progressive_scan_bomb_is_refused_before_decoding(make_settings: Callable[..., Settings],
                                                                    origin: Origin, unique) -> None:
     """Thousands of near-empty progressive scans: libjpeg decodes each over the whole frame, so 24 MB
