@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import sqlalchemy as sa
@@ -43,6 +44,21 @@ def databases_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql://" + url[len(prefix) :]
     return url
+
+
+# Query parameters `databases` reads itself; asyncpg would take any other as a server setting.
+DATABASES_OPTIONS = frozenset({"min_size", "max_size", "ssl"})
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The PostgreSQL URL for asyncpg to parse whole: libpq's parameters (sslmode, sslrootcert,
+    host=/socket/dir, ...) hold. `databases` passes on only host, port, user, password, database
+    and its own options, so ``sslmode=verify-full`` used to connect unverified (asyncpg's default
+    ``prefer``), and ``sslmode=require`` to a server without TLS in plain text."""
+    parts = urlsplit(databases_url(url))
+    query = [(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True)
+             if name not in DATABASES_OPTIONS]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def alembic_url(url: str) -> str:
@@ -124,7 +140,8 @@ def create_database(settings: LibraryConfig) -> Database:
     # asyncpg's own: `command_timeout` bounds each statement (it asks the server to cancel it),
     # `timeout` the connect and startup handshake (its default is 60 s).
     return Database(
-        databases_url(url), min_size=1, max_size=10, command_timeout=QUERY_TIMEOUT, timeout=CONNECT_TIMEOUT
+        databases_url(url), dsn=asyncpg_dsn(url), min_size=1, max_size=10, command_timeout=QUERY_TIMEOUT,
+        timeout=CONNECT_TIMEOUT,
     )
 
 

@@ -18,7 +18,7 @@ import redis
 
 from tests.support.demo_server import LiveServer, run_demo_server
 from tests.support.origin import Origin
-from tests.support.pg import create_database, drop_database
+from tests.support.pg import PG_BIN, Cluster, create_database, drop_database
 from tests.support.servers import serve_in_thread
 from thumbs.settings import Settings
 
@@ -131,3 +131,19 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     """The real product (`thumbs demo --profile small`) with 1,100 images, for end-to-end tests."""
     with run_demo_server(tmp_path_factory.mktemp("live"), images=1100) as server:
         yield server
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """A private PostgreSQL cluster, started; fault tests stop and start it (never the shared one)."""
+    if PG_BIN is None:
+        cannot_run("PostgreSQL's server binaries (initdb, pg_ctl) are not installed")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        cannot_run("running PostgreSQL as root needs runuser (to become the postgres user)")
+    made = Cluster(PG_BIN)
+    try:
+        made.init()
+        made.start()
+        yield made
+    finally:
+        made.remove()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+import asyncpg
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from library_api.db import VERSION_TABLE
+from library_api.db import CONNECT_TIMEOUT, VERSION_TABLE, asyncpg_dsn
 
 # Any constant: serialises concurrent `thumbs migrate` runs on one PostgreSQL database.
 PG_LOCK_KEY = 0x7468756D6273  # "thumbs"
@@ -47,7 +48,13 @@ def run(connection: Connection) -> None:
 
 
 async def run_async() -> None:
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+    # asyncpg parses the DSN itself, as the app's pool does (`asyncpg_dsn`). Given to SQLAlchemy,
+    # each query parameter became a keyword asyncpg.connect() does not take (sslmode: a TypeError).
+    dsn = asyncpg_dsn(url)
+    engine = create_async_engine(
+        "postgresql+asyncpg://", poolclass=pool.NullPool,
+        async_creator=lambda: asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT),
+    )
     try:
         async with engine.connect() as connection:
             await connection.run_sync(run)

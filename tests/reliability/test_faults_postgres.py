@@ -9,14 +9,9 @@ they are missing the test skips, and in CI (CI=true) it fails instead.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import asyncpg
 import httpx
@@ -29,81 +24,17 @@ from proxy.storage import DiskStore
 from proxy.urls import cache_key
 from proxy.variants import THUMB
 from proxy.warm_types import WarmOutcome
-from tests.conftest import cannot_run
 from tests.reliability.conftest import _in_thread
 from tests.support import images
 from tests.support.origin import Origin
-from tests.support.servers import free_port
+from tests.support.pg import Cluster
 from tests.support.wait import wait_until
 from thumbs.configs import proxy_config
 from thumbs.settings import Settings
 
-
-def find_postgres_bin() -> Path | None:
-    """The directory holding initdb and pg_ctl: Debian's versioned directories, then PATH."""
-    def version(directory: Path) -> tuple[int, ...]:
-        name = directory.parent.name
-        return tuple(int(part) for part in name.split(".") if part.isdigit())
-
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=version, reverse=True)
-    on_path = shutil.which("initdb")
-    if on_path:
-        candidates.append(Path(on_path).parent)
-    for directory in candidates:
-        if (directory / "initdb").is_file() and (directory / "pg_ctl").is_file():
-            return directory
-    return None
-
-
-PG_BIN = find_postgres_bin()
 ADMIN = {"authorization": "Bearer admin-token"}
 
 
-class Cluster:
-    def __init__(self, bin_dir: Path) -> None:
-        self.bin = bin_dir
-        self.directory = Path(tempfile.mkdtemp(prefix="thumbs-pg-"))
-        self.data = self.directory / "data"
-        self.port = free_port()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        # PostgreSQL refuses to run as root: as root, run it as the postgres user.
-        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.prefix:
-            shutil.chown(self.directory, "postgres", "postgres")
-
-    def _as_postgres(self, *argv: str) -> None:
-        subprocess.run([*self.prefix, *argv], check=True, capture_output=True)
-
-    def init(self) -> None:
-        self._as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
-                          "-l", str(self.directory / "log"), "-w", "start")
-
-    def stop(self, mode: str = "fast") -> None:
-        self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
-
-    def remove(self) -> None:
-        subprocess.run([*self.prefix, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    if PG_BIN is None:
-        cannot_run("PostgreSQL's server binaries (initdb, pg_ctl) are not installed")
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        cannot_run("running PostgreSQL as root needs runuser (to become the postgres user)")
-    made = Cluster(PG_BIN)
-    try:
-        made.init()
-        made.start()
-        yield made
-    finally:
-        made.remove()
 
 
 async def _statuses(url: str) -> dict[str, str]:
