@@ -56,7 +56,9 @@ async def _connects_over_tls(url: str) -> bool:
         await database.disconnect()
 
 
-async def test_sslmode_and_sslrootcert_hold_for_the_app_and_for_migrate(tls_cluster: tuple[Cluster, Path, Path]) -> None:
+async def test_sslmode_and_sslrootcert_hold_for_the_app_and_for_migrate(
+    tls_cluster: tuple[Cluster, Path, Path],
+) -> None:
     cluster, ca, other_ca = tls_cluster
     verified = f"{cluster.url}?sslmode=verify-full&sslrootcert={ca}"
     await asyncio.to_thread(run_migrations, SimpleNamespace(database_url=verified))
