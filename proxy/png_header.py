@@ -28,6 +28,7 @@ MAX_PROFILE = 8 * 1024 * 1024
 _TEXT = {b"tEXt", b"zTXt", b"iTXt"}
 # Where a text chunk's keyword and tags must end (a keyword is at most 79 bytes).
 _HEAD = 4096
+_STEP = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,11 @@ def _inflated(kind: bytes, body: memoryview, limit: int) -> int:
         start = translated_end + 1
     else:
         return 0
+    inflater, pending, total = zlib.decompressobj(), body[start:], 0
     try:
-        return len(zlib.decompressobj().decompress(body[start:], limit))
+        while total < limit and pending:  # in steps, so the count holds 64 KB, not the limit
+            total += len(inflater.decompress(pending, min(_STEP, limit - total)))
+            pending = inflater.unconsumed_tail
     except zlib.error:
         return 0  # broken text: libvips skips it
+    return total
