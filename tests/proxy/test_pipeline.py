@@ -290,3 +290,25 @@ def test_encoder_walks_the_quality_ladder_to_fit_the_cap() -> None:
     capped = encode(pixels, dataclasses.replace(THUMB, max_bytes=len(first) - 1))
     assert len(capped) < len(first) and capped.startswith(b"\xff\xd8\xff\xdb")  # a lower quality, no JFIF
     assert pyvips.Image.new_from_buffer(capped, "").width == 200
+
+
+def test_the_png_chunk_walk_counts_inflated_text_without_holding_it() -> None:
+    """A text bomb is refused by counting what it inflates to, 64 KB at a time: holding the
+    8 MB it may inflate to while counting cost each refused request that much memory."""
+    import tracemalloc
+    import zlib
+
+    from proxy import png_header
+    from tests.support.images import _png_chunk
+
+    base = images.png(images.photo(64, 64))
+    text = _png_chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"A" * (9 << 20), 9))
+    bomb = base[:33] + text + base[33:]
+    tracemalloc.start()
+    try:
+        refusal = png_header.check(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert refusal is not None and "inflates to more than 8 MB" in refusal.reason
+    assert peak < 1_000_000, peak
