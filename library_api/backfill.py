@@ -47,12 +47,14 @@ from library_api.config import LibraryConfig
 from library_api.db import ShieldedWrites, create_database, is_sqlite
 from library_api.job_store import (
     RECENT_FAILURES,
+    TOO_LONG,
     Claim,
     JobProgress,
     JobStore,
     LeaseLost,
     progress_of,
     source_key,
+    too_long,
 )
 from library_api.migrate import check_migrated, run_migrations
 from library_api.schema import JOB_RUNNING
@@ -191,7 +193,7 @@ class Backfill:
         outcomes: list[WarmOutcome] = []
         sources: list[str] = []
         for row in batch:
-            refusal = source_refusal(row["url"], self.settings.allowed_sources)
+            refusal = TOO_LONG if too_long(row) else source_refusal(row["url"], self.settings.allowed_sources)
             if refusal is None:
                 sources.append(row["url"])
             else:

@@ -21,6 +21,7 @@ from library_api.db import as_utc, insert_for, utcnow
 from library_api.images import (
     STORED_CREATED_AT,
     Bound,
+    ByteLength,
     below,
     outcomes_by_source,
     position_of,
@@ -29,6 +30,7 @@ from library_api.images import (
 )
 from library_api.paging import Position
 from library_api.schema import FAILED, JOB_DONE, JOB_RUNNING, images, job_failures, jobs
+from library_api.sources import MAX_URL_LENGTH
 from proxy.warm_types import WarmOutcome
 
 logger = logging.getLogger("library_api.backfill")
@@ -98,9 +100,24 @@ def progress_of(row: Record, now: dt.datetime | None = None) -> JobProgress:
     )
 
 
+# A url longer than any source (proxy.urls.MAX_URL_LENGTH, in bytes here: a longer one is either
+# too long or not ASCII, refused either way) is not read into the batch: NULL, with its size.
+# A batch of 50 rows with 10 MB urls read 500 MB into this process (peak RSS 92 -> 590 MB).
+URL_BYTES = ByteLength(images.c.url)
+BATCH_URL = sa.case((URL_BYTES > sa.literal_column(str(MAX_URL_LENGTH)), sa.null()), else_=images.c.url)
+TOO_LONG = ("invalid_url", f"url is longer than {MAX_URL_LENGTH} bytes")
+
+
+def too_long(row: Record) -> bool:
+    """A url next_batch did not read: longer than any source may be."""
+    return row["url"] is None and row["url_bytes"] is not None and int(row["url_bytes"]) > MAX_URL_LENGTH
+
+
 def source_key(row: Record) -> str:
     """The row's url as the key of its outcome; a row without a usable url gets a unique stand-in."""
     url = row["url"]
+    if too_long(row):
+        return f"<url of {int(row['url_bytes'])} bytes: image {int(row['id'])}>"
     return url if isinstance(url, str) and url else f"<no url: image {int(row['id'])}>"
 
 
@@ -208,7 +225,8 @@ class JobStore:
                 self.database, Position(None if created_at is None else as_utc(created_at), int(job["cursor_id"]))
             )
             dated_bound, undated_bound = below(position)
-        columns = (images.c.id, images.c.url, images.c.created_at, STORED_CREATED_AT)
+        columns = (images.c.id, BATCH_URL.label("url"), URL_BYTES.label("url_bytes"), images.c.created_at,
+                   STORED_CREATED_AT)
         rows: list[Record] = []
         if dated_bound is not False:
             query = (

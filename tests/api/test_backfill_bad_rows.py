@@ -125,3 +125,32 @@ async def test_an_outage_is_still_a_pause_not_failures(harness: Any, origin_url:
     progress = await run_backfill(harness.settings, RecordingWarmClient(broken=True), retry_delays=(0.0,))
     assert (progress.status, progress.done, progress.failed) == ("running", 0, 0)
     assert progress.last_error is not None and "unreachable" in progress.last_error
+
+
+async def test_urls_longer_than_any_source_are_failed_without_being_read(harness: Any, origin_url: Any) -> None:
+    """A legacy url of megabytes is never a source: the batch query leaves it in the database (it read
+    each whole: 50 rows of 10 MB took the backfill from 92 to 590 MB), and the row fails with why."""
+    import sqlalchemy as sa
+
+    from library_api import images
+    from library_api.backfill import Backfill
+
+    base = origin_url("/long/")
+    urls = {"huge": base + "a" * 2_000_000, "over": base + "b" * (4097 - len(base)),
+            "at": base + "c" * (4096 - len(base)), "plain": base + "d.png"}
+    ids = {}
+    for n, (name, url) in enumerate(urls.items()):
+        ids[name] = await harness.api.database.execute(
+            sa.insert(images.images).values(url=url, created_at=WHEN + dt.timedelta(minutes=n)))
+    warm = RecordingWarmClient()
+    progress = await run_backfill(harness.settings, warm, batch_size=10, retry_delays=(0.0,))
+    assert (progress.status, progress.done, progress.failed) == ("done", 2, 2)
+    assert {source for sources, _ in warm.calls for source in sources} <= {urls["at"], urls["plain"], PROBE_SOURCE}
+    rows = {int(row["id"]): row for row in await harness.api.database.fetch_all(sa.select(images.images))}
+    for name in ("huge", "over"):
+        assert (rows[ids[name]]["thumbnail_status"], rows[ids[name]]["thumbnail_error"]) == (
+            "failed", "invalid_url: url is longer than 4096 bytes"), name
+        assert rows[ids[name]]["url"] == urls[name]  # kept as stored
+    failures = await Backfill(harness.api.database, harness.settings, warm).recent_failures(progress.id)
+    assert {failure["url"] for failure in failures} == {
+        f"<url of {len(urls[name])} bytes: image {ids[name]}>" for name in ("huge", "over")}
