@@ -80,11 +80,16 @@ def _inflated(kind: bytes, body: memoryview, limit: int) -> int:
         start = translated_end + 1
     else:
         return 0
-    inflater, pending, total = zlib.decompressobj(), body[start:], 0
+    # In steps of 64 KB in and out, so the count holds neither the limit nor a copy of the chunk.
+    inflater, total = zlib.decompressobj(), 0
     try:
-        while total < limit and pending:  # in steps, so the count holds 64 KB, not the limit
-            total += len(inflater.decompress(pending, min(_STEP, limit - total)))
-            pending = inflater.unconsumed_tail
+        for at in range(start, len(body), _STEP):
+            pending: bytes | memoryview = body[at : at + _STEP]
+            while pending and total < limit:
+                total += len(inflater.decompress(pending, min(_STEP, limit - total)))
+                pending = inflater.unconsumed_tail
+            if total >= limit or inflater.eof:
+                break
     except zlib.error:
         return 0  # broken text: libvips skips it
     return total
