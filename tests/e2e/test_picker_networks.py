@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import Browser, Request, Route, expect
 
-from tests.e2e.test_picker import API_PATH, TRACKER, VIEWPORT, Session, first_api_page, tile_url
+from tests.e2e.test_picker import API_PATH, TRACKER, VIEWPORT, Session, tile_url
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +42,9 @@ def serve_other_build(page: Any, base_url: str) -> None:
         if not file.is_file():
             route.continue_()
             return
-        route.fulfill(status=200, body=file.read_bytes(), content_type=mimetypes.guess_type(str(file))[0] or "text/html")
+        route.fulfill(
+            status=200, body=file.read_bytes(), content_type=mimetypes.guess_type(str(file))[0] or "text/html"
+        )
 
     page.route(f"{base_url}/", handle)
     page.route(f"{base_url}/?*", handle)
@@ -62,12 +64,7 @@ class NetSession(Session):
         page.on("requestfinished", lambda r: self._end(r, False))
         page.on("requestfailed", lambda r: self._end(r, True))
         page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-        page.on(
-            "console",
-            lambda m: self.errors.append(f"console.{m.type}: {m.text}")
-            if m.type == "error" and not BROWSER_NETWORK_LINE.match(m.text)
-            else None,
-        )
+        page.on("console", self._console)
 
     @staticmethod
     def kind(request: Request) -> str | None:
@@ -77,6 +74,13 @@ class NetSession(Session):
         if THUMB_PATH.match(path):
             return "thumb"
         return None
+
+    def _console(self, message: Any) -> None:
+        if message.type != "error" or BROWSER_NETWORK_LINE.match(message.text):
+            return
+        if os.environ.get("THUMBS_TEST_E2E_FRONTEND_DIST") and "address space" in message.text:
+            return  # a document served by route interception is public to Private Network Access
+        self.errors.append(f"console.error: {message.text}")
 
     def _start(self, request: Request) -> None:
         kind = self.kind(request)
@@ -162,7 +166,10 @@ def test_a_short_page_mid_list_is_asked_again_and_never_ends_the_list(net: NetSe
 
 FIRST_TILE = """
 new MutationObserver((_, observer) => {
-  if (document.querySelector('[role=gridcell] .tp-tile')) { window.__firstTile = performance.now(); observer.disconnect(); }
+  if (document.querySelector('[role=gridcell] .tp-tile')) {
+    window.__firstTile = performance.now();
+    observer.disconnect();
+  }
 }).observe(document, {childList: true, subtree: true});
 """
 JS_BLANK_IN_VIEW = """() => { const g = document.querySelector('[role=grid]').getBoundingClientRect();
@@ -207,15 +214,19 @@ def test_slow_3g_placeholders_at_once_bounded_requests_and_no_storm_after(net: N
     blank_after = net.page.evaluate(JS_BLANK_IN_VIEW)
     after = {"listing": net.count("listing", mark), "thumb": net.count("thumb", mark)}
     print(
-        f"slow 3G: placeholders {placeholders_ms:.0f} ms after the script, first thumbnail {first_thumb_s:.1f} s; scroll to "
-        f"{scrolled['top']}: listing {listing_during} asked (peak {peak['listing']} in flight, {aborted['listing']} "
-        f"aborted), thumbnails {thumbs_during} (peak {peak['thumb']}, {aborted['thumb']} cancelled), {blank_3s} cells in "
-        f"view without their thumbnail 3 s after the scroll stopped; in 5 s after the "
-        f"network came back: {after['listing']} listing, {after['thumb']} thumbnail requests, {blank_after} cells blank"
+        f"slow 3G: placeholders {placeholders_ms:.0f} ms after the script, first thumbnail "
+        f"{first_thumb_s:.1f} s; scroll to {scrolled['top']}: listing {listing_during} asked (peak "
+        f"{peak['listing']} in flight, {aborted['listing']} aborted), thumbnails {thumbs_during} (peak "
+        f"{peak['thumb']}, {aborted['thumb']} cancelled), {blank_3s} cells in view without their thumbnail "
+        f"3 s after the scroll stopped; in 5 s after the network came back: {after['listing']} listing, "
+        f"{after['thumb']} thumbnail requests, {blank_after} cells blank"
     )
     assert placeholders_ms < 500
     assert peak["listing"] <= 4
     assert peak["thumb"] <= 80
+    # Cells a fast scroll passes over start no download (THUMB_DEFER_MS): 542-622 thumbnail requests
+    # in this scroll before (499-579 of them cancelled), 148-274 after.
+    assert thumbs_during <= 400
     assert after["listing"] <= 4
     assert after["thumb"] <= 80
     assert blank_after == 0
@@ -229,8 +240,12 @@ def hang(route: Route) -> None:
 
 FAILURES = {
     "hang": hang,
-    "502-html": lambda r: r.fulfill(status=502, content_type="text/html", body="<html><body><h1>502 Bad Gateway</h1></body></html>"),
-    "503-json": lambda r: r.fulfill(status=503, content_type="application/json", body='{"error": "unavailable", "detail": "db down"}'),
+    "502-html": lambda r: r.fulfill(
+        status=502, content_type="text/html", body="<html><body><h1>502 Bad Gateway</h1></body></html>"
+    ),
+    "503-json": lambda r: r.fulfill(
+        status=503, content_type="application/json", body='{"error": "unavailable", "detail": "db down"}'
+    ),
     "500-html": lambda r: r.fulfill(status=500, content_type="text/html", body="<h1>Internal Server Error</h1>"),
     "200-invalid-json": lambda r: r.fulfill(status=200, content_type="application/json", body='{"images": [1, 2'),
     "200-html": lambda r: r.fulfill(status=200, content_type="text/html", body="<html>captive portal</html>"),
@@ -258,7 +273,6 @@ def test_a_failing_listing_shows_a_retry_state_keeps_loaded_rows_and_recovers(ne
     broken["on"] = True
     net.scroll_to_index(90)
     start = time.monotonic()
-    retry_text = re.compile("Retrying|Failed to load|Loading")
     expect(net.cell(110)).to_contain_text(re.compile("Retrying|Failed to load"), timeout=25_000)
     shown_s = time.monotonic() - start
     if failure != "hang":  # a hung page retries with a longer deadline: its cells say so meanwhile
@@ -271,11 +285,9 @@ def test_a_failing_listing_shows_a_retry_state_keeps_loaded_rows_and_recovers(ne
     net.page.evaluate("() => window.dispatchEvent(new Event('online'))")
     expect(net.page.locator('[role=gridcell][data-index="110"] img')).to_be_attached(timeout=15_000)
     expect(net.page.get_by_role("alert")).to_have_count(0, timeout=5_000)
-    alert_text = retry_text.pattern
     print(f"{failure}: retry state after {shown_s:.1f} s, {asked} listing requests, {asked_2s_later} 2 s later")
     assert loaded_rows == 1  # the rows already loaded keep their tiles
     assert net.errors == [], net.errors
-    assert alert_text
     for route in hung:
         try:
             route.abort()
@@ -285,9 +297,13 @@ def test_a_failing_listing_shows_a_retry_state_keeps_loaded_rows_and_recovers(ne
 
 VISIBILITY = """
 window.__hidden = false;
-Object.defineProperty(Document.prototype, 'visibilityState', {get() { return window.__hidden ? 'hidden' : 'visible'; }, configurable: true});
+Object.defineProperty(Document.prototype, 'visibilityState', {
+  get() { return window.__hidden ? 'hidden' : 'visible'; }, configurable: true});
 Object.defineProperty(Document.prototype, 'hidden', {get() { return window.__hidden; }, configurable: true});
-window.__setHidden = (hidden) => { window.__hidden = hidden; document.dispatchEvent(new Event('visibilitychange')); };
+window.__setHidden = (hidden) => {
+  window.__hidden = hidden;
+  document.dispatchEvent(new Event('visibilitychange'));
+};
 """
 
 
@@ -335,4 +351,74 @@ def test_a_hidden_tab_does_not_keep_retrying_and_catches_up_once_when_shown(net:
     assert hidden["listing"] <= 1 and hidden["thumb"] == 0 and polls == 0
     assert 1 <= shown["listing"] <= 4
     assert blank == 0
+    assert net.errors == []
+
+
+PERF = """
+window.__longTasks = [];
+new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__longTasks.push(e.duration); })
+  .observe({type: 'longtask', buffered: true});
+window.__frames = [];
+window.__recordFrames = (on) => {
+  window.__recording = on;
+  if (!on) return;
+  window.__frames = [];
+  let last = performance.now();
+  const tick = (t) => {
+    if (!window.__recording) return;
+    window.__frames.push(t - last);
+    last = t;
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+};
+"""
+
+
+def test_a_6x_throttled_cpu_scrolls_1000_images_without_a_long_task_storm_and_selects_right(net: NetSession) -> None:
+    net.page.add_init_script(PERF)
+    net.open()
+    net.wait_for_thumbnails(12)
+    cdp = net.page.context.new_cdp_session(net.page)
+    cdp.send("Emulation.setCPUThrottlingRate", {"rate": 6})
+    try:
+        total = net.total()
+        assert total >= 1000
+        net.page.evaluate("() => { window.__longTasks = []; window.__recordFrames(true); }")
+        box = net.page.locator("[role=grid]").bounding_box()
+        assert box is not None
+        net.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        # Fast wheel scrolling down through the library, then part of the way back up.
+        for delta in [600] * 60 + [-600] * 20:
+            net.page.mouse.wheel(0, delta)
+            net.page.wait_for_timeout(16)
+        net.page.wait_for_timeout(1000)
+        frames = net.page.evaluate("() => { window.__recordFrames(false); return window.__frames; }")
+        long_tasks = net.page.evaluate("() => window.__longTasks")
+        frames = sorted(frames[1:])
+        p95 = frames[int(len(frames) * 0.95)] if frames else 0.0
+        state = net.grid()
+        # The images under the view, then a click on one: the host gets that image's full url.
+        net.page.wait_for_function(
+            "() => document.querySelectorAll('[role=gridcell][data-index] img').length > 6", timeout=30_000
+        )
+        images = {}
+        for _ in range(60):
+            images = net.images_by_index()
+            if state["top"] + 1 in images:
+                break
+            net.page.wait_for_timeout(500)
+        target = state["top"] + 1
+        net.cell(target).click()
+        expect(net.page.get_by_test_id("selected-url")).to_have_text(images[target]["url"], timeout=10_000)
+        wrong = net.wrong_tiles(images)
+    finally:
+        cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
+    over_50 = [d for d in long_tasks if d > 50]
+    print(
+        f"6x CPU, {total} images, scrolled to {state['top']}: {len(frames)} frames, p95 {p95:.1f} ms, "
+        f"max {frames[-1] if frames else 0:.0f} ms; {len(over_50)} long tasks (sum {sum(over_50):.0f} ms, "
+        f"max {max(over_50, default=0):.0f} ms)"
+    )
+    assert wrong == []
     assert net.errors == []

@@ -5,7 +5,7 @@
  */
 import { act, cleanup, fireEvent, render } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { THUMB_RETRY_DELAYS_MS, THUMB_TIMEOUT_MS, Thumb, UNAVAILABLE_TEXT } from "./Thumb";
+import { THUMB_DEFER_MS, THUMB_RETRY_DELAYS_MS, THUMB_TIMEOUT_MS, Thumb, UNAVAILABLE_TEXT } from "./Thumb";
 import type { LibraryImage } from "./types";
 
 const image = {
@@ -80,6 +80,28 @@ describe("a failing thumbnail", () => {
   });
 });
 
+describe("a tile passed over in a fast scroll", () => {
+  it("asks for its thumbnail only after THUMB_DEFER_MS mounted: one unmounted sooner starts no download", async () => {
+    const passed = render(<Thumb image={{ ...image, id: 8, thumbnail_url: "/t/8.jpg" } as LibraryImage} size={160} eager={false} recovery={0} />);
+    const el = passed.container.querySelector("img")!;
+    expect(el.getAttribute("src")).toBeNull();
+    await advance(THUMB_DEFER_MS - 1);
+    expect(el.getAttribute("src")).toBeNull();
+    passed.unmount(); // scrolled away: never asked
+    const stays = render(<Thumb image={{ ...image, id: 9, thumbnail_url: "/t/9.jpg" } as LibraryImage} size={160} eager={false} recovery={0} />);
+    await advance(THUMB_DEFER_MS);
+    const img = stays.container.querySelector("img")!;
+    expect(img.getAttribute("src")).toBe("/t/9.jpg");
+    fireEvent.load(img);
+    stays.unmount();
+    // Decoded before (scrolled back to) or on the first screen: at once.
+    const back = render(<Thumb image={{ ...image, id: 9, thumbnail_url: "/t/9.jpg" } as LibraryImage} size={160} eager={false} recovery={0} />);
+    expect(back.container.querySelector("img")!.getAttribute("src")).toBe("/t/9.jpg");
+    const first = render(<Thumb image={{ ...image, id: 10, thumbnail_url: "/t/10.jpg" } as LibraryImage} size={160} eager={true} recovery={0} />);
+    expect(first.container.querySelector("img")!.getAttribute("src")).toBe("/t/10.jpg");
+  });
+});
+
 describe("a failing thumbnail in a hidden tab", () => {
   afterEach(() => {
     Object.defineProperty(document, "visibilityState", { value: "visible", configurable: true });
@@ -126,7 +148,7 @@ describe("what a tile may load", () => {
     }
     for (const url of ["https://cdn.test/a.png", "/full/7.png"]) {
       const plain = { ...image, url, thumbnail_url: null } as unknown as LibraryImage;
-      const { container, unmount } = render(<Thumb image={plain} size={160} eager={false} recovery={0} />);
+      const { container, unmount } = render(<Thumb image={plain} size={160} eager={true} recovery={0} />);
       expect(container.querySelector("img")!.getAttribute("src")).toBe(url);
       unmount();
     }

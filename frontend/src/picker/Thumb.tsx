@@ -22,6 +22,13 @@ export const UNAVAILABLE_TEXT = "Preview unavailable";
  * the tile would show its placeholder colour for good, even after the server answers again.
  */
 export const THUMB_TIMEOUT_MS = 30_000;
+/**
+ * A tile that is not first-screen and not already decoded asks for its thumbnail only once it has
+ * stayed mounted this long: the cells a fast scroll passes over (mounted for a frame or two) start no
+ * download, decode or request bookkeeping. At 6x CPU a fast wheel scroll over 1,100 images set src on
+ * every cell passed (618 requests at Slow 3G, 571 of them cancelled) and that work was the long tasks.
+ */
+export const THUMB_DEFER_MS = 120;
 
 /** What a tile shows: the thumbnail, or the original only for images that have no thumbnail at all. */
 export function thumbSource(image: LibraryImage): string | undefined {
@@ -103,6 +110,7 @@ export const Thumb = memo(function Thumb(props: ThumbProps) {
           srcSet={srcSet}
           size={size}
           eager={eager}
+          defer={!eager && attempt === 0}
           onLoad={() => {
             if (failures > 0) onRecovered?.();
             setFailures(0);
@@ -130,25 +138,35 @@ interface ImgProps {
   srcSet: string | undefined;
   size: number;
   eager: boolean;
+  /** Wait THUMB_DEFER_MS before asking (a first attempt off the first screen); retries ask at once. */
+  defer: boolean;
   onLoad: () => void;
   onError: () => void;
 }
 
-function Img({ src, srcSet, size, eager, onLoad, onError }: ImgProps) {
+function Img({ src, srcSet, size, eager, defer, onLoad, onError }: ImgProps) {
   const [loaded, setLoaded] = useState(() => decoded.has(src));
+  // Deferred unless it shows at once anyway (first screen, or already decoded this session).
+  const [armed, setArmed] = useState(() => !defer || decoded.has(src));
   const ref = useRef<HTMLImageElement>(null);
   const settled = useRef(false);
   const latestOnError = useRef(onError);
   latestOnError.current = onError;
   useEffect(() => {
+    if (armed) return;
+    const timer = setTimeout(() => setArmed(true), THUMB_DEFER_MS);
+    return () => clearTimeout(timer);
+  }, [armed]);
+  useEffect(() => {
+    if (!armed) return;
     const timer = setTimeout(() => {
       if (!settled.current) latestOnError.current(); // the tile unmounts this <img>: its src goes
     }, THUMB_TIMEOUT_MS);
     return () => clearTimeout(timer);
-  }, []);
+  }, [armed]);
   useLayoutEffect(() => {
     const el = ref.current;
-    if (!el) return;
+    if (!el || !armed) return;
     // StrictMode's simulated unmount removed src below; put it back on the re-run.
     if (srcSet && !el.getAttribute("srcset")) el.setAttribute("srcset", srcSet);
     if (!el.getAttribute("src")) el.setAttribute("src", src);
@@ -161,7 +179,7 @@ function Img({ src, srcSet, size, eager, onLoad, onError }: ImgProps) {
         el.removeAttribute("src");
       }
     };
-  }, [src, srcSet]);
+  }, [src, srcSet, armed]);
   return (
     <img
       ref={ref}
@@ -175,9 +193,9 @@ function Img({ src, srcSet, size, eager, onLoad, onError }: ImgProps) {
       loading={eager ? "eager" : "lazy"}
       fetchPriority={eager ? "high" : "auto"}
       // srcset and sizes before src, so the browser chooses once.
-      srcSet={srcSet}
+      srcSet={armed ? srcSet : undefined}
       sizes={srcSet ? `${Math.round(size)}px` : undefined}
-      src={src}
+      src={armed ? src : undefined}
       onLoad={() => {
         settled.current = true;
         decoded.add(src);
