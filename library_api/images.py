@@ -481,10 +481,14 @@ def outcome_values(outcome: WarmOutcome | None, url: str, settings: LibraryConfi
         "thumbnail_error": None,
         "thumbnail_url": thumbnail_url(url, settings.secret, settings.public_base_url),
     }
-    # Sizes and colour only overwrite what the outcome actually knows.
-    for column in ("width", "height", "color"):
-        if getattr(outcome, column) is not None:
+    # Sizes and colour only overwrite what the outcome actually knows, and only with values the
+    # columns take: a remote /warm's JSON is not checked, and one width past int4 made PostgreSQL
+    # refuse the whole batch's write (the backfill job stopped at it; SQLite past int64 too).
+    for column in ("width", "height"):
+        if size_or_none(getattr(outcome, column)) is not None:
             values[column] = getattr(outcome, column)
+    if isinstance(outcome.color, str) and COLOR.fullmatch(outcome.color):
+        values["color"] = outcome.color
     return values
 
 

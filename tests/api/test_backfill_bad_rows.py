@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
@@ -154,3 +155,33 @@ async def test_urls_longer_than_any_source_are_failed_without_being_read(harness
     failures = await Backfill(harness.api.database, harness.settings, warm).recent_failures(progress.id)
     assert {failure["url"] for failure in failures} == {
         f"<url of {len(urls[name])} bytes: image {ids[name]}>" for name in ("huge", "over")}
+
+
+class OddSizesWarmClient(RecordingWarmClient):
+    """A warm path that reports sizes and colours no column takes (a remote /warm's JSON is not checked)."""
+
+    async def warm(
+        self, sources: Sequence[str], *, wait: bool, tags: Sequence[str | None] | None = None
+    ) -> list[WarmOutcome]:
+        self.calls.append((list(sources), wait))
+        odd: list[tuple[Any, Any, Any]] = [(2**31, 2**63, "red"), (-1, 0, "#12345"), ("640", 1.5, 7),
+                                           (True, None, None)]
+        return [WarmOutcome(source=source, ok=True, width=odd[n % len(odd)][0], height=odd[n % len(odd)][1],
+                            color=odd[n % len(odd)][2]) for n, source in enumerate(sources)]
+
+
+async def test_sizes_and_colours_no_column_takes_are_not_written(harness: Any, origin_url: Any) -> None:
+    """A width past int4 made PostgreSQL (past int64: SQLite) refuse the whole batch's write: the
+    backfill raised and its job stopped at that batch (ingest records outcomes with the same update).
+    Only sizes from 1 to 2**31 - 1 and #rrggbb colours are written; the thumbnail is ready either way."""
+    from tests.api.seed import seed
+
+    await seed(harness.api.database, origin_url(""), 4)
+    progress = await asyncio.wait_for(
+        run_backfill(harness.settings, OddSizesWarmClient(), batch_size=10, retry_delays=(0.0,)), 30)
+    assert (progress.status, progress.done, progress.failed) == ("done", 4, 0)
+    page = (await harness.client.get("/api/library/images")).json()
+    assert [(image["thumbnail_status"], image["width"], image["height"], image["color"])
+            for image in page["images"]] == [("ready", None, None, None)] * 4
+    rows = await harness.api.database.fetch_all("SELECT width, height, color FROM pipeline_step_outputs")
+    assert {(row["width"], row["height"], row["color"]) for row in rows} == {(None, None, None)}
