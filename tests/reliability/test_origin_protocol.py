@@ -164,6 +164,11 @@ async def test_interim_responses(replies: Replies, status: int, error: str | Non
         pytest.param(b"HTPT/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(IMG) + IMG, id="garbage-status-line"),
         pytest.param(bytes(range(256)) * 16, id="binary-garbage"),
         pytest.param(b"HTTP/2 200\r\ncontent-length: %d\r\n\r\n" % len(IMG) + IMG, id="http-2-status-line"),
+        pytest.param(head(b"101 Switching Protocols", b"Upgrade: websocket", b"Connection: upgrade"), id="101"),
+        # Refused by the parser's strictness, not by a rule of ours: a bare LF ends no line, and a
+        # Connection: close on an interim response ends the exchange (llhttp, no leniency flags).
+        pytest.param(b"HTTP/1.1 200 OK\nContent-Length: %d\n\n" % len(IMG) + IMG, id="bare-lf-lines"),
+        pytest.param(head(b"100 Continue", b"Connection: close") + ok(), id="interim-with-connection-close"),
     ],
 )
 async def test_answers_that_are_no_image_response(reply: bytes, make_settings: Callable[..., Settings],
