@@ -471,11 +471,8 @@ def outcome_values(outcome: WarmOutcome | None, url: str, settings: LibraryConfi
     if outcome is None:
         return {"thumbnail_status": FAILED, "thumbnail_error": "warm_missing: no outcome for this source"}
     if not outcome.ok:
-        reason = outcome.error or "warm_failed"
-        return {
-            "thumbnail_status": FAILED,
-            "thumbnail_error": f"{reason}: {outcome.detail}" if outcome.detail else reason,
-        }
+        reason, detail = failure_reason(outcome)
+        return {"thumbnail_status": FAILED, "thumbnail_error": f"{reason}: {detail}" if detail else reason}
     values: dict[str, Any] = {
         "thumbnail_status": READY,
         "thumbnail_error": None,
@@ -490,6 +487,23 @@ def outcome_values(outcome: WarmOutcome | None, url: str, settings: LibraryConfi
     if isinstance(outcome.color, str) and COLOR.fullmatch(outcome.color):
         values["color"] = outcome.color
     return values
+
+
+MAX_ERROR_CODE = 64  # thumbnail_job_failures.error, a VARCHAR(64)
+MAX_ERROR_DETAIL = 2000
+
+
+def failure_reason(outcome: WarmOutcome) -> tuple[str, str | None]:
+    """A failed outcome's (error code, detail) as text the columns take.
+
+    A remote /warm's JSON is not checked: a code of 100 characters (or a number), a detail that
+    is an object, made PostgreSQL or SQLite refuse the whole batch's write, and the job stopped.
+    """
+    error, detail = outcome.error, outcome.detail
+    code = error[:MAX_ERROR_CODE] if isinstance(error, str) and error else "warm_failed"
+    if detail is None or detail == "":
+        return code, None
+    return code, (detail if isinstance(detail, str) else str(detail))[:MAX_ERROR_DETAIL]
 
 
 def outcomes_by_source(outcomes: Sequence[WarmOutcome]) -> dict[str, WarmOutcome]:

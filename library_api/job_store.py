@@ -23,6 +23,7 @@ from library_api.images import (
     Bound,
     ByteLength,
     below,
+    failure_reason,
     outcomes_by_source,
     position_of,
     resolve_position,
@@ -280,20 +281,25 @@ class JobStore:
                     update = update_for_outcome(int(row["id"]), row["url"], outcome, self.settings)
                 else:
                     assert outcome is not None and not outcome.ok
+                    reason, detail = failure_reason(outcome)
                     update = (
                         sa.update(images)
                         .where(images.c.id == int(row["id"]))
-                        .values(thumbnail_status=FAILED, thumbnail_error=f"{outcome.error}: {outcome.detail}")
+                        .values(thumbnail_status=FAILED, thumbnail_error=f"{reason}: {detail}" if detail else reason)
                     )
                 await self.database.execute(update)
                 if outcome is None or not outcome.ok:
+                    if outcome is None:
+                        reason, detail = "warm_failed", "the warm path returned no outcome"
+                    else:
+                        reason, detail = failure_reason(outcome)
                     failures.append(
                         {
                             "job_id": job_id,
                             "image_id": int(row["id"]),
                             "url": source_key(row)[:MAX_FAILURE_URL],
-                            "error": (outcome.error if outcome else None) or "warm_failed",
-                            "detail": outcome.detail if outcome else "the warm path returned no outcome",
+                            "error": reason,
+                            "detail": detail,
                             "created_at": now,
                         }
                     )

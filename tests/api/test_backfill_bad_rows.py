@@ -185,3 +185,34 @@ async def test_sizes_and_colours_no_column_takes_are_not_written(harness: Any, o
             for image in page["images"]] == [("ready", None, None, None)] * 4
     rows = await harness.api.database.fetch_all("SELECT width, height, color FROM pipeline_step_outputs")
     assert {(row["width"], row["height"], row["color"]) for row in rows} == {(None, None, None)}
+
+
+class OddFailuresWarmClient(RecordingWarmClient):
+    """A warm path whose failures carry an error code and detail no column takes as they are."""
+
+    async def warm(
+        self, sources: Sequence[str], *, wait: bool, tags: Sequence[str | None] | None = None
+    ) -> list[WarmOutcome]:
+        self.calls.append((list(sources), wait))
+        odd: list[tuple[Any, Any]] = [("e" * 100, "d" * 10_000), (123, {"nested": True}), ("", None), (None, "")]
+        return [WarmOutcome(source=source, ok=False, error=odd[n % len(odd)][0], detail=odd[n % len(odd)][1])
+                for n, source in enumerate(sources)]
+
+
+async def test_failures_with_odd_error_codes_are_recorded_and_the_job_finishes(harness: Any, origin_url: Any) -> None:
+    """The failure record's error is a VARCHAR(64): PostgreSQL refused a longer code (or one that is no
+    string) for the whole batch's write, and the job stopped at that batch."""
+    from tests.api.seed import seed
+
+    await seed(harness.api.database, origin_url(""), 4)
+    progress = await asyncio.wait_for(
+        run_backfill(harness.settings, OddFailuresWarmClient(), batch_size=10, retry_delays=(0.0,)), 30)
+    assert (progress.status, progress.done, progress.failed) == ("done", 0, 4)
+    page = (await harness.client.get("/api/library/images")).json()
+    assert {image["thumbnail_status"] for image in page["images"]} == {"failed"}
+    failures = (await harness.client.get(f"/api/library/generate-thumbnails/{progress.id}",
+                                         headers={"authorization": "Bearer admin-token"})).json()["recent_failures"]
+    assert len(failures) == 4
+    for failure in failures:
+        assert isinstance(failure["error"], str) and 0 < len(failure["error"]) <= 64, failure["error"]
+        assert failure["detail"] is None or isinstance(failure["detail"], str)
