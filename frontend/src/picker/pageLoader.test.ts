@@ -393,6 +393,28 @@ describe("PageLoader recovery", () => {
     expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loaded" });
   });
 
+  it("a host's fetchPage that throws, returns no promise or resolves to no page fails that page, never throws or rejects unhandled", async () => {
+    const answers: unknown[] = [undefined, { items: null, total: 3 }, { items: [1], total: "many" }, 42];
+    let call = 0;
+    const fetchPage = vi.fn((() => {
+      call += 1;
+      if (call === 1) throw new TypeError("host bug");
+      return Promise.resolve(answers[call - 2]);
+    }) as unknown as (page: number) => Promise<PageResult<number>>);
+    const loader = new PageLoader<number>({ pageSize: 50, fetchPage, backoffMs: () => 10 });
+    expect(() => loader.ensurePage(0)).not.toThrow();
+    await flush();
+    await flush();
+    expect(loader.getSnapshot().pages.get(0)).toMatchObject({ state: "retrying", error: "host bug" });
+    for (let i = 0; i < answers.length; i++) {
+      loader.retry();
+      await flush();
+      await flush();
+      expect(loader.getSnapshot().pages.get(0)).toMatchObject({ state: "failed", error: "Malformed library response" });
+    }
+    expect(loader.getSnapshot().total).toBeNull();
+  });
+
   it("waits out a Retry-After longer than its own backoff", async () => {
     const { calls, fetchPage } = controlledFetch();
     const loader = new PageLoader({ pageSize: 50, fetchPage, backoffMs: () => 100 });

@@ -136,6 +136,11 @@ export const MAX_RETRY_AFTER_MS = 60_000;
  */
 export const WAKE_STALE_MS = 5_000;
 
+function isPageResult<T>(value: unknown): value is PageResult<T> {
+  const result = value as PageResult<T> | null | undefined;
+  return Array.isArray(result?.items) && typeof result.total === "number" && Number.isFinite(result.total);
+}
+
 const defaultIsOnline = () => typeof navigator === "undefined" || navigator.onLine !== false;
 const defaultIsVisible = () => typeof document === "undefined" || document.visibilityState !== "hidden";
 
@@ -423,10 +428,17 @@ export class PageLoader<T> {
         this.pump();
       }, timeout),
     );
-    this.fetchPage(page, this.pageSize, ctrl.signal, until).then(
+    // A host's own fetchPage may throw instead of rejecting, return no promise, or resolve to
+    // something that is not a page: each is a failure of this page (shown, retried), never an
+    // exception out of ensureRange (a render) or an unhandled rejection.
+    new Promise<PageResult<T>>((resolve) => resolve(this.fetchPage(page, this.pageSize, ctrl.signal, until))).then(
       (result) => {
         if (!settle()) return;
-        this.onLoaded(page, result, attempt);
+        if (!isPageResult(result)) {
+          this.onFailed(page, attempt, new PageError("Malformed library response", false));
+        } else {
+          this.onLoaded(page, result, attempt);
+        }
         this.pump();
       },
       (err: unknown) => {
