@@ -6,7 +6,7 @@ import { createRef, useState } from "react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { fakeLibrary, type FakeLibrary } from "../test/fakeLibrary";
 import { resizeAll } from "../test/setup";
-import { ImagePicker, type ImagePickerHandle } from "./ImagePicker";
+import { ImagePicker, type ImagePickerHandle, type ImagePickerProps } from "./ImagePicker";
 
 // As the demo runs in development: effects mount, unmount and mount again.
 configure({ reactStrictMode: true });
@@ -140,6 +140,38 @@ describe("host integration", () => {
       expect(url).toContain("pipeline_id=p1");
       expect(url).toContain("step=upscale");
       expect((init.headers as Record<string, string>).Authorization).toBe("Bearer t");
+    }
+  });
+
+  it("a host's fetchNewer that throws or answers no images: no uncaught error, nothing announced", async () => {
+    const fetchPage = vi.fn(async (page: number, size: number) => ({
+      items: lib.images.slice(page * size, (page + 1) * size),
+      total: lib.images.length,
+      headCursor: "H",
+    }));
+    const errors: unknown[] = [];
+    const onError = (e: ErrorEvent) => errors.push(e.error ?? e.message);
+    window.addEventListener("error", onError);
+    let call = 0;
+    const fetchNewer = vi.fn((() => {
+      call += 1;
+      if (call === 1) throw new TypeError("host bug");
+      return Promise.resolve({ count: 3, images: undefined, headCursor: "N", capped: false });
+    }) as unknown as NonNullable<ImagePickerProps["fetchNewer"]>);
+    try {
+      render(<ImagePicker scrollKey={null} fetchPage={fetchPage} fetchNewer={fetchNewer} />);
+      await loaded(0);
+      await act(async () => {
+        window.dispatchEvent(new Event("focus"));
+      });
+      await act(async () => {
+        window.dispatchEvent(new Event("focus"));
+      });
+      expect(fetchNewer).toHaveBeenCalledTimes(2);
+      expect(errors).toEqual([]);
+      expect(screen.queryByText(/new image/)).toBeNull();
+    } finally {
+      window.removeEventListener("error", onError);
     }
   });
 

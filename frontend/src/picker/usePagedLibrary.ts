@@ -115,9 +115,12 @@ export function usePagedLibrary(source: LibrarySource, initialIndex = 0): PagedL
     const fetchNewer: FetchNewer =
       latest.current.fetchNewer ??
       ((cursor, limit, signal) => fetchNewerImages(apiBase, cursor, limit, signal, latest.current.request));
-    fetchNewer(headCursor, NEWER_LIMIT, ctrl.signal)
+    // A host's fetchNewer may throw instead of rejecting, or answer something else: no exception out
+    // of the timer or focus listener, and nothing announced that "Show" could not add.
+    new Promise<NewerImages>((resolve) => resolve(fetchNewer(headCursor, NEWER_LIMIT, ctrl.signal)))
       .then((found) => {
-        if (!ctrl.signal.aborted) setNewer(found.count > 0 ? found : null);
+        const usable = Array.isArray(found?.images) && typeof found.count === "number";
+        if (!ctrl.signal.aborted) setNewer(usable && found.count > 0 ? found : null);
       })
       .catch(() => {
         // A failed poll is not worth a message: the next one (or the next page) will tell.
