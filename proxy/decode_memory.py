@@ -13,8 +13,9 @@ gives bands and sample format from the header alone) for every format libvips de
   libvips' (:data:`HEIF_FRAMES`, :data:`HEIF_BYTES_PER_PIXEL`).
 
 Baseline JPEG and non-interlaced PNG decode as a stream of rows into the shrink, so what
-they hold is a window of rows (:data:`STREAM_ROWS`) across the full width. Over the budget
-is a 413 ``too_large`` naming the need and the budget.
+they hold is a window of rows (:data:`STREAM_ROWS`) across the full width. A wide PNG or GIF
+(:data:`WIDE`) holds far more rows of its width than that while it is resized (:data:`WIDE_ROWS`).
+Over the budget is a 413 ``too_large`` naming the need and the budget.
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ COEFFICIENT_BYTES = 2
 # plus ten bytes a pixel, which covers each of them.
 HEIF_FRAMES = 3
 HEIF_BYTES_PER_PIXEL = 10
+# A source at least WIDE times as wide as tall: libvips holds up to about 1,400 rows of its full
+# width while it is shrunk, twice the height and more when it is shorter (peak RSS growth, in
+# rows of the source's own width: 65535 x 762 RGBA 16-bit PNG 725 for the 200 px thumbnail,
+# 1,392 for the square cell, +730 MB against 134 MB counted; 65535 x 16: 244; 30000 x 1600 cell:
+# 1,092; a GIF canvas of 65535 x 762: 450 MB against its 200 MB frame). Counted as
+# min(2 x height + STREAM_ROWS, WIDE_ROWS) rows, on top of the frame where that is held whole.
+# A narrower source holds as many rows too (8000 x 6000 RGBA 16-bit: ~1,100), but under the
+# default pixel cap its rows are at most 14,142 px (113 KB), which WIDE_ROWS keeps under the budget.
+WIDE = 4
+WIDE_ROWS = 1536
 
 
 @dataclass(frozen=True)
@@ -64,14 +75,17 @@ def cost(fmt: str, width: int, height: int, bands: int, sample: int, interlaced:
     """The same figure from header facts read without libvips (:mod:`proxy.jpeg_header`)."""
     layout = "interlaced " if interlaced else ""
     description = f"{width}x{height} {layout}{fmt}, {bands} band{'s' if bands != 1 else ''} of {sample * 8} bits"
+    row = width * bands * sample
+    wide = fmt in (formats.PNG, formats.GIF) and width >= WIDE * height
+    window = row * min(2 * height + STREAM_ROWS, WIDE_ROWS) if wide else 0
     if fmt in (formats.JPEG, formats.PNG) and not interlaced:
-        return DecodeCost(width * bands * sample * min(height, STREAM_ROWS), True, description)
+        return DecodeCost(max(row * min(height, STREAM_ROWS), window), True, description)
     if fmt == formats.JPEG:  # progressive
         sample = max(sample, COEFFICIENT_BYTES)
     if fmt in (formats.AVIF, formats.HEIC):
         pixels = width * height
         return DecodeCost(pixels * (bands * sample * HEIF_FRAMES + HEIF_BYTES_PER_PIXEL), False, description)
-    return DecodeCost(width * height * bands * sample, False, description)
+    return DecodeCost(width * height * bands * sample + window, False, description)
 
 
 def _interlaced(data: Body, fmt: str, header: pyvips.Image) -> bool:

@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from proxy import admission, jpeg_header, tiff_header
-from proxy.urls import ThumbnailRequest, cache_key
-from proxy.variants import THUMB
+from proxy.urls import ThumbnailRequest, cache_key, thumbnail_path
+from proxy.variants import CELL_2X, THUMB
 from tests.proxy.conftest import running
 from tests.support import images
 from tests.support.images import _png_chunk
@@ -371,6 +371,47 @@ async def test_a_heic_is_checked_against_the_limits_before_it_is_decoded(make_se
         assert cpu < 0.1 and window.growth_mb < 50, (cpu, window.growth_mb)  # was 0.4 s, +245 MB
         answered = await proxy.thumb(small)  # the probe still runs for what passes the limits
         assert answered.status_code == 200, answered.text
+
+
+def _flat_png(width: int, height: int, colour_type: int = 2, bands: int = 3) -> bytes:
+    """A valid 8-bit PNG of black pixels, compressed a block of rows at a time (no pixels in memory)."""
+    row = b"\0" * (width * bands + 1)
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row * min(64, height - at)) for at in range(0, height, 64))
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, colour_type, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + \
+        _png_chunk(b"IDAT", idat + compressor.flush()) + _png_chunk(b"IEND", b"")
+
+
+def _gif_canvas(width: int, height: int) -> bytes:
+    """A 62-byte GIF: a ``width`` x ``height`` screen, one 1x1 frame in its far corner."""
+    frame = b"\x2c" + (width - 1).to_bytes(2, "little") + (height - 1).to_bytes(2, "little") + b"\x01\0\x01\0\0"
+    return (b"GIF89a" + width.to_bytes(2, "little") + height.to_bytes(2, "little") + b"\xf0\0\0\0\0\0\xff\xff\xff"
+            + b"\x21\xf9\x04\0\0\0\0\0" + frame + b"\x02\x02\x4c\x01\0\x3b")
+
+
+async def test_the_decode_budget_counts_the_rows_a_wide_source_holds(make_settings: Callable[..., Settings],
+                                                                     origin: Origin, unique) -> None:
+    """A wide PNG or GIF holds up to ~1,400 rows of its width while it is resized, not a 256-row
+    window: a 146 KB 65535 x 762 RGB PNG (50 MB counted) grew the worker by 280 MB for the cell2x
+    variant (a 16-bit RGBA one by 730 MB for cell), a 62-byte GIF canvas of that size by 450 MB."""
+    wide = origin.add(unique("wide.png"), _flat_png(65_535, 762))
+    canvas = origin.add(unique("canvas.gif"), _gif_canvas(65_535, 762))
+    # The same pixels standing up, a wide grey strip, and a short wide one: within the budget.
+    fits = [origin.add(unique(f"fits{index}.png"), body) for index, body in enumerate((
+        _flat_png(762, 65_535), _flat_png(65_535, 762, colour_type=0, bands=1), _flat_png(16_000, 3_000)))]
+    async with running(make_settings(negative_ttl=0)) as proxy:
+        for source, need in ((wide, "302 MB"), (canvas, "452 MB")):
+            with RssWindow() as window:
+                refused = await proxy.client.get(thumbnail_path(source, proxy.settings.secret, CELL_2X))
+            assert refused.status_code == 413, refused.text
+            assert refused.json()["error"] == "too_large" and f"needs {need}" in refused.json()["detail"]
+            assert window.growth_mb < 50, window.growth_mb
+        for source in fits:
+            with RssWindow() as window:
+                answered = await proxy.client.get(thumbnail_path(source, proxy.settings.secret, CELL_2X))
+            assert answered.status_code == 200, answered.text
+            assert window.growth_mb < 268, window.growth_mb
 
 
 async def test_a_progressive_scan_bomb_is_refused_before_decoding(make_settings: Callable[..., Settings],
