@@ -375,6 +375,11 @@ describe("PageLoader recovery", () => {
     expect(loader.getSnapshot().pages.get(0)).toEqual({ state: "loaded" });
     loader.wake();
     expect(calls).toHaveLength(3); // nothing in flight, nothing failed: no request
+    loader.ensurePage(2);
+    vi.advanceTimersByTime(WAKE_STALE_MS + 1);
+    loader.wake("visible"); // a tab shown again: a slow request is only slow, it keeps its progress
+    expect(calls).toHaveLength(4);
+    expect(calls[3]!.signal.aborted).toBe(false);
   });
 
   it("wake() asks again at once a retry in flight, however recent (its page already failed once)", async () => {

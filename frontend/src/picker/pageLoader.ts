@@ -130,9 +130,9 @@ export const SETTLE_MS = 250;
 export const MAX_RETRY_AFTER_MS = 60_000;
 
 /**
- * On wake() (back online, tab visible again), a request out for longer than this is given up and
- * asked again at once: it most likely went out on the connection that just died (or froze with the
- * tab), and its own deadline (15-60 s) would keep the page loading long after the network is back.
+ * On wake("online") (the network came back), a request out for longer than this is given up and
+ * asked again at once: it most likely went out on the connection that just died, and its own
+ * deadline (15-60 s) would keep the page loading long after the network is back.
  */
 export const WAKE_STALE_MS = 5_000;
 
@@ -309,12 +309,18 @@ export class PageLoader<T> {
 
   /**
    * The connection came back or the tab became visible: same as Retry, the user need not press it.
-   * Requests out for more than WAKE_STALE_MS, and retries in flight (their page failed before), are
-   * asked again too, fresh: a hung one would otherwise hold its page until its deadline (15-60 s)
-   * after the network is back. So are retries that fell due while the tab was hidden (they waited).
+   * Retries that fell due while the tab was hidden (they waited) are asked now. When the network came
+   * back (`online`, not a tab shown again: a slow request then is only slow, and restarting it would
+   * lose its progress), requests out for more than WAKE_STALE_MS and retries in flight (their page
+   * failed before) are asked again too, fresh: they went out on the connection that died, and a hung
+   * one would otherwise hold its page until its deadline (15-60 s) after the network is back.
    */
-  wake(): void {
+  wake(reason: "online" | "visible" = "online"): void {
     if (!this.running) return;
+    if (reason === "visible") {
+      this.retry();
+      return;
+    }
     const now = this.now();
     const stale = [...this.controllers.keys()].filter((p) => {
       const status = this.snapshot.pages.get(p);

@@ -144,19 +144,20 @@ export function usePagedLibrary(source: LibrarySource, initialIndex = 0): PagedL
 
   // Recovery without a click: the connection came back, or the user came back to the tab.
   useEffect(() => {
-    const wake = () => {
-      loader.wake();
+    const wake = (reason: "online" | "visible") => {
+      loader.wake(reason);
       latest.current.onRecover?.();
       checkNewer();
     };
+    const onOnline = () => wake("online");
     const onVisibility = () => {
-      if (isVisible()) wake();
+      if (isVisible()) wake("visible");
     };
-    window.addEventListener("online", wake);
+    window.addEventListener("online", onOnline);
     window.addEventListener("focus", checkNewer);
     document.addEventListener("visibilitychange", onVisibility);
     return () => {
-      window.removeEventListener("online", wake);
+      window.removeEventListener("online", onOnline);
       window.removeEventListener("focus", checkNewer);
       document.removeEventListener("visibilitychange", onVisibility);
     };
