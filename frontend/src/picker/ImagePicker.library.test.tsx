@@ -175,6 +175,30 @@ describe("host integration", () => {
     }
   });
 
+  it("a host's fetchPage that answers a short page mid-list: its rows show, the rest say Retrying, then fill in", async () => {
+    let shortAnswers = 2;
+    const fetchPage = vi.fn(async (page: number, size: number) => {
+      let items = lib.images.slice(page * size, (page + 1) * size);
+      if (page === 1 && shortAnswers > 0) {
+        shortAnswers -= 1;
+        items = items.slice(0, 20);
+      }
+      return { items, total: lib.images.length };
+    });
+    render(<ImagePicker scrollKey={null} fetchPage={fetchPage} />);
+    await loaded(0);
+    const grid = screen.getByRole("grid");
+    await act(async () => {
+      grid.scrollTop = 13 * 160;
+      fireEvent.scroll(grid);
+    });
+    await waitFor(() => expect(cell(75)?.getAttribute("aria-label")).toBe("Retrying…"));
+    expect(cell(69).getAttribute("aria-label")).toContain(`Image ${lib.images[69]!.id}`); // its rows show meanwhile
+    await waitFor(() => expect(cell(75)?.getAttribute("aria-label") ?? "").toMatch(/^Image \d+/), { timeout: 5000 });
+    expect(fetchPage.mock.calls.filter(([page]) => page === 1)).toHaveLength(3);
+    expect(cell(75).getAttribute("aria-label")).toContain(`Image ${lib.images[75]!.id}`);
+  });
+
   it("fetchPage replaces the transport", async () => {
     const fetchPage = vi.fn(async (page: number, size: number) => ({
       items: lib.images.slice(page * size, (page + 1) * size),
