@@ -422,3 +422,35 @@ def test_a_6x_throttled_cpu_scrolls_1000_images_without_a_long_task_storm_and_se
     )
     assert wrong == []
     assert net.errors == []
+
+
+def test_back_online_at_slow_3g_asks_only_what_the_view_needs(net: NetSession) -> None:
+    cdp = net.page.context.new_cdp_session(net.page)
+    cdp.send("Network.enable")
+    net.open()
+    net.wait_for_thumbnails(12)
+    # Offline through the same CDP session (a second session's conditions would override Playwright's).
+    cdp.send("Network.emulateNetworkConditions", {**SLOW_3G, "offline": True})
+    state = net.grid()
+    for i in range(1, 21):  # a fast scroll while offline: every page and thumbnail passed over fails
+        net.scroll_to(state["gridHeight"] * i)
+        net.page.wait_for_timeout(100)
+    net.page.wait_for_timeout(2000)
+    offline_listing = net.count("listing")
+    offline_cells = net.page.locator("[role=gridcell]", has_text="Offline").count()
+    failed_offline = len(net.failed)
+    mark = len(net.requests)
+    net.peak["listing"] = len(net.inflight["listing"])
+    cdp.send("Network.emulateNetworkConditions", SLOW_3G)
+    net.page.wait_for_timeout(5000)
+    after = {"listing": net.count("listing", mark), "thumb": net.count("thumb", mark), "peak": net.peak["listing"]}
+    net.page.wait_for_function(f"({JS_BLANK_IN_VIEW})() === 0", timeout=60_000)
+    print(
+        f"offline scroll: {offline_listing} listing requests, {failed_offline} failed, {offline_cells} cells "
+        f"say Offline; 5 s after online at slow 3G: {after}"
+    )
+    # Before: every page that failed offline at once, 11 (most of them passed over); now the pages
+    # near the view through the 4 request slots, then the prefetch.
+    assert after["listing"] <= 6 and after["peak"] <= 4
+    assert after["thumb"] <= 80
+    assert net.errors == []

@@ -420,6 +420,34 @@ describe("PageLoader recovery", () => {
     expect(loader.getSnapshot().total).toBeNull();
   });
 
+  it("back online after a scroll offline: only the pages near the view are asked, through the request slots", async () => {
+    const { calls, fetchPage } = controlledFetch();
+    let online = true;
+    const loader = new PageLoader({ pageSize: 10, fetchPage, maxInFlight: 1, isOnline: () => online });
+    loader.ensureRange(0, 9);
+    calls[0]!.resolve(pageOf(0, 10));
+    await flush();
+    online = false;
+    for (let p = 1; p <= 8; p++) {
+      loader.ensureRange(p * 10, p * 10 + 9); // scrolled on offline: each page fails and waits for online
+      calls[p]!.reject(new TypeError("Failed to fetch"));
+      await flush();
+    }
+    expect(loader.getSnapshot().pages.get(3)).toMatchObject({ state: "failed", offline: true });
+    online = true;
+    loader.wake("online");
+    expect(calls.slice(9).map((c) => c.page)).toEqual([8]); // one slot: the page in view first
+    expect(loader.getSnapshot().pages.get(7)).toMatchObject({ state: "loading" }); // waiting for the slot
+    expect([1, 2, 3, 4, 5, 6].some((p) => loader.getSnapshot().pages.has(p))).toBe(false); // asked when reached
+    calls[9]!.resolve(pageOf(8, 10));
+    await flush();
+    expect(calls.slice(10).map((c) => c.page)).toEqual([7]);
+    loader.ensureRange(30, 39); // scrolled back: a forgotten page is asked again
+    calls[10]!.resolve(pageOf(7, 10));
+    await flush();
+    expect(calls.slice(11).map((c) => c.page)).toEqual([3]);
+  });
+
   it("waits out a Retry-After longer than its own backoff", async () => {
     const { calls, fetchPage } = controlledFetch();
     const loader = new PageLoader({ pageSize: 50, fetchPage, backoffMs: () => 100 });

@@ -299,12 +299,34 @@ export class PageLoader<T> {
     const stuck = [...this.snapshot.pages].filter(
       ([p, s]) => (s.state === "failed" || s.state === "retrying") && (page === undefined || p === page),
     );
+    if (stuck.length === 0) return;
+    // Everything failed at once (back online after a scroll offline, the tab shown after an outage):
+    // the pages the view has left are forgotten (asked again when reached), the rest go through the
+    // request slots nearest-first, not a request each at once (11 at Slow 3G, most for pages passed).
+    const [lo, hi] = this.nearView();
+    const pages = new Map(this.snapshot.pages);
     for (const [p] of stuck) {
-      const timer = this.timers.get(p);
-      if (timer !== undefined) clearTimeout(timer);
+      clearTimeout(this.timers.get(p));
       this.timers.delete(p);
-      this.request(p, 1);
+      if (page === undefined && (p < lo || p > hi) && (p !== 0 || this.until !== undefined)) {
+        pages.delete(p);
+      } else {
+        this.queued.add(p);
+        pages.set(p, { state: "loading", attempt: 1 });
+      }
     }
+    this.commit({ pages });
+    this.pump();
+  }
+
+  /** Pages within a page of the last range asked for (all pages before any range was). */
+  private nearView(): [number, number] {
+    if (!this.lastRange) return [-Infinity, Infinity];
+    const shift = this.snapshot.prepended;
+    const baseTotal = this.snapshot.total === null ? null : this.snapshot.total - shift;
+    const wanted = pagesForRange(this.lastRange[0] - shift, this.lastRange[1] - shift, this.pageSize, baseTotal);
+    if (wanted.length === 0) return [-Infinity, Infinity];
+    return [wanted[0]! - 1, wanted[wanted.length - 1]! + 1];
   }
 
   /**
