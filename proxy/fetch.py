@@ -129,6 +129,13 @@ def _has_port(entry: str) -> bool:
     return bool(sep) and tail.isascii() and tail.isdigit() and (not head.startswith("[") or head.endswith("]"))
 
 
+class RefusedRedirect(SourceNotAllowed):
+    """The origin redirected where the policy refuses to go (another scheme, port or host, a
+    private address): the same 403 as a refused source URL, but the origin was asked, so it is
+    remembered like the origin's other failures (:mod:`proxy.negative`). Not remembered, an
+    allowed URL redirecting away had every request for its thumbnail contact the origin again."""
+
+
 class GuardedDialer:
     """Resolve, check every address against the policy, connect to a checked address."""
 
@@ -263,15 +270,22 @@ class OriginFetcher:
 
     async def _fetch(self, source: str, ticket: FetchTicket | None) -> Body:
         url = self.policy.check_url(source)
+        redirected = False  # once the origin has redirected, a refusal is about its answer
         for _ in range(self.max_redirects + 1):
             port = url.port or DEFAULT_PORTS[url.scheme]
-            async with self.pool.get(url.scheme, wire_host(url), port, request_head(url)) as (head, connection):
-                if head.status in REDIRECT_STATUSES and "location" in head.headers:
-                    url = self.policy.check_url(_join(url, head.headers["location"]))
-                    continue
-                if head.status != 200:
-                    raise OriginError(f"the origin answered {head.status}")
-                return await self._read_capped(head, connection, ticket)
+            try:
+                async with self.pool.get(url.scheme, wire_host(url), port, request_head(url)) as (head, connection):
+                    if head.status in REDIRECT_STATUSES and "location" in head.headers:
+                        redirected = True
+                        url = self.policy.check_url(_join(url, head.headers["location"]))
+                        continue
+                    if head.status != 200:
+                        raise OriginError(f"the origin answered {head.status}")
+                    return await self._read_capped(head, connection, ticket)
+            except SourceNotAllowed as exc:
+                if not redirected:
+                    raise  # the source URL itself: refused without a word from its origin
+                raise RefusedRedirect(f"the origin redirected to a source that is not allowed: {exc}") from exc
         raise OriginError(f"more than {self.max_redirects} redirects")
 
     async def _read_capped(self, head: ResponseHead, connection: OriginConnection, ticket: FetchTicket | None) -> Body:
@@ -339,6 +353,6 @@ def policy_from(allowed_sources: Sequence[str], allow_private: bool) -> SourcePo
 
 
 __all__ = [
-    "MAX_URL_LENGTH", "GuardedDialer", "OriginFetcher", "ProxyError", "SourcePolicy", "check_guard",
+    "MAX_URL_LENGTH", "GuardedDialer", "OriginFetcher", "ProxyError", "RefusedRedirect", "SourcePolicy", "check_guard",
     "is_public_address", "policy_from",
 ]

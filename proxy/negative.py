@@ -1,7 +1,10 @@
 """Remembered failures, so a broken or hostile source cannot be hammered.
 
-A failure that belongs to the source (413, 415, 422, 502, 504) is remembered for
-``negative_ttl`` seconds in process and, when configured, in Redis for the other workers.
+A failure that belongs to the source (413, 415, 422, 502, 504, and the 403 of a redirect the
+source policy refuses: the origin answered it) is remembered for ``negative_ttl`` seconds in
+process and, when configured, in Redis for the other workers. A source URL refused by the
+policy itself (403, no origin asked) is not: refusing it again costs nothing, and remembering
+every URL a client makes up would push out the failures worth keeping.
 
 Only the failure's status, code and detail are kept, and every lookup answers a fresh error:
 a raised exception holds its traceback, whose frames hold the request's locals (a failed
@@ -18,6 +21,7 @@ from typing import NamedTuple
 import orjson
 
 from proxy.errors import NEGATIVE_CACHEABLE, ProxyError
+from proxy.fetch import RefusedRedirect
 from proxy.tiers import RedisTier
 
 MAX_REMEMBERED = 10_000
@@ -57,7 +61,7 @@ class NegativeCache:
         return error
 
     async def put(self, key: str, error: ProxyError) -> None:
-        if not self.ttl or error.status not in NEGATIVE_CACHEABLE:
+        if not self.ttl or not remembered(error):
             return
         self._remember(key, error)
         if self.redis is not None:
@@ -68,6 +72,11 @@ class NegativeCache:
         self._local.move_to_end(key)
         while len(self._local) > MAX_REMEMBERED:
             self._local.popitem(last=False)
+
+
+def remembered(error: ProxyError) -> bool:
+    """Whether the failure belongs to the source, so repeating the request cannot help for a while."""
+    return error.status in NEGATIVE_CACHEABLE or isinstance(error, RefusedRedirect)
 
 
 def encode(error: ProxyError) -> bytes:

@@ -155,6 +155,62 @@ async def test_redirects_from_an_allowed_origin_to_private_targets_are_refused(
     assert network.refused_dials == []
 
 
+async def test_a_refused_redirect_is_remembered_so_repeats_do_not_contact_the_origin(
+    strict_settings: Callable[..., Settings], target: Listener, network: FakeNetwork, origin: Origin, unique,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An allowed URL that redirects away is the origin's answer about that URL: forgotten, every
+    # request for its thumbnail asked the origin again (an amplifier whoever owns the URL aims).
+    origin_port = int(origin.base_url.rsplit(":", 1)[1])
+    network.resolve("img.test", [PUBLIC_A])
+    network.route(PUBLIC_A, origin_port)
+    network.resolve("loop.test", ["127.0.0.1"])
+    locations = {
+        "ftp": "ftp://img.test/x.png",
+        "file": "file:///etc/passwd",
+        "data": "data:image/png;base64,iVBORw0KGgo=",
+        "other-port": f"http://img.test:{origin_port + 1}/x.png",
+        "other-host": f"http://elsewhere.test:{origin_port}/x.png",
+        "private": f"http://loop.test:{target.port}/x.png",
+    }
+    paths = {name: origin.add_handler(unique(name), _redirect(location)) for name, location in locations.items()}
+    now = [1000.0]
+    monkeypatch.setattr("proxy.negative.time.monotonic", lambda: now[0])
+    settings = strict_settings(allowed_sources=[f"img.test:{origin_port}", f"loop.test:{target.port}"],
+                               negative_ttl=30)
+    async with running(settings) as proxy:
+        for round_ in range(5):
+            for name, local_url in paths.items():
+                response = await proxy.thumb(local_url.replace("127.0.0.1", "img.test", 1))
+                assert response.status_code == 403, (name, round_, response.text)
+                assert response.json()["error"] == "source_not_allowed", name
+        assert {name: origin.hits[unique(name)] for name in paths} == dict.fromkeys(paths, 1)
+        now[0] += 30  # THUMBS_NEGATIVE_TTL later the origin is asked again, once
+        for _ in range(3):
+            for local_url in paths.values():
+                assert (await proxy.thumb(local_url.replace("127.0.0.1", "img.test", 1))).status_code == 403
+        assert {name: origin.hits[unique(name)] for name in paths} == dict.fromkeys(paths, 2)
+    assert target.accepts == 0
+
+
+async def test_a_source_url_refused_by_the_policy_itself_is_not_remembered(
+    make_settings: Callable[..., Settings], network: FakeNetwork, origin: Origin
+) -> None:
+    # No origin was asked, so refusing again costs nothing: the URLs a client makes up stay
+    # out of the negative cache, where they would push out the failures worth keeping.
+    network.resolve("loop.test", ["127.0.0.1"])
+    sources = ["ftp://img.test/x.png", "http://elsewhere.test/x.png", "http://img.test:81/x.png",
+               "http://loop.test/x.png", "http://10.0.0.1/x.png"]
+    settings = make_settings(allow_private_sources=False, negative_ttl=30,
+                             allowed_sources=["img.test:80", "loop.test", "10.0.0.1"])
+    async with running(settings) as proxy:
+        for _ in range(3):
+            for source in sources:
+                await _refused(await proxy.thumb(source))
+        assert len(proxy.proxy.service.negative._local) == 0
+    assert network.dials == []
+
+
 async def test_redirect_loops_end_in_a_bounded_502(
     strict_settings: Callable[..., Settings], network: FakeNetwork, origin: Origin, unique
 ) -> None:
