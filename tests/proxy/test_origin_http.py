@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import gzip
-import ipaddress
 import os
 import socket
 import ssl
@@ -20,15 +18,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from proxy import origin_http
 from proxy.errors import OriginError, OriginUnreachable, TooLarge
 from proxy.fetch import OriginFetcher, SourcePolicy
 from tests.support.servers import free_port
+from tests.support.tls import self_signed_certificate
 from tests.support.wait import ManualClock, wait_until
 
 BODY = bytes(range(256)) * (8 * 1024)  # 2 MiB
@@ -329,27 +324,8 @@ async def test_a_closed_port_is_unreachable() -> None:
             await client.fetch(f"http://127.0.0.1:{free_port()}/a")
 
 
-def _certificate(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
 async def test_https_is_verified_and_kept_alive(serve, tmp_path: Path) -> None:
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ssl.load_cert_chain(cert, key)
     origin, port = await serve([ok(), ok(b"again")], server_ssl)
@@ -412,7 +388,7 @@ async def test_connections_are_released_at_once_when_a_tls_origin_ignores_close_
     """A TLS close waits for the origin's close_notify (asyncio: up to 30 s). Against an origin
     that never answers, every finished fetch kept its socket open that long: 20 failed fetches
     held 20 descriptors for 30 s, so a fast-failing origin could exhaust the worker's fds."""
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ssl.load_cert_chain(cert, key)
     origin = SilentTLSOrigin(server_ssl, reply)
