@@ -114,6 +114,8 @@ def check_limits(
     elif fmt == formats.PNG:
         _check_png_chunks(data)
     plain = jpeg_header.read(data) if fmt == formats.JPEG else None
+    if fmt == formats.JPEG and plain is None:  # a plain JPEG has no profile
+        _check_jpeg_profile(data)
     if plain is not None:  # a plain JPEG's markers say it all; libvips reads every other header
         _check_size(plain.width, plain.height, max_pixels, max_side)
         _check_cost(cost(fmt, plain.width, plain.height, plain.components, 1, plain.progressive), max_decode_bytes)
@@ -182,6 +184,13 @@ def _check_png_chunks(data: Body) -> None:
     refusal = png_header.check(data)
     if refusal is not None:
         raise TooLarge(f"the PNG has {refusal.reason}")
+
+
+def _check_jpeg_profile(data: Body) -> None:
+    """libjpeg keeps every APP2 segment and libvips copies the profile out of them (see
+    :data:`proxy.jpeg_header.MAX_PROFILE`); the same 8 MB limit as a PNG's profile."""
+    if jpeg_header.profile_size(data) > jpeg_header.MAX_PROFILE:
+        raise TooLarge(f"the JPEG has an ICC profile of more than {jpeg_header.MAX_PROFILE // (1024 * 1024)} MB")
 
 
 def _check_tiff_scans(data: Body) -> None:

@@ -78,6 +78,26 @@ def test_the_walk_is_capped_so_a_hostile_run_of_markers_goes_to_libvips() -> Non
     assert jpeg_header.read(with_comments(jpeg_header.MAX_SEGMENTS)) is None
 
 
+def test_the_profile_walk_counts_the_bytes_libvips_assembles() -> None:
+    """profile_size sums the APP2 ICC_PROFILE segments after their 14-byte header, as libvips does,
+    past read()'s 256-segment cap (a 16 MB profile is 257 segments), and stops once over its limit."""
+    photo = images.photo(64, 48)
+    cmyk = photo.icc_transform("cmyk", input_profile="srgb")
+    data = cmyk.jpegsave_buffer(Q=90)
+    assert jpeg_header.profile_size(data) == len(cmyk.get("icc-profile-data")) > 65_519  # several segments
+    plain = images.jpeg(photo, keep="none")
+    assert jpeg_header.profile_size(plain) == 0
+
+    def with_profile(segments: int, chunk: int = 65_519) -> bytes:
+        one = b"\xff\xe2" + (16 + chunk).to_bytes(2, "big") + b"ICC_PROFILE\0\x01\x01" + b"\0" * chunk
+        return plain[:2] + one * segments + plain[2:]
+
+    assert jpeg_header.profile_size(with_profile(257)) > jpeg_header.MAX_PROFILE
+    assert jpeg_header.profile_size(with_profile(300)) == 129 * 65_519  # stopped once over
+    assert jpeg_header.profile_size(with_profile(3, chunk=10)) == 30
+    assert jpeg_header.profile_size(with_profile(jpeg_header.MAX_PROFILE_SEGMENTS + 1, chunk=1)) <= 4096
+
+
 def test_an_orientation_outside_the_first_ifd_is_left_to_libvips() -> None:
     """Exif with no orientation in IFD0: libexif would look in the other IFDs, so libvips decides."""
     exif = b"Exif\x00\x00" + b"II*\x00" + (8).to_bytes(4, "little") + (0).to_bytes(2, "little") + bytes(4)
