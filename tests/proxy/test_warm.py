@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -21,6 +20,7 @@ from tests.support import images
 from tests.support.origin import Origin
 from tests.support.servers import free_port
 from tests.support.wait import wait_until
+from tests.support.warm_queue import consume_for
 from thumbs.settings import Settings
 
 AUTH = {"Authorization": "Bearer warm-token"}
@@ -261,16 +261,8 @@ async def test_a_warm_up_cancelled_between_variants_never_downloads_the_source_a
 async def test_consumer_backs_off_and_logs_once_while_redis_is_down(caplog: pytest.LogCaptureFixture) -> None:
     """An outage of minutes must not be a warning per second: the pause doubles to 5 s, one line a minute."""
     queue = RedisWarmQueue(f"redis://127.0.0.1:{free_port()}/0", "thumbs-test-down:")
-
-    async def handle(source: str) -> WarmOutcome:
-        raise AssertionError("nothing to consume")
-
     with caplog.at_level(logging.WARNING, logger="thumbs.proxy"):
-        consumer = asyncio.create_task(queue.consume(handle, 1))
-        await asyncio.sleep(4.0)
-        consumer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consumer
+        await consume_for(queue, 4.0)
     await queue.close()
     warnings = [r for r in caplog.records if "redis unavailable" in r.getMessage()]
     assert len(warnings) == 1  # was 4, one per 1 s retry

@@ -6,7 +6,6 @@ Both use private redis-servers or processes started here, never the shared ones'
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import re
@@ -28,13 +27,13 @@ from proxy.tiers import RedisTier
 from proxy.urls import cache_key, thumbnail_path
 from proxy.variants import THUMB
 from proxy.warm_queue import RedisWarmQueue
-from proxy.warm_types import WarmOutcome
 from tests.proxy.conftest import running
 from tests.reliability.conftest import ThrowawayRedis
 from tests.support import images
 from tests.support.origin import Origin
 from tests.support.proxy_process import proxy_process
 from tests.support.wait import wait_until
+from tests.support.warm_queue import consume_for
 from thumbs.settings import Settings
 
 WARM_AUTH = {"authorization": "Bearer warm-token"}
@@ -173,17 +172,9 @@ async def test_the_warm_consumer_warns_when_redis_may_evict_its_queue(
     server = ThrowawayRedis(tmp_path, extra=["--maxmemory-policy", policy])
     server.start()
     queue = RedisWarmQueue(server.url, "policy:", block_ms=100)
-
-    async def handle(source: str) -> WarmOutcome:
-        raise AssertionError("nothing to consume")
-
     try:
         with caplog.at_level(logging.WARNING, logger="thumbs.proxy"):
-            consumer = asyncio.create_task(queue.consume(handle, 1))
-            await asyncio.sleep(0.5)
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
+            await consume_for(queue, 0.5)
     finally:
         await queue.close()
         server.kill()
