@@ -358,6 +358,15 @@ def test_a_hidden_tab_does_not_keep_retrying_and_catches_up_once_when_shown(net:
 
 
 PERF = """
+window.__storageWrites = [];
+const setItem = Storage.prototype.setItem;
+Storage.prototype.setItem = function (key, value) {
+  const start = performance.now();
+  try { return setItem.call(this, key, value); }
+  finally { if (window.__countWrites) window.__storageWrites.push(performance.now() - start); }
+};
+window.__scrollEvents = 0;
+document.addEventListener('scroll', () => { if (window.__countWrites) window.__scrollEvents += 1; }, {capture: true, passive: true});
 window.__longTasks = [];
 new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__longTasks.push(e.duration); })
   .observe({type: 'longtask', buffered: true});
@@ -387,7 +396,11 @@ def test_a_6x_throttled_cpu_scrolls_1000_images_without_a_long_task_storm_and_se
     try:
         total = net.total()
         assert total >= 1000
-        net.page.evaluate("() => { window.__longTasks = []; window.__recordFrames(true); }")
+        net.page.evaluate(
+            "() => { window.__longTasks = []; window.__storageWrites = []; window.__scrollEvents = 0;"
+            " window.__countWrites = true; window.__recordFrames(true); }"
+        )
+        started = time.monotonic()
         box = net.page.locator("[role=grid]").bounding_box()
         assert box is not None
         net.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -396,7 +409,11 @@ def test_a_6x_throttled_cpu_scrolls_1000_images_without_a_long_task_storm_and_se
             net.page.mouse.wheel(0, delta)
             net.page.wait_for_timeout(16)
         net.page.wait_for_timeout(1000)
+        elapsed_ms = (time.monotonic() - started) * 1000
         frames = net.page.evaluate("() => { window.__recordFrames(false); return window.__frames; }")
+        writes, scroll_events = net.page.evaluate(
+            "() => { window.__countWrites = false; return [window.__storageWrites, window.__scrollEvents]; }"
+        )
         long_tasks = net.page.evaluate("() => window.__longTasks")
         frames = sorted(frames[1:])
         p95 = frames[int(len(frames) * 0.95)] if frames else 0.0
@@ -421,8 +438,11 @@ def test_a_6x_throttled_cpu_scrolls_1000_images_without_a_long_task_storm_and_se
     print(
         f"6x CPU, {total} images, scrolled to {state['top']}: {len(frames)} frames, p95 {p95:.1f} ms, "
         f"max {frames[-1] if frames else 0:.0f} ms; {len(over_50)} long tasks (sum {sum(over_50):.0f} ms, "
-        f"max {max(over_50, default=0):.0f} ms)"
+        f"max {max(over_50, default=0):.0f} ms); {scroll_events} scroll events, {len(writes)} sessionStorage "
+        f"writes ({sum(writes):.0f} ms) in {elapsed_ms:.0f} ms"
     )
+    # The place is saved at most every SAVE_INTERVAL_MS (250 ms) while scrolling, not per scroll event.
+    assert len(writes) <= elapsed_ms / 250 + 2
     assert wrong == []
     assert net.errors == []
 

@@ -11,6 +11,7 @@ import { fakeLibrary, type FakeLibrary } from "../test/fakeLibrary";
 import { resizeAll } from "../test/setup";
 import { INLINE_FIRST_PAGE_ID } from "./api";
 import { ImagePicker, type ImagePickerProps } from "./ImagePicker";
+import { SAVE_INTERVAL_MS } from "./useScrollAnchor";
 
 // As the demo runs in development: effects mount, unmount and mount again.
 configure({ reactStrictMode: true });
@@ -241,6 +242,49 @@ describe("reopening at a saved place", () => {
     const offsets = lib.requests.map((u) => u.searchParams.get("offset"));
     expect(offsets).not.toContain("50");
     expect(offsets).toContain("450");
+  });
+});
+
+describe("saving the place", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+    Object.defineProperty(document, "visibilityState", { value: "visible", configurable: true });
+  });
+
+  it("a fast scroll writes sessionStorage at most every SAVE_INTERVAL_MS, and at once when hidden or closed", async () => {
+    const { unmount } = renderPicker({ scrollKey: "save-test" });
+    await loaded(0);
+    const writes = vi.spyOn(Storage.prototype, "setItem");
+    const saved = () => sessionStorage.getItem("save-test");
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] }); // the test's pace is not the machine's
+    try {
+      for (let row = 1; row <= 20; row++) {
+        act(() => {
+          grid().scrollTop = 160 * row; // 20 scroll events, 10 ms apart
+          fireEvent.scroll(grid());
+        });
+        act(() => vi.advanceTimersByTime(10));
+      }
+      // One write so far (at 250 ms from the first event), not 20.
+      expect(writes.mock.calls.filter(([key]) => key === "save-test").length).toBeLessThanOrEqual(1);
+      act(() => vi.advanceTimersByTime(SAVE_INTERVAL_MS));
+      expect(saved()).toBe("100"); // row 20's first item
+    } finally {
+      vi.useRealTimers();
+    }
+    // Hidden (tab switched, page frozen or discarded next): the place is written at once.
+    await scrollTo(160 * 30);
+    Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+    fireEvent(document, new Event("visibilitychange"));
+    expect(saved()).toBe("150");
+    Object.defineProperty(document, "visibilityState", { value: "visible", configurable: true });
+    await scrollTo(160 * 40);
+    fireEvent(window, new Event("pagehide"));
+    expect(saved()).toBe("200");
+    // Closed right after a scroll: reopening finds the last place.
+    await scrollTo(160 * 50);
+    unmount();
+    expect(saved()).toBe("250");
   });
 });
 
