@@ -8,14 +8,15 @@ gives bands and sample format from the header alone) for every format libvips de
 - interlaced (Adam7) PNG and progressive JPEG: a pass covers the whole image, so there is no
   stream and no shrink-on-load benefit; a progressive JPEG's coefficients are 16-bit; the PNG is
   then resized from memory, which holds rows as a streamed one's resize does;
-- GIF, WebP, AVIF/HEIC (their decoders produce whole frames) and TIFF (a strip or tile can
+- GIF (libnsgif's frame is 4 bytes a pixel, :data:`GIF_BYTES_PER_PIXEL`), WebP, AVIF/HEIC
+  (their decoders produce whole frames) and TIFF (a strip or tile can
   be the whole image: counted at full size, whatever the layout). AVIF/HEIC count more than
   the frame: libheif keeps the decoded planes and its own interleaved copy of the frame besides
   libvips' (:data:`HEIF_FRAMES`, :data:`HEIF_BYTES_PER_PIXEL`).
 
 Baseline JPEG and non-interlaced PNG decode as a stream of rows into the shrink, so what
 they hold is rows across the full width, not the frame. For a JPEG (shrunk on load) that is a
-window of :data:`STREAM_ROWS`; a PNG holds what libvips'
+window of :data:`STREAM_ROWS`; a PNG, and a GIF's rows after libnsgif's frame, hold what libvips'
 line caches and the resize hold (:func:`streamed_bytes`), measured across shapes and bit depths.
 Over the budget is a 413 ``too_large`` naming the need and the budget.
 """
@@ -52,7 +53,7 @@ HEIF_BYTES_PER_PIXEL = 10
 # where that is more than :func:`streamed_bytes` counts for every streamed source.
 WIDE = 4
 WIDE_ROWS = 1536
-# What libvips 8.18 holds while it shrinks a streamed PNG into a thumbnail, in
+# What libvips 8.18 holds while it shrinks a streamed PNG (or a GIF's rows) into a thumbnail, in
 # rows of the full width (libvips' concurrency 1: a sink buffer of 128 lines):
 # - LOADER_ROWS of the source's own format: the loader's line cache (vips_sequential, 16-line
 #   strips, 4 x 128 lines kept);
@@ -77,6 +78,9 @@ PROFILE_RESIZE_ROWS = 1536
 CROP_BOX = 400  # the largest square variant (cell2x)
 STREAM_OVERHEAD = 4_000_000
 
+# libnsgif decodes a GIF into a frame of 4 bytes a pixel whatever libvips reports (3 bands without
+# transparency): a 7000 x 7000 GIF grew a worker by 229-236 MB (3 bands), 245-254 MB (4 bands).
+GIF_BYTES_PER_PIXEL = 4
 
 @dataclass(frozen=True)
 class DecodeCost:
@@ -115,6 +119,9 @@ def cost(
     if fmt in (formats.AVIF, formats.HEIC):
         pixels = width * height
         return DecodeCost(pixels * (bands * sample * HEIF_FRAMES + HEIF_BYTES_PER_PIXEL), False, description)
+    if fmt == formats.GIF:  # libnsgif's frame, then libvips' rows of it streamed into the resize
+        frame = width * height * GIF_BYTES_PER_PIXEL
+        return DecodeCost(frame + streamed_bytes(width, height, bands, 1), False, description)
     if fmt == formats.PNG:  # interlaced: decoded whole into memory, then resized from there
         frame = width * height * bands * sample
         return DecodeCost(frame + max(window, _resized(width, height, bands, sample, profile)) + STREAM_OVERHEAD,
