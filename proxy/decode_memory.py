@@ -90,14 +90,16 @@ class DecodeCost:
 
 
 def decode_cost(
-    data: Body, fmt: str, header: pyvips.Image, width: int | None = None, height: int | None = None
+    data: Body, fmt: str, header: pyvips.Image, width: int | None = None, height: int | None = None,
+    profile: bool | None = None,
 ) -> DecodeCost:
-    """``width`` and ``height``: the header's, when the caller has read them already (each read
-    is several libvips calls, each a GIL hand-off)."""
+    """``width``, ``height`` and whether it has an ICC ``profile``: the header's, when the caller
+    has read them already (each read is several libvips calls, each a GIL hand-off)."""
     width = header.width if width is None else width
     height = header.height if height is None else height
     sample = BYTES_PER_SAMPLE.get(str(header.format), 8)
-    profile = bool(header.get_typeof("icc-profile-data"))
+    if profile is None:
+        profile = bool(header.get_typeof("icc-profile-data"))
     return cost(fmt, width, height, header.bands, sample, _interlaced(data, fmt, header), profile)
 
 
