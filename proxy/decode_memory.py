@@ -49,10 +49,11 @@ HEIF_BYTES_PER_PIXEL = 10
 # rows of the source's own width: 65535 x 762 RGBA 16-bit PNG 725 for the 200 px thumbnail,
 # 1,392 for the square cell, +730 MB against 134 MB counted; 65535 x 16: 244; 30000 x 1600 cell:
 # 1,092; a GIF canvas of 65535 x 762: 450 MB against its 200 MB frame). Counted as
-# min(2 x height + STREAM_ROWS, WIDE_ROWS) rows, on top of the frame where that is held whole,
-# where that is more than :func:`streamed_bytes` counts for every streamed source.
+# min(2 x height + STREAM_ROWS, WIDE_ROWS) rows, on top of the frame where that is held whole
+# (40000 x 1250 RGB PNG, 50 MP: +97 MB thumb, +184 cell, +188 cell2x, 1,570 rows; counted 204).
+# With an embedded profile it holds what a narrower one does (16000 x 3000 RGBA 16-bit: +246 MB).
 WIDE = 4
-WIDE_ROWS = 1536
+WIDE_ROWS = 1664
 # What libvips 8.18 holds while it shrinks a streamed PNG (or a GIF's rows) into a thumbnail, in
 # rows of the full width (libvips' concurrency 1: a sink buffer of 128 lines):
 # - LOADER_ROWS of the source's own format: the loader's line cache (vips_sequential, 16-line
@@ -133,12 +134,13 @@ def cost(
 
 def streamed_bytes(width: int, height: int, bands: int, sample: int, profile: bool = False) -> int:
     """What libvips holds while it resizes a source it reads as a stream of rows (see
-    :data:`RESIZE_ROWS`): its line caches, a tall source's rows down to a square crop's centre
-    and, for a wide one, :data:`WIDE_ROWS` where that is more."""
+    :data:`RESIZE_ROWS`): its line caches, a tall source's rows down to a square crop's centre;
+    for a wide one :data:`WIDE_ROWS` (and the line caches where that is more, with a profile)."""
     row = width * bands * sample
     held = row * min(height, LOADER_ROWS) + _resized(width, height, bands, sample, profile)
-    if width >= WIDE * height:
-        held = max(held, row * min(2 * height + STREAM_ROWS, WIDE_ROWS))
+    if width >= WIDE * height:  # measured apart: fewer rows, except with a profile
+        window = row * min(2 * height + STREAM_ROWS, WIDE_ROWS)
+        held = max(held, window) if profile else window
     if height > width:
         shrink = max(1.0, width / CROP_BOX)
         held += row * int(0.75 * height / shrink)

@@ -373,6 +373,7 @@ STREAMED_SHAPES = {
     "3000x1000-rgba16": lambda: _flat_png(3000, 1000, colour_type=6, bands=4, depth=16),
     "600x20000-rgba8": lambda: _flat_png(600, 20000, colour_type=6, bands=4),  # the square crop reads down
     "6000x6000-grey8": lambda: _flat_png(6000, 6000, colour_type=0, bands=1),
+    "40000x1250-rgb8": lambda: _flat_png(40_000, 1_250),  # wide: WIDE_ROWS
 }
 
 
@@ -483,9 +484,10 @@ async def test_the_decode_budget_counts_the_rows_a_wide_source_holds(make_settin
     canvas = origin.add(unique("canvas.gif"), _gif_canvas(65_535, 762))
     # The same pixels standing up, a wide grey strip, and a short wide one: within the budget.
     fits = [origin.add(unique(f"fits{index}.png"), body) for index, body in enumerate((
-        _flat_png(762, 65_535), _flat_png(65_535, 762, colour_type=0, bands=1), _flat_png(16_000, 3_000)))]
+        _flat_png(762, 65_535), _flat_png(65_535, 762, colour_type=0, bands=1), _flat_png(16_000, 3_000),
+        _flat_png(40_000, 1_250)))]  # 50 MP: +188 MB for cell2x, counted 204
     async with running(make_settings(negative_ttl=0)) as proxy:
-        for source, need in ((wide, "455 MB"), (canvas, "654 MB")):
+        for source, need in ((wide, "331 MB"), (canvas, "531 MB")):
             with RssWindow() as window:
                 refused = await proxy.client.get(thumbnail_path(source, proxy.settings.secret, CELL_2X))
             assert refused.status_code == 413, refused.text
