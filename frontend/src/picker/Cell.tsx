@@ -22,6 +22,10 @@ export interface CellData {
   eagerStop: number;
   /** Cells before this item index show their tile without the thumbnail (a saved place is being restored). */
   holdBefore: number;
+  /** A fast scroll is under way: cells are flat placeholders (scrollSeek.ts). */
+  seeking: boolean;
+  /** False right after a fast scroll stopped: the tiles left in view load their thumbnails at once. */
+  deferThumbs: boolean;
   /** Click on a cell: select it (or retry its failed page); Shift extends, Ctrl/Cmd toggles. */
   onCellClick: (index: number, modifiers: { shift: boolean; toggle: boolean }) => void;
   /** Double-click: choose and confirm. */
@@ -93,10 +97,26 @@ export function PickerCell(props: CellComponentProps<CellData>) {
     onFocus: () => props.state.setActive(index),
   };
 
+  const status = image ? undefined : props.pages.get(Math.floor((index - props.prepended) / props.pageSize));
+  const failed = status?.state === "failed";
+  const retrying = status?.state === "retrying";
+  // A failed or retrying cell keeps its words.
+  if (props.seeking && !failed && !retrying) {
+    // One flat box in the image's colour (the padding is the gap): no <img>, no rounded clipped layer.
+    return (
+      <div
+        {...common}
+        className="tp-cell tp-cell-seek"
+        style={image?.color ? { ...style, backgroundColor: image.color } : style}
+        aria-busy={image ? undefined : true}
+        aria-selected={image ? selected : undefined}
+        aria-label={image ? props.strings.imageLabel(image) : props.strings.loading}
+        data-selected={selected || undefined}
+      />
+    );
+  }
+
   if (!image) {
-    const status = props.pages.get(Math.floor((index - props.prepended) / props.pageSize));
-    const failed = status?.state === "failed";
-    const retrying = status?.state === "retrying";
     const { strings } = props;
     const text = failed ? (status.offline ? strings.offlineCell : strings.failedCell) : retrying ? strings.retrying : null;
     return (
@@ -124,6 +144,7 @@ export function PickerCell(props: CellComponentProps<CellData>) {
             image={image}
             size={Math.round(props.cellSize)}
             eager={index >= props.eagerStart && index < props.eagerStop}
+            defer={props.deferThumbs}
             recovery={recovery}
             unavailableText={props.strings.previewUnavailable}
             onUnavailable={onUnavailable}

@@ -245,6 +245,34 @@ describe("reopening at a saved place", () => {
   });
 });
 
+describe("a fast scroll", () => {
+  it("shows flat placeholders (no <img>, same names) and, once it stops, the tiles ask for their thumbnails at once", async () => {
+    renderPicker();
+    await loaded(0);
+    await scrollTo(160 * 8); // a rest before: the first event of a scroll has no speed
+    await loaded(60); // rows 8-12 on screen, pages 0 and 1 loaded
+    // 160 px per event, 10 ms apart (16 px/ms) on the picker's clock, whatever this machine's pace.
+    let now = performance.now();
+    const clock = vi.spyOn(performance, "now").mockImplementation(() => now);
+    try {
+      for (let row = 9; row <= 12; row++) {
+        now += 10;
+        await scrollTo(160 * row);
+      }
+      const seek = cell(60)!; // the top-left cell now
+      expect(seek.classList).toContain("tp-cell-seek");
+      expect(seek.querySelector("img")).toBeNull();
+      expect(seek.getAttribute("aria-label")).toMatch(/^Image \d+/);
+    } finally {
+      clock.mockRestore();
+    }
+    // Stopped: the tile is back, and its <img> already has its source (no THUMB_DEFER_MS wait).
+    await waitFor(() => expect(cell(60)!.querySelector("img")).not.toBeNull(), { interval: 5 });
+    expect(cell(60)!.classList).not.toContain("tp-cell-seek");
+    expect(cell(60)!.querySelector("img")!.getAttribute("src")).not.toBeNull();
+  });
+});
+
 describe("saving the place", () => {
   afterEach(() => {
     vi.restoreAllMocks();

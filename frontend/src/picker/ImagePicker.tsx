@@ -20,6 +20,7 @@ import { useColumnLayout } from "./useColumnLayout";
 import { useGridKeyboard, type ActivateKey } from "./useGridKeyboard";
 import { usePagedLibrary, type FetchNewer } from "./usePagedLibrary";
 import { readSavedIndex, useScrollAnchor } from "./useScrollAnchor";
+import { useScrollSeek } from "./useScrollSeek";
 import "./picker.css";
 
 /** What a host can do through `ref`. */
@@ -152,6 +153,8 @@ export function ImagePicker({
     ready: total !== null,
     items,
   });
+  // A fast scroll shows placeholders (scrollSeek.ts); the mode changes twice per fast scroll.
+  const seekMode = useScrollSeek(gridRef);
   const getActive = useCallback(() => state.getActive(), [state]);
   const setActive = useCallback((index: number) => state.setActive(index), [state]);
 
@@ -406,11 +409,13 @@ export function ImagePicker({
       eagerStop,
       // More than a row above the place being restored (see restoreTarget).
       holdBefore: restoreTarget === null ? 0 : (rowOf(restoreTarget, columnCount) - 1) * columnCount,
+      seeking: seekMode === "seeking",
+      deferThumbs: seekMode !== "settled",
       onCellClick,
       onCellConfirm,
       strings,
     }),
-    [items, itemCount, columnCount, cellSize, pages, limit, prepended, state, eagerStart, eagerStop, restoreTarget, onCellClick, onCellConfirm, strings],
+    [items, itemCount, columnCount, cellSize, pages, limit, prepended, state, eagerStart, eagerStop, restoreTarget, seekMode, onCellClick, onCellConfirm, strings],
   );
 
   const firstPage = pages.get(0);

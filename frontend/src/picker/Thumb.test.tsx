@@ -99,6 +99,9 @@ describe("a tile passed over in a fast scroll", () => {
     expect(back.container.querySelector("img")!.getAttribute("src")).toBe("/t/9.jpg");
     const first = render(<Thumb image={{ ...image, id: 10, thumbnail_url: "/t/10.jpg" } as LibraryImage} size={160} eager={true} recovery={0} />);
     expect(first.container.querySelector("img")!.getAttribute("src")).toBe("/t/10.jpg");
+    // Left in view when a fast scroll stopped (defer={false}): at once too.
+    const settled = render(<Thumb image={{ ...image, id: 11, thumbnail_url: "/t/11.jpg" } as LibraryImage} size={160} eager={false} defer={false} recovery={0} />);
+    expect(settled.container.querySelector("img")!.getAttribute("src")).toBe("/t/11.jpg");
   });
 });
 

@@ -52,6 +52,11 @@ export interface ThumbProps {
   size: number;
   /** First screen: eager with high fetch priority; everything else lazy. */
   eager: boolean;
+  /**
+   * Off the first screen, wait THUMB_DEFER_MS mounted before asking (default). False: ask at once
+   * (the cells left in view when a fast scroll stops). Read when the tile mounts.
+   */
+  defer?: boolean;
   /** Changes when failed thumbnails should try again at once (PickerState.recover). */
   recovery: number;
   /** The words for a tile that cannot be shown (translatable). */
@@ -67,7 +72,8 @@ export interface ThumbProps {
  * needs no extra element; a thumbnail that keeps failing says so in words.
  */
 export const Thumb = memo(function Thumb(props: ThumbProps) {
-  const { image, size, eager, recovery, onUnavailable, onRecovered, unavailableText = UNAVAILABLE_TEXT } = props;
+  const { image, size, eager, defer = true, recovery, onUnavailable, onRecovered } = props;
+  const { unavailableText = UNAVAILABLE_TEXT } = props;
   const src = thumbSource(image);
   const srcSet = thumbSrcSet(image);
   const [attempt, setAttempt] = useState(0); // key of the <img>: a fresh element per try
@@ -110,7 +116,7 @@ export const Thumb = memo(function Thumb(props: ThumbProps) {
           srcSet={srcSet}
           size={size}
           eager={eager}
-          defer={!eager && attempt === 0}
+          defer={defer && !eager && attempt === 0}
           onLoad={() => {
             if (failures > 0) onRecovered?.();
             setFailures(0);
