@@ -162,8 +162,10 @@ def test_the_compose_stack_runs_as_written(tmp_path: Path, origin: Origin, datab
         values["THUMBS_PROXY_UPSTREAM"] = f"127.0.0.1:{ports['proxy-1']};\n    server 127.0.0.1:{ports['proxy-2']}"
         (edge_dir / "run" / "thumbs.conf").write_text(render_template(template_path.read_text(), values))
         main = edge_dir / "nginx.conf"
+        (edge_dir / "temp").mkdir(exist_ok=True)  # the image's /var/cache/nginx, beside the cache volume
         main.write_text(MAIN_CONFIG.format(user="user root;\n" if os.geteuid() == 0 else "", run=edge_dir / "run",
-                                           logs=edge_dir / "logs", mime_types="/etc/nginx/mime.types"))
+                                           logs=edge_dir / "logs", temp=edge_dir / "temp",
+                                           mime_types="/etc/nginx/mime.types"))
         started.append(start("nginx", [nginx, "-p", str(edge_dir), "-c", str(main), "-g", "daemon off;"],
                              clean_environment(), logs))
         public, internal = f"http://127.0.0.1:{public_port}", f"http://127.0.0.1:{internal_port}"
