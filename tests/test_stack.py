@@ -225,8 +225,8 @@ def test_nginx_stages_responses_off_the_data_disk(tmp_path: Path, monkeypatch: p
     memory.mkdir()
     monkeypatch.setattr(stack_module, "MEMORY_FILESYSTEM", memory)
 
-    def temp_paths(**overrides: object) -> set[str]:
-        settings = Settings(_env_file=None, data_dir=data, **overrides)  # type: ignore[arg-type]
+    def temp_paths(edge_temp_dir: Path | None = None) -> set[str]:
+        settings = Settings(_env_file=None, data_dir=data, edge_temp_dir=edge_temp_dir)
         config = stack_module.write_nginx_config(settings, data).read_text()
         lines = [line.split() for line in config.splitlines() if "_temp_path" in line]
         assert len(lines) == 5  # client body, proxy, fastcgi, uwsgi, scgi: none left at nginx's default

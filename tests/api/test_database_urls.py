@@ -12,7 +12,6 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -21,6 +20,7 @@ from library_api.migrate import run_migrations
 from tests.conftest import cannot_run
 from tests.support.pg import PG_BIN, Cluster
 from tests.support.tls import self_signed_certificate
+from thumbs.settings import Settings
 
 IS_TLS = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
 
@@ -48,7 +48,7 @@ def tls_cluster(tmp_path: Path) -> Iterator[tuple[Cluster, Path, Path]]:
 
 
 async def _connects_over_tls(url: str) -> bool:
-    database = create_database(SimpleNamespace(database_url=url))  # type: ignore[arg-type]
+    database = create_database(Settings(_env_file=None, database_url=url))
     await database.connect()
     try:
         return bool(await database.fetch_val(IS_TLS))
@@ -61,7 +61,7 @@ async def test_sslmode_and_sslrootcert_hold_for_the_app_and_for_migrate(
 ) -> None:
     cluster, ca, other_ca = tls_cluster
     verified = f"{cluster.url}?sslmode=verify-full&sslrootcert={ca}"
-    await asyncio.to_thread(run_migrations, SimpleNamespace(database_url=verified))
+    await asyncio.to_thread(run_migrations, Settings(_env_file=None, database_url=verified))
     assert await _connects_over_tls(verified)
     assert not await _connects_over_tls(f"{cluster.url}?sslmode=disable")
 
@@ -69,4 +69,4 @@ async def test_sslmode_and_sslrootcert_hold_for_the_app_and_for_migrate(
     with pytest.raises(Exception, match="certificate verify failed"):
         await _connects_over_tls(impostor)
     with pytest.raises(Exception, match="certificate verify failed"):
-        await asyncio.to_thread(run_migrations, SimpleNamespace(database_url=impostor))
+        await asyncio.to_thread(run_migrations, Settings(_env_file=None, database_url=impostor))

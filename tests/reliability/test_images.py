@@ -13,11 +13,12 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 import pyvips
 
 from proxy.pipeline import configure_libvips
-from tests.proxy.conftest import running
+from tests.proxy.conftest import Running, running
 from tests.support import images
 from tests.support.images import _png_chunk
 from tests.support.memory import RssWindow
@@ -96,6 +97,15 @@ def grey_png(width: int, height: int) -> bytes:
         _png_chunk(b"IEND", b"")
 
 
+async def measured_thumb(proxy: Running, source: str) -> tuple[httpx.Response, float, float]:
+    """One thumbnail request: its response, the CPU seconds and the peak RSS growth (MB) it cost."""
+    with RssWindow() as window:
+        started = time.process_time()
+        response = await proxy.thumb(source)
+        cpu = time.process_time() - started
+    return response, cpu, window.growth_mb
+
+
 @pytest.mark.timeout(60)
 async def test_a_side_over_the_limit_is_413_from_the_header(make_settings: Callable[..., Settings],
                                                             origin: Origin, unique) -> None:
@@ -107,14 +117,11 @@ async def test_a_side_over_the_limit_is_413_from_the_header(make_settings: Calla
     sources = {shape: origin.add(unique(f"{shape[0]}x{shape[1]}.png"), grey_png(*shape)) for shape in shapes}
     async with running(make_settings(negative_ttl=0)) as proxy:
         for (width, height), source in sources.items():
-            with RssWindow() as window:
-                started = time.process_time()
-                response = await proxy.thumb(source)
-                cpu = time.process_time() - started
+            response, cpu, growth_mb = await measured_thumb(proxy, source)
             assert response.status_code == 413, (width, height, response.text)
             assert response.json() == {"error": "too_many_pixels",
                                        "detail": f"{width}x{height} has a side over the 65535 pixel limit"}
-            assert cpu < 1.0 and window.growth_mb < 50, (width, height, cpu, window.growth_mb)
+            assert cpu < 1.0 and growth_mb < 50, (width, height, cpu, growth_mb)
 
 
 @pytest.mark.timeout(60)
@@ -125,13 +132,10 @@ async def test_a_side_at_the_limit_is_still_rendered_and_cheap(make_settings: Ca
     sources = {shape: origin.add(unique(f"{shape[0]}x{shape[1]}.png"), grey_png(*shape)) for shape in shapes}
     async with running(make_settings(negative_ttl=0)) as proxy:
         for (width, height), source in sources.items():
-            with RssWindow() as window:
-                started = time.process_time()
-                response = await proxy.thumb(source)
-                cpu = time.process_time() - started
+            response, cpu, growth_mb = await measured_thumb(proxy, source)
             assert response.status_code == 200, (width, height, response.text)
             assert response.content.endswith(JPEG_END)
-            assert cpu < 1.0 and window.growth_mb < 50, (width, height, cpu, window.growth_mb)
+            assert cpu < 1.0 and growth_mb < 50, (width, height, cpu, growth_mb)
     # The setting reaches the proxy: a lower cap refuses what the default renders.
     async with running(make_settings(max_source_side=1_000, negative_ttl=0)) as proxy:
         refused = await proxy.thumb(origin.add(unique("1001.png"), grey_png(1, 1_001)))
@@ -177,13 +181,10 @@ async def test_png_text_chunk_bombs_are_refused_before_libvips_reads_them(make_s
     answered = {name: origin.add(unique(f"{name}.png"), body) for name, body in honest.items()}
     async with running(make_settings(negative_ttl=0)) as proxy:
         for name, source in sources.items():
-            with RssWindow() as window:
-                started = time.process_time()
-                response = await proxy.thumb(source)
-                cpu = time.process_time() - started
+            response, cpu, growth_mb = await measured_thumb(proxy, source)
             assert response.status_code == 413, (name, response.text)
             assert response.json()["error"] == "too_large" and response.json()["detail"].startswith("the PNG has ")
-            assert cpu < 1.0 and window.growth_mb < 100, (name, cpu, window.growth_mb)
+            assert cpu < 1.0 and growth_mb < 100, (name, cpu, growth_mb)
         for name, source in answered.items():
             response = await proxy.thumb(source)
             assert response.status_code == 200 and response.content.endswith(JPEG_END), (name, response.text)
